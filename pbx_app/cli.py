@@ -1,0 +1,61 @@
+"""pbx-app: run the ARI app, check a policy file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from .policy import PolicyError, load_policy
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{args.file}: {len(exc.problems)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({len(policy.employees)} employees, {len(policy.departments)} departments)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_app
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    if args.policy:
+        settings = type(settings)(**{**settings.__dict__, "policy_path": args.policy})
+    try:
+        return asyncio.run(run_app(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pbx-app", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the ARI app (settings from PBX_* environment variables)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
+    p.add_argument("file", nargs="?", default="config/policy.yaml")
+    p.set_defaults(func=cmd_check)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

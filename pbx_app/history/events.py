@@ -1,0 +1,78 @@
+"""What the call flow tells the journal. Append-only facts; history is derived from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, Union
+
+LegRole = Literal["employee", "forward", "voicemail", "announcement", "drop_message"]
+LegOutcome = Literal[
+    "answered",  # a person picked up
+    "no_answer",
+    "busy",
+    "unreachable",
+    "caller_hung_up",  # the caller left while this leg was going on
+    "played",  # an announcement or drop message played to its end
+    "message_left",  # voicemail: a message was recorded
+    "no_message",  # voicemail: reached, nothing recorded
+]
+CallResult = Literal["answered", "dropped", "voicemail", "caller_hung_up", "failed"]
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    call_id: str
+    at: datetime
+    caller: str
+    extension: str  # the employee the client dialled
+    channel_id: str
+    reasons: tuple[str, ...] = ()  # why the plan is what it is (which rule won)
+
+
+@dataclass(frozen=True)
+class LegStarted:
+    call_id: str
+    leg: int  # 1, 2, … in the order the legs started
+    at: datetime
+    role: LegRole
+    targets: tuple[str, ...] = ()  # extensions rung (a department: its members in this step)
+    department: str | None = None
+
+
+@dataclass(frozen=True)
+class LegEnded:
+    call_id: str
+    leg: int
+    at: datetime
+    outcome: LegOutcome
+    answered_by: str | None = None  # the extension that picked up
+    answered_at: datetime | None = None
+    cause: str | None = None  # Asterisk's DIALSTATUS / hangup cause, for the curious
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+    at: datetime
+    result: CallResult
+    detail: str = ""
+
+
+JournalEvent = Union[CallStarted, LegStarted, LegEnded, CallEnded]
+
+
+class Journal(Protocol):
+    """Where the flow sends facts. ``record`` never raises: a failing store must not break a call."""
+
+    async def record(self, event: JournalEvent) -> None: ...
+
+
+@dataclass
+class MemoryJournal:
+    """Keeps events in a list: for tests and for running without a database."""
+
+    events: list[JournalEvent] = field(default_factory=list)
+
+    async def record(self, event: JournalEvent) -> None:
+        self.events.append(event)

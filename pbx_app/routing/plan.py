@@ -1,0 +1,117 @@
+"""What a call will do, step by step. The flow carries a Plan out; it never decides."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Union
+
+
+class Outcome(str, enum.Enum):
+    """How one ring step ended, as the caller's side sees it."""
+
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    UNREACHABLE = "unreachable"
+    CALLER_HUNG_UP = "caller_hung_up"
+
+    @classmethod
+    def from_dialstatus(cls, status: str) -> "Outcome":
+        return _DIALSTATUS.get(status.upper(), cls.UNREACHABLE)
+
+
+# Asterisk's DIALSTATUS values; CONGESTION and CHANUNAVAIL both mean the phone could not be reached.
+_DIALSTATUS = {
+    "ANSWER": Outcome.ANSWERED,
+    "NOANSWER": Outcome.NO_ANSWER,
+    "BUSY": Outcome.BUSY,
+    "CANCEL": Outcome.CALLER_HUNG_UP,
+    "CHANUNAVAIL": Outcome.UNREACHABLE,
+    "CONGESTION": Outcome.UNREACHABLE,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A person to ring: their extension (for history) and their Dial() string."""
+
+    extension: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class Ring:
+    targets: tuple[Target, ...]
+    timeout: int
+    role: Literal["employee", "forward"]
+    department: str | None = None
+    type: Literal["ring"] = "ring"
+
+
+@dataclass(frozen=True)
+class Announce:
+    sound: str  # a media URI such as sound:pbx_app/forward-notice
+    answer_first: bool = False
+    type: Literal["announce"] = "announce"
+
+
+@dataclass(frozen=True)
+class Voicemail:
+    mailbox: str
+    extension: str
+    type: Literal["voicemail"] = "voicemail"
+
+
+@dataclass(frozen=True)
+class Drop:
+    kind: Literal["busy", "message"]
+    sound: str | None = None  # message: what is played before the hangup
+    type: Literal["drop"] = "drop"
+
+
+Step = Union[Ring, Announce, Voicemail, Drop]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """``first`` rings the employee (None when they are known to be away); its outcome picks the
+    branch, whose steps run in order until someone answers or the call ends."""
+
+    extension: str
+    first: Ring | None
+    on_no_answer: tuple[Step, ...]
+    on_busy: tuple[Step, ...]
+    on_unreachable: tuple[Step, ...]
+    reasons: tuple[str, ...] = field(default=())
+
+    def branch(self, outcome: Outcome | None) -> tuple[Step, ...]:
+        if outcome is Outcome.BUSY:
+            return self.on_busy
+        if outcome is Outcome.UNREACHABLE:
+            return self.on_unreachable
+        return self.on_no_answer
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        raw = json.loads(text)
+
+        def step(d: dict) -> Step:
+            kind = d.pop("type")
+            if kind == "ring":
+                d["targets"] = tuple(Target(**t) for t in d["targets"])
+                return Ring(**d)
+            return {"announce": Announce, "voicemail": Voicemail, "drop": Drop}[kind](**d)
+
+        return cls(
+            extension=raw["extension"],
+            first=step(raw["first"]) if raw["first"] else None,  # type: ignore[arg-type]
+            on_no_answer=tuple(step(s) for s in raw["on_no_answer"]),
+            on_busy=tuple(step(s) for s in raw["on_busy"]),
+            on_unreachable=tuple(step(s) for s in raw["on_unreachable"]),
+            reasons=tuple(raw["reasons"]),
+        )

@@ -1,0 +1,37 @@
+"""Run-time settings from the environment. The ARI password comes from PBX_ARI_PASSWORD or a
+secrets file (PBX_ARI_PASSWORD_FILE) and is never printed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    ari_url: str = "http://127.0.0.1:8088"
+    ari_user: str = "pbx_app"
+    ari_password: str = field(default="", repr=False)
+    app: str = "pbx_app"
+    policy_path: Path = Path("config/policy.yaml")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        password = env.get("PBX_ARI_PASSWORD", "")
+        secret_file = env.get("PBX_ARI_PASSWORD_FILE")
+        if secret_file:
+            try:
+                password = Path(secret_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SystemExit(f"PBX_ARI_PASSWORD_FILE={secret_file}: cannot read it ({exc.strerror})") from None
+        if not password:
+            raise SystemExit("no ARI password: set PBX_ARI_PASSWORD or PBX_ARI_PASSWORD_FILE")
+        return cls(
+            ari_url=env.get("PBX_ARI_URL", cls.ari_url),
+            ari_user=env.get("PBX_ARI_USER", cls.ari_user),
+            ari_password=password,
+            app=env.get("PBX_ARI_APP", cls.app),
+            policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
+        )

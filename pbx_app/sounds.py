@@ -1,0 +1,22 @@
+"""Names of the sounds we play. Asterisk picks the language folder from the caller channel's
+language, so one name serves Russian and English callers."""
+
+from __future__ import annotations
+
+from .policy.model import Announcement
+
+# sounds/<lang>/<name>.wav in the repository, installed under Asterisk's sounds/<lang>/pbx_app/.
+DROP_MESSAGE = "sound:pbx_app/manager-unavailable"
+FORWARD_NOTICE = "sound:pbx_app/forward-notice"
+# Custom announcements (uploaded or rendered from text) live outside the language folders.
+CUSTOM_DIR = "/var/lib/pbx_app/sounds"
+
+
+def announcement_sound(announcement: Announcement) -> str | None:
+    """The media URI to play before a forward, or None for no announcement."""
+    if announcement.kind == "none":
+        return None
+    if announcement.kind == "custom" and announcement.file:
+        name = announcement.file.rsplit(".", 1)[0]
+        return f"sound:{name}" if name.startswith("/") else f"sound:{CUSTOM_DIR}/{name}"
+    return FORWARD_NOTICE

@@ -1,0 +1,180 @@
+"""SIPp as callers and employees' phones, with what each side saw read back from SIPp's
+message trace."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "sipp"
+PCAP = Path("/usr/share/sip-tester/g711a.pcap")
+ASTERISK_SIP = "127.0.0.1:5060"
+# Phones of the test bed's pjsip.conf: extension 1NN listens on 127.0.0.1:51NN.
+PHONE_PORT = {ext: 5000 + int(ext) for ext in ("101", "102", "103", "104", "105")}
+
+_MSG_HEADER = re.compile(r"^-+ (\d{4}-\d\d-\d\d\s[\d:.]+)")
+_DIRECTION = re.compile(r"^(UDP|TCP) message (sent|received)")
+
+
+@dataclass
+class SipMessage:
+    at: datetime
+    sent: bool
+    first_line: str
+    text: str
+
+    @property
+    def code(self) -> int | None:
+        m = re.match(r"SIP/2\.0 (\d{3})", self.first_line)
+        return int(m.group(1)) if m else None
+
+    @property
+    def method(self) -> str | None:
+        return None if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
+
+
+def read_trace(path: Path) -> list[SipMessage]:
+    if not path.exists():
+        return []
+    messages: list[SipMessage] = []
+    at: datetime | None = None
+    sent = False
+    lines: list[str] = []
+
+    def flush() -> None:
+        body = [l for l in lines if l.strip()]
+        if at is not None and body:
+            messages.append(SipMessage(at, sent, body[0].strip(), "\n".join(lines)))
+
+    for line in path.read_text(errors="replace").splitlines():
+        m = _MSG_HEADER.match(line)
+        if m:
+            flush()
+            at = datetime.strptime(m.group(1).strip()[:26], "%Y-%m-%d %H:%M:%S.%f")
+            lines = []
+            continue
+        d = _DIRECTION.match(line)
+        if d:
+            sent = d.group(2) == "sent"
+            continue
+        lines.append(line)
+    flush()
+    return messages
+
+
+@dataclass
+class Sipp:
+    """One SIPp process; ``messages`` reads its trace (what it sent and received)."""
+
+    name: str
+    args: list[str]
+    workdir: Path
+    proc: subprocess.Popen | None = None
+    trace: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.trace = self.workdir / f"{self.name}.msg.log"
+
+    def start(self) -> "Sipp":
+        cmd = [
+            shutil.which("sipp") or "sipp",
+            *self.args,
+            "-trace_msg",
+            "-message_file",
+            str(self.trace),
+            "-trace_err",
+            "-error_file",
+            str(self.workdir / f"{self.name}.err.log"),
+            "-nostdin",
+            "-bg" if False else "-nd",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=open(self.workdir / f"{self.name}.stderr", "w")
+        )
+        return self
+
+    @property
+    def messages(self) -> list[SipMessage]:
+        return read_trace(self.trace)
+
+    def received(self, what: str | int) -> list[SipMessage]:
+        """Messages received: a method name ("INVITE") or a response code (486)."""
+        return [m for m in self.messages if not m.sent and (m.code == what or m.method == what)]
+
+    def sent(self, what: str | int) -> list[SipMessage]:
+        return [m for m in self.messages if m.sent and (m.code == what or m.method == what)]
+
+    async def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.proc.poll() is None:
+            if loop.time() > deadline:
+                raise TimeoutError(f"SIPp {self.name} still running after {timeout} s")
+            await asyncio.sleep(0.05)
+        return self.proc.returncode
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)  # SIPp's soft stop
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class SipBed:
+    """Starts phones and callers for one test and stops them all afterwards."""
+
+    def __init__(self, workdir: Path | None = None):
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="pbx-sipp-"))
+        self.procs: list[Sipp] = []
+        self._n = 0
+
+    def _scenario(self, name: str, values: dict[str, object]) -> str:
+        """SIPp takes no keywords in timeouts and pauses: write a copy with the values in."""
+        text = (SCENARIOS / name).read_text()
+        for key, value in values.items():
+            text = text.replace(f"[{key}]", str(value))
+        path = self.workdir / f"{self._n + 1:02d}-{name}"
+        path.write_text(text)
+        return str(path)
+
+    def _spawn(self, name: str, args: list[str]) -> Sipp:
+        self._n += 1
+        p = Sipp(f"{self._n:02d}-{name}", args, self.workdir).start()
+        self.procs.append(p)
+        return p
+
+    def phone(self, ext: str, behaviour: str, answer_delay_ms: int = 500) -> Sipp:
+        """behaviour: ring_forever | answer | busy. The phone takes one call."""
+        scenario = {"ring_forever": "phone_ring_forever.xml", "answer": "phone_answer.xml", "busy": "phone_busy.xml"}[
+            behaviour
+        ]
+        port = PHONE_PORT[ext]
+        args = ["-sf", self._scenario(scenario, {"answer_delay": answer_delay_ms}), "-i", "127.0.0.1", "-p", str(port),
+                "-m", "1", "-mi", "127.0.0.1", "-mp", str(20000 + port * 2 % 10000)]
+        return self._spawn(f"phone{ext}-{behaviour}", args)
+
+    def call(self, ext: str, talk_ms: int = 2000, caller: str = "79001234567", source_ip: str = "127.0.0.1",
+             cancel_after_ms: int | None = None) -> Sipp:
+        """A client calls ``ext``; with ``cancel_after_ms`` they hang up while it rings."""
+        scenario = "caller_cancel.xml" if cancel_after_ms is not None else "caller.xml"
+        talk = cancel_after_ms if cancel_after_ms is not None else talk_ms
+        local_port = 5201 + self._n
+        args = [ASTERISK_SIP, "-sf", self._scenario(scenario, {"talk": talk, "pcap": PCAP}), "-s", ext,
+                "-i", source_ip, "-p", str(local_port), "-m", "1", "-mi", source_ip, "-mp", str(30000 + self._n * 10),
+                "-key", "caller", caller, "-timeout", "300s"]
+        return self._spawn(f"call{ext}", args)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
