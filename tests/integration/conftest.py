@@ -1,0 +1,121 @@
+"""Real calls through the real Asterisk 22 test bed (scripts/testbed). These tests never skip:
+if Asterisk cannot start, the run fails."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pbx_app.ari import AriClient
+from pbx_app.calls.app import StasisApp
+from pbx_app.history.events import MemoryJournal
+from pbx_app.policy import parse_policy
+from tests.support.sipp import SipBed
+
+REPO = Path(__file__).resolve().parents[2]
+TESTBED = REPO / "scripts" / "testbed"
+ARI_URL = os.environ.get("PBX_ARI_URL", "http://127.0.0.1:8088")
+ARI_USER = os.environ.get("PBX_ARI_USER", "pbx_app")
+ARI_PASSWORD = os.environ.get("PBX_ARI_PASSWORD", "pbx_app_secret")
+LOCK = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "testbed.lock"
+
+pytestmark = pytest.mark.asterisk
+
+
+def testbed(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TESTBED), *args], capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="session")
+def asterisk():
+    """One Asterisk for the session, with the project's config freshly put in place. A lock
+    keeps two test sessions on this machine from sharing it."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(LOCK, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    testbed("stop", check=False)
+    started = testbed("start", check=False)
+    if started.returncode != 0:
+        pytest.fail(f"the Asterisk test bed did not start:\n{started.stderr}", pytrace=False)
+    yield testbed
+    testbed("stop", check=False)
+    lock.close()
+
+
+@pytest.fixture
+async def ari(asterisk):
+    client = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, "pbx_app")
+    yield client
+    await client.close()
+
+
+async def leftovers(ari: AriClient, wait: float = 5.0) -> tuple[list, list]:
+    """Channels and bridges still in Asterisk, after giving hangups a moment to finish."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        channels = await ari.get("/channels")
+        bridges = await ari.get("/bridges")
+        if (not channels and not bridges) or loop.time() > deadline:
+            return channels, bridges
+        await asyncio.sleep(0.1)
+
+
+class RunningApp:
+    def __init__(self, app: StasisApp, task: asyncio.Task, journal: MemoryJournal):
+        self.app = app
+        self.task = task
+        self.journal = journal
+
+    def ended(self):
+        from pbx_app.history.events import CallEnded
+
+        return [e for e in self.journal.events if isinstance(e, CallEnded)]
+
+    async def wait_calls_ended(self, count: int = 1, timeout: float = 30.0):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.ended()) < count:
+            if loop.time() > deadline:
+                raise TimeoutError(f"{len(self.ended())} of {count} calls ended: {self.journal.events}")
+            await asyncio.sleep(0.05)
+        return self.ended()
+
+
+@pytest.fixture
+async def start_app(ari):
+    """start_app(policy_yaml) runs the Stasis app in this process against the real Asterisk.
+    On teardown: every call's flow is over and no channel or bridge is left in Asterisk."""
+    running: list[RunningApp] = []
+
+    async def start(policy_yaml: str) -> RunningApp:
+        policy = parse_policy(policy_yaml, "<test policy>")
+        journal = MemoryJournal()
+        app = StasisApp(ari, lambda: policy, journal=journal)
+        task = asyncio.create_task(app.run())
+        await asyncio.wait_for(app.events.connected.wait(), 10)
+        r = RunningApp(app, task, journal)
+        running.append(r)
+        return r
+
+    yield start
+    for r in running:
+        await r.app.drain(5)
+        r.task.cancel()
+    channels, bridges = await leftovers(ari)
+    assert not channels, f"channels left in Asterisk: {[c['name'] for c in channels]}"
+    assert not bridges, f"bridges left in Asterisk: {bridges}"
+    for r in running:
+        assert not r.app.tasks, "call flows still running after the test"
+
+
+@pytest.fixture
+def sip(tmp_path):
+    bed = SipBed(tmp_path)
+    yield bed
+    bed.stop()
