@@ -36,8 +36,19 @@ class SipMessage:
         return int(m.group(1)) if m else None
 
     @property
+    def cseq_method(self) -> str | None:
+        m = re.search(r"^CSeq:\s*\d+\s+(\w+)", self.text, re.MULTILINE | re.IGNORECASE)
+        return m.group(1) if m else None
+
+    @property
     def method(self) -> str | None:
         return None if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
+
+
+def _is(m: SipMessage, what: str | int, to: str) -> bool:
+    if isinstance(what, int):
+        return m.code == what and m.cseq_method == to
+    return m.method == what
 
 
 def read_trace(path: Path) -> list[SipMessage]:
@@ -104,12 +115,12 @@ class Sipp:
     def messages(self) -> list[SipMessage]:
         return read_trace(self.trace)
 
-    def received(self, what: str | int) -> list[SipMessage]:
-        """Messages received: a method name ("INVITE") or a response code (486)."""
-        return [m for m in self.messages if not m.sent and (m.code == what or m.method == what)]
+    def received(self, what: str | int, to: str = "INVITE") -> list[SipMessage]:
+        """Messages received: a method name ("INVITE") or a response code (486) to ``to``."""
+        return [m for m in self.messages if not m.sent and _is(m, what, to)]
 
-    def sent(self, what: str | int) -> list[SipMessage]:
-        return [m for m in self.messages if m.sent and (m.code == what or m.method == what)]
+    def sent(self, what: str | int, to: str = "INVITE") -> list[SipMessage]:
+        return [m for m in self.messages if m.sent and _is(m, what, to)]
 
     async def wait(self, timeout: float) -> int:
         assert self.proc is not None
@@ -161,19 +172,28 @@ class SipBed:
         ]
         port = PHONE_PORT[ext]
         args = ["-sf", self._scenario(scenario, {"answer_delay": answer_delay_ms}), "-i", "127.0.0.1", "-p", str(port),
-                "-m", "1", "-mi", "127.0.0.1", "-mp", str(20000 + port * 2 % 10000)]
+                "-m", "1", "-mi", "127.0.0.1", "-mp", str(20000 + (port - 5100) * 10)]
         return self._spawn(f"phone{ext}-{behaviour}", args)
 
     def call(self, ext: str, talk_ms: int = 2000, caller: str = "79001234567", source_ip: str = "127.0.0.1",
-             cancel_after_ms: int | None = None) -> Sipp:
-        """A client calls ``ext``; with ``cancel_after_ms`` they hang up while it rings."""
+             cancel_after_ms: int | None = None, audio_after_ms: int = 0) -> Sipp:
+        """A client calls ``ext``; with ``cancel_after_ms`` they hang up while it rings. Once
+        answered they send 4.7 s of audio after ``audio_after_ms`` and stay ``talk_ms`` more."""
         scenario = "caller_cancel.xml" if cancel_after_ms is not None else "caller.xml"
         talk = cancel_after_ms if cancel_after_ms is not None else talk_ms
         local_port = 5201 + self._n
-        args = [ASTERISK_SIP, "-sf", self._scenario(scenario, {"talk": talk, "pcap": PCAP}), "-s", ext,
+        args = [ASTERISK_SIP, "-sf", self._scenario(scenario, {"talk": talk, "pcap": PCAP, "pcap_delay": audio_after_ms}), "-s", ext,
                 "-i", source_ip, "-p", str(local_port), "-m", "1", "-mi", source_ip, "-mp", str(30000 + self._n * 10),
                 "-key", "caller", caller, "-timeout", "300s"]
         return self._spawn(f"call{ext}", args)
+
+    async def finish(self, timeout: float = 10.0) -> None:
+        """Waits until every phone and caller has finished its scenario (traces complete)."""
+        for p in self.procs:
+            try:
+                await p.wait(timeout)
+            except TimeoutError:
+                p.stop()
 
     def stop(self) -> None:
         for p in self.procs:
