@@ -14,7 +14,7 @@ import pytest
 from pbx_app.ari import AriClient
 from pbx_app.calls.app import StasisApp
 from pbx_app.history.events import MemoryJournal
-from pbx_app.policy import parse_policy
+from pbx_app.policy import Policy, parse_policy
 from tests.support.sipp import SipBed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,8 +93,9 @@ async def start_app(ari):
     On teardown: every call's flow is over and no channel or bridge is left in Asterisk."""
     running: list[RunningApp] = []
 
-    async def start(policy_yaml: str) -> RunningApp:
-        policy = parse_policy(policy_yaml, "<test policy>")
+    async def start(policy_yaml: "str | Policy") -> RunningApp:
+        # A Policy object lets a test run what `check` would refuse (e.g. a forward loop).
+        policy = policy_yaml if isinstance(policy_yaml, Policy) else parse_policy(policy_yaml, "<test policy>")
         journal = MemoryJournal()
         app = StasisApp(ari, lambda: policy, journal=journal)
         task = asyncio.create_task(app.run())
