@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file", nargs="?", default="config/policy.yaml")
     p.set_defaults(func=cmd_check)
 
+    from .history.report import add_arguments as add_history_arguments, cmd_history
+
+    p = sub.add_parser("history", help="the call history: who missed what (table, --format csv|json)")
+    add_history_arguments(p)
+    p.set_defaults(func=cmd_history)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -15,6 +15,10 @@ class Settings:
     ari_password: str = field(default="", repr=False)
     app: str = "pbx_app"
     policy_path: Path = Path("config/policy.yaml")
+    # The call journal: one URL picks the database (postgresql://user@host:5432/db for PostgreSQL);
+    # events are spooled to local disk first, so no row is lost while the database is away.
+    database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
+    spool_dir: Path = Path("/var/lib/pbx_app/spool")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -34,4 +38,6 @@ class Settings:
             ari_password=password,
             app=env.get("PBX_ARI_APP", cls.app),
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
+            database_url=env.get("PBX_DATABASE_URL", cls.database_url),
+            spool_dir=Path(env.get("PBX_SPOOL_DIR", str(cls.spool_dir))),
         )

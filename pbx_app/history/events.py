@@ -28,6 +28,7 @@ class CallStarted:
     extension: str  # the employee the client dialled
     channel_id: str
     reasons: tuple[str, ...] = ()  # why the plan is what it is (which rule won)
+    channel_name: str = ""  # e.g. PJSIP/client-en-00000012: the CDR's channel column
 
 
 @dataclass(frozen=True)

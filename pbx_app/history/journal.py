@@ -1,0 +1,268 @@
+"""The journal the app runs with: every event is appended to the local spool and fsync'd
+before ``record`` returns (a batch of events from many calls shares one fsync), and a shipper
+task replays the spool into the database behind it.
+
+Why a spool and not straight to the database: the database may be slow or down (PostgreSQL
+restarting, a locked SQLite file) and a call must not wait on it or lose its row. The spool is
+a local file, so a write costs one fsync; what the database has not taken yet stays there and
+is shipped at the next start or as soon as the database answers again. ``record`` never
+raises: if even the disk fails, the event waits in memory and the writer retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .codec import BadLine, decode, encode
+from .events import JournalEvent
+from .spool import DEFAULT_SEGMENT_BYTES, Position, SpoolReader, SpoolWriter, spool_id
+from .store import Store, StoreError, open_store
+
+log = logging.getLogger(__name__)
+
+_UNKNOWN = object()
+
+
+class Shipper:
+    """Replays a spool into the store from the position the store holds for it. The app runs
+    one; `pbx-app history` runs one too, to show rows the app has not shipped yet — the store's
+    transaction on the position keeps two of them from applying a batch twice."""
+
+    def __init__(self, reader: SpoolReader, store: Store, io: ThreadPoolExecutor, spool: str = ""):
+        self.reader = reader
+        self.store = store
+        self.io = io
+        self.spool = spool
+        self.position = Position(0, 0)
+        self._known: object = _UNKNOWN  # the position the database holds for this spool
+
+    async def ship_once(self) -> bool:
+        """Ships the next batch of spooled lines; False when there was nothing to ship."""
+        loop = asyncio.get_running_loop()
+        if self._known is _UNKNOWN:
+            self._known = await self.store.position(self.spool)
+            self.position = self._known or self.reader.start()  # type: ignore[assignment]
+        lines, end = await loop.run_in_executor(self.io, self.reader.read, self.position)
+        if not lines:
+            self.position = end
+            return False
+        events = []
+        for _, raw in lines:
+            try:
+                events.append(decode(raw))
+            except BadLine as exc:
+                await loop.run_in_executor(self.io, self.reader.reject, raw, str(exc))
+        stored = await self.store.ship(self.spool, self._known, events, end)  # type: ignore[arg-type]
+        if stored != end:  # another process shipped this spool meanwhile: go on from where it got
+            self._known = stored
+            self.position = stored or self.reader.start()
+            return True
+        self._known = self.position = end
+        await loop.run_in_executor(self.io, self.reader.remove_shipped, end)
+        return True
+
+
+async def replay(spool_dir: Path, store: Store) -> int:
+    """Ships whatever the spool at ``spool_dir`` holds that the store lacks; the number of
+    batches. Nothing to do when there is no spool there."""
+    spool = spool_id(Path(spool_dir))
+    if spool is None:
+        return 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-replay") as io:
+        shipper = Shipper(SpoolReader(Path(spool_dir)), store, io, spool)
+        batches = 0
+        while await shipper.ship_once():
+            batches += 1
+        return batches
+
+
+class SpooledJournal:
+    def __init__(
+        self,
+        spool_dir: Path,
+        store: Store,
+        *,
+        ack_timeout: float = 2.0,  # longest a call waits on a sick disk before it goes on
+        idle_poll: float = 1.0,
+        retry_min: float = 0.5,
+        retry_max: float = 30.0,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+    ):
+        self.spool_dir = Path(spool_dir)
+        self.store = store
+        self.ack_timeout = ack_timeout
+        self.idle_poll = idle_poll
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.writer = SpoolWriter(self.spool_dir, segment_bytes)
+        self.reader = SpoolReader(self.spool_dir)
+        self._write_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-spool")
+        self._read_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-ship")
+        self._pending: deque[tuple[bytes, asyncio.Future]] = deque()
+        self._wake_writer = asyncio.Event()
+        self._wake_shipper = asyncio.Event()
+        self._written = Position(0, 0)  # the end of what is on disk
+        self._shipped = Position(0, 0)  # the end of what the database has
+        self.shipper = Shipper(self.reader, store, self._read_io)
+        self._tasks: list[asyncio.Task] = []
+        self.store_down = False
+
+    async def start(self) -> "SpooledJournal":
+        """Opens the spool (raises SpoolBusy or OSError: the app should not start without its
+        journal) and starts writing and shipping."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._write_io, self.writer.open)
+        self._written = Position(self.writer.segment, self.writer.size)
+        self.shipper.spool = self.writer.id
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name="journal-writer"),
+            asyncio.create_task(self._ship_loop(), name="journal-shipper"),
+        ]
+        log.info("journal: spool %s (id %s) → %s", self.spool_dir, self.writer.id, _safe_url(self.store.url))
+        return self
+
+    # ---- the Journal protocol ---------------------------------------------------------------
+
+    async def record(self, event: JournalEvent) -> None:
+        try:
+            line = encode(event)
+        except Exception:
+            log.exception("journal: cannot encode %r", event)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((line, done))
+        self._wake_writer.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self.ack_timeout)
+        except TimeoutError:
+            log.warning("journal: the spool disk is slow; %s of call %s is queued", type(event).__name__, event.call_id)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.retry_min
+        while True:
+            await self._wake_writer.wait()
+            self._wake_writer.clear()
+            while self._pending:
+                batch = list(self._pending)
+                try:
+                    end = await loop.run_in_executor(self._write_io, self.writer.append, [line for line, _ in batch])
+                except OSError as exc:
+                    log.error("journal: cannot write the spool %s (%s); %d events wait in memory, retrying",
+                              self.spool_dir, exc, len(self._pending))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.retry_max)
+                    continue
+                delay = self.retry_min
+                for _ in batch:
+                    _, done = self._pending.popleft()
+                    if not done.done():
+                        done.set_result(None)
+                self._written = end
+                self._wake_shipper.set()
+
+    # ---- shipping ---------------------------------------------------------------------------
+
+    async def _ship_loop(self) -> None:
+        delay = self.retry_min
+        while True:
+            try:
+                shipped_any = await self.ship_once()
+            except StoreError as exc:
+                if not self.store_down:
+                    log.error("journal: the database is not taking rows (%s); they stay in the spool, retrying", exc)
+                self.store_down = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            except Exception:
+                log.exception("journal: shipping failed; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            if self.store_down:
+                log.info("journal: the database is back; the spool is replayed into it")
+                self.store_down = False
+            delay = self.retry_min
+            if not shipped_any:
+                try:
+                    await asyncio.wait_for(self._wake_shipper.wait(), self.idle_poll)
+                except TimeoutError:
+                    pass
+                self._wake_shipper.clear()
+
+    async def ship_once(self) -> bool:
+        shipped = await self.shipper.ship_once()
+        self._shipped = self.shipper.position
+        return shipped
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def shipped(self) -> bool:
+        return not self._pending and self._shipped >= self._written
+
+    async def wait_shipped(self, timeout: float = 10.0) -> bool:
+        """True once everything recorded so far is in the database."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.shipped():
+            if loop.time() > deadline:
+                return False
+            self._wake_shipper.set()
+            await asyncio.sleep(0.02)
+        return True
+
+    async def close(self, timeout: float = 3.0) -> None:
+        """A clean stop: writes what is queued, ships what it can in ``timeout``; the rest stays
+        in the spool for the next start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._pending and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self._pending:
+            log.error("journal: %d events could not be written to the spool before the stop", len(self._pending))
+        await self.wait_shipped(max(0.0, deadline - loop.time()))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await loop.run_in_executor(self._write_io, self.writer.close)
+        self._write_io.shutdown(wait=True)
+        self._read_io.shutdown(wait=True)
+        try:
+            await self.store.close()
+        except Exception:
+            log.exception("journal: closing the database")
+
+
+@dataclass
+class Fanout:
+    """Sends each event to several journals (tests: a MemoryJournal beside the real one)."""
+
+    journals: list = field(default_factory=list)
+
+    async def record(self, event: JournalEvent) -> None:
+        for journal in self.journals:
+            try:
+                await journal.record(event)
+            except Exception:
+                log.exception("journal %r failed", journal)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for the log."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url
+
+
+async def open_journal(database_url: str, spool_dir: Path) -> SpooledJournal:
+    """The journal for the running app, from its settings."""
+    return await SpooledJournal(Path(spool_dir), open_store(database_url)).start()

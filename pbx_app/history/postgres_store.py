@@ -1,0 +1,160 @@
+"""The journal in PostgreSQL (PBX_DATABASE_URL=postgresql://…), through psycopg 3's asyncio
+connection. One connection, opened on first use and again after it breaks; times are
+timestamptz."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Sequence
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .events import JournalEvent
+from .records import CallRecord
+from .spool import Position
+from .store import GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, UPSERT, StoreError, event_params, records
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    call_id text PRIMARY KEY,
+    started_at timestamptz,
+    caller text,
+    extension text,             -- the employee the client dialled
+    channel_id text,            -- the caller's channel uniqueid = the CDR linkedid of every leg
+    channel_name text,
+    reasons text,               -- JSON list: why the plan was what it was
+    ended_at timestamptz,
+    result text,                -- answered, dropped, voicemail, caller_hung_up, failed; NULL: not ended
+    detail text
+);
+CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
+CREATE TABLE IF NOT EXISTS legs (
+    call_id text NOT NULL,
+    leg integer NOT NULL,
+    role text,
+    targets text,
+    department text,
+    started_at timestamptz,
+    ended_at timestamptz,
+    outcome text,
+    answered_by text,
+    answered_at timestamptz,
+    cause text,
+    PRIMARY KEY (call_id, leg)
+);
+CREATE TABLE IF NOT EXISTS journal_spools (
+    spool text PRIMARY KEY,
+    segment_no bigint NOT NULL,
+    byte_offset bigint NOT NULL,
+    shipped_at timestamptz
+);
+"""
+# The row a first shipper takes; a second one waits on it, then sees the first one's position.
+CLAIM_POSITION = """
+    INSERT INTO journal_spools (spool, segment_no, byte_offset) VALUES (:spool, -1, -1)
+    ON CONFLICT (spool) DO NOTHING"""
+# Two apps starting at once must not race on CREATE TABLE.
+SCHEMA_LOCK = 0x7062785F6A726E  # "pbx_jrn"
+
+
+def pg_sql(sql: str) -> str:
+    """:name placeholders → psycopg's %(name)s."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+
+
+def _same(value):
+    return value
+
+
+def _time(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(timezone.utc)
+
+
+class PostgresStore:
+    def __init__(self, url: str):
+        self.url = url
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    await conn.execute(SCHEMA)
+            except psycopg.Error as exc:
+                raise StoreError(f"PostgreSQL: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    async def _fail(self, exc: psycopg.Error) -> StoreError:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except psycopg.Error:
+                pass
+        return StoreError(f"PostgreSQL: {exc}")
+
+    async def position(self, spool: str) -> Position | None:
+        conn = await self._connection()
+        try:
+            cur = await conn.execute(pg_sql(GET_POSITION), {"spool": spool})
+            row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise await self._fail(exc) from exc
+        return None if row is None else Position(row[0], row[1])
+
+    async def ship(self, spool: str, expected: Position | None, events: Sequence[JournalEvent], end: Position) -> Position:
+        conn = await self._connection()
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(pg_sql(GET_POSITION + " FOR UPDATE"), {"spool": spool})
+                row = await cur.fetchone()
+                stored = None if row is None else Position(row[0], row[1])
+                if stored is None and expected is None:
+                    # Nobody has shipped this spool yet: take the row now, so a second shipper waits.
+                    await conn.execute(pg_sql(CLAIM_POSITION), {"spool": spool})
+                    cur = await conn.execute(pg_sql(GET_POSITION + " FOR UPDATE"), {"spool": spool})
+                    row = await cur.fetchone()
+                    stored = None if row == (-1, -1) else Position(row[0], row[1])
+                if stored != expected:
+                    raise _Moved(stored)
+                async with conn.cursor() as cur:
+                    for event in events:  # in order: a leg's start before its end
+                        await cur.execute(pg_sql(UPSERT[type(event)]), event_params(event, _same))
+                await conn.execute(pg_sql(PUT_POSITION), {"spool": spool, "segment": end.segment, "offset": end.offset,
+                                                          "now": datetime.now(timezone.utc)})
+        except _Moved as moved:
+            return moved.position  # type: ignore[return-value]
+        except psycopg.Error as exc:
+            raise await self._fail(exc) from exc
+        return end
+
+    async def calls(self, start: datetime, end: datetime) -> list[CallRecord]:
+        conn = await self._connection()
+        bounds = {"start": start, "end": end}
+        try:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                async with conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(pg_sql(SELECT_CALLS), bounds)
+                    call_rows = await cur.fetchall()
+                    await cur.execute(pg_sql(SELECT_LEGS), bounds)
+                    leg_rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise await self._fail(exc) from exc
+        return records(call_rows, leg_rows, _time)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+class _Moved(Exception):
+    def __init__(self, position: Position | None):
+        self.position = position

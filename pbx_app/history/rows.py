@@ -1,0 +1,157 @@
+"""The call history as a manager reads it: one row per call, counted for one employee. Pure:
+the same calls give the same rows.
+
+The rules (whom a call counts for, and whether it was missed):
+  - answered by the employee the client dialled      → a call to that employee, answered
+  - no answer (or busy, unreachable) and dropped     → missed by that employee
+  - the caller hung up while the employee's phone rang → missed by that employee
+  - forwarded to a colleague or a department:
+      answered by someone there                      → a call to the one who answered (the row
+                                                       says whom it was forwarded from)
+      not answered (or the caller hung up meanwhile) → missed by the employee dialled
+  - forwarded to voicemail: no message left          → a plain missed call of the employee
+                            message left             → missed by the employee, labelled "Voicemail"
+  - the app failed and gave busy                     → missed by the employee
+  - not ended yet (or its end is not in the journal) → "in progress"; answered if someone did
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Literal
+
+from .records import CallRecord, LegRecord
+
+Status = Literal["answered", "missed", "in progress"]
+VOICEMAIL = "Voicemail"
+
+_PEER = re.compile(r"^[A-Za-z]+/(?P<ext>[^-/]+)-[0-9a-f]+$")  # PJSIP/102-0000001a
+_WHY = {
+    "no_answer": "no answer",
+    "busy": "busy",
+    "unreachable": "unreachable",
+    "caller_hung_up": "caller hung up while ringing",
+}
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    call_id: str
+    started_at: datetime | None
+    caller: str
+    employee: str  # whom the call counts for: the one who answered, else the employee dialled
+    status: Status
+    label: str | None  # "Voicemail" when the caller left a message
+    dialled: str  # the employee the client dialled
+    forwarded_from: str | None  # answered after a forward: the employee the client dialled
+    department: str | None  # answered through this department's ring group
+    answered_at: datetime | None
+    ended_at: datetime | None
+    what_happened: str  # in words, leg by leg: "no answer; forwarded to 102, not answered"
+
+    @property
+    def missed(self) -> bool:
+        return self.status == "missed"
+
+    @property
+    def waited(self) -> float | None:
+        """Seconds the client waited: until someone answered, or until the call ended."""
+        until = self.answered_at or self.ended_at
+        if self.started_at is None or until is None:
+            return None
+        return max(0.0, (until - self.started_at).total_seconds())
+
+    @property
+    def talked(self) -> float | None:
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return max(0.0, (self.ended_at - self.answered_at).total_seconds())
+
+
+def who_answered(leg: LegRecord) -> str:
+    """The extension that picked up; a resumed call may only know the peer channel, or nothing."""
+    by = leg.answered_by or ""
+    if by in leg.targets:
+        return by
+    m = _PEER.match(by)
+    if m and m.group("ext") in leg.targets:
+        return m.group("ext")
+    if len(leg.targets) == 1:
+        return leg.targets[0]
+    return by or "?"
+
+
+def _ring_legs(call: CallRecord) -> list[LegRecord]:
+    return [l for l in call.legs if l.role in ("employee", "forward")]
+
+
+def _describe(call: CallRecord) -> str:
+    parts: list[str] = []
+    for leg in call.legs:
+        if leg.role == "employee":
+            parts.append("answered" if leg.outcome == "answered" else _WHY.get(leg.outcome or "", "ringing"))
+        elif leg.role == "forward":
+            where = leg.department or "+".join(leg.targets)
+            if leg.outcome == "answered":
+                parts.append(f"forwarded to {where}, answered by {who_answered(leg)}")
+            elif leg.outcome == "caller_hung_up":
+                parts.append(f"forwarded to {where}, caller hung up while it rang")
+            elif leg.outcome is None:
+                parts.append(f"forwarded to {where}, ringing")
+            else:
+                parts.append(f"forwarded to {where}, not answered ({_WHY.get(leg.outcome, leg.outcome)})")
+        elif leg.role == "voicemail":
+            parts.append({"message_left": "voicemail, message left", "no_message": "voicemail, no message"}.get(
+                leg.outcome or "", "in voicemail"))
+        elif leg.role == "announcement" and leg.outcome is None and call.result == "caller_hung_up":
+            parts.append("caller hung up during the announcement")
+        elif leg.role == "drop_message":
+            parts.append("message played, then hung up")
+    if call.legs and not any(l.role == "employee" for l in call.legs):
+        parts.insert(0, "not rung")  # away, or a rule sent the call elsewhere at once
+    if call.result == "failed":
+        parts.append("internal error, busy given")
+    elif call.result == "dropped" and call.detail == "busy":
+        parts.append("busy tone")
+    return "; ".join(parts)
+
+
+def history_row(call: CallRecord) -> HistoryRow:
+    answered = next((l for l in _ring_legs(call) if l.outcome == "answered"), None)
+    voicemail = next((l for l in call.legs if l.role == "voicemail"), None)
+    status: Status
+    employee, label, forwarded_from, department = call.extension, None, None, None
+    if answered is not None:
+        status = "answered"
+        if answered.role == "forward":
+            employee = who_answered(answered)
+            forwarded_from = call.extension
+            department = answered.department
+    elif voicemail is not None and voicemail.outcome == "message_left":
+        status, label = "missed", VOICEMAIL
+    elif call.result is None:
+        status = "in progress"
+    else:
+        status = "missed"
+    return HistoryRow(
+        call_id=call.call_id,
+        started_at=call.started_at,
+        caller=call.caller,
+        employee=employee,
+        status=status,
+        label=label,
+        dialled=call.extension,
+        forwarded_from=forwarded_from,
+        department=department,
+        answered_at=answered.answered_at if answered is not None else None,
+        ended_at=call.ended_at,
+        what_happened=_describe(call),
+    )
+
+
+def history(calls: Iterable[CallRecord]) -> list[HistoryRow]:
+    """One row per call, oldest first."""
+    rows = [history_row(c) for c in calls]
+    return sorted(rows, key=lambda r: (r.started_at is None, r.started_at.timestamp() if r.started_at else 0, r.call_id))

@@ -1,0 +1,149 @@
+"""The journal in SQLite (the default): the standard sqlite3 module on one thread of its own, so
+the event loop never waits on the disk. WAL lets `pbx-app history` read while the app writes;
+synchronous=FULL because a shipped segment of the spool is deleted after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from .codec import iso, parse_time
+from .events import JournalEvent
+from .records import CallRecord
+from .spool import Position
+from .store import GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, UPSERT, StoreError, event_params, records
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    call_id TEXT PRIMARY KEY,
+    started_at TEXT,            -- ISO 8601, UTC, microseconds: sorts as time
+    caller TEXT,
+    extension TEXT,             -- the employee the client dialled
+    channel_id TEXT,            -- the caller's channel uniqueid = the CDR linkedid of every leg
+    channel_name TEXT,
+    reasons TEXT,               -- JSON list: why the plan was what it was
+    ended_at TEXT,
+    result TEXT,                -- answered, dropped, voicemail, caller_hung_up, failed; NULL: not ended
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
+CREATE TABLE IF NOT EXISTS legs (
+    call_id TEXT NOT NULL,
+    leg INTEGER NOT NULL,       -- 1, 2, ... as in CDR userfield callid:leg:role:who
+    role TEXT,                  -- employee, forward, announcement, voicemail, drop_message
+    targets TEXT,               -- JSON list of extensions rung
+    department TEXT,
+    started_at TEXT,
+    ended_at TEXT,
+    outcome TEXT,               -- answered, no_answer, busy, unreachable, caller_hung_up, played, message_left, no_message
+    answered_by TEXT,
+    answered_at TEXT,
+    cause TEXT,
+    PRIMARY KEY (call_id, leg)
+);
+CREATE TABLE IF NOT EXISTS journal_spools (
+    spool TEXT PRIMARY KEY,     -- a spool folder's id: how far its lines are in this database
+    segment_no INTEGER NOT NULL,
+    byte_offset INTEGER NOT NULL,
+    shipped_at TEXT
+);
+"""
+
+
+def sqlite_path(url: str) -> str:
+    """sqlite:////abs/path.db → /abs/path.db; sqlite:///rel.db → rel.db (SQLAlchemy's form)."""
+    rest = url.split(":", 1)[1]
+    if not rest.startswith("///"):
+        raise ValueError(f"{url!r}: a SQLite URL is sqlite:////absolute/path.db or sqlite:///relative.db")
+    return rest[3:]
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else parse_time(value)
+
+
+class SqliteStore:
+    def __init__(self, url: str):
+        self.url = url
+        self.path = sqlite_path(url)
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sqlite")
+
+    async def _run(self, fn, *args):
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        except (sqlite3.Error, OSError) as exc:
+            self._drop()
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    def _drop(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+
+    async def position(self, spool: str) -> Position | None:
+        return await self._run(self._position, spool)
+
+    def _position(self, spool: str) -> Position | None:
+        row = self._conn().execute(GET_POSITION, {"spool": spool}).fetchone()
+        return None if row is None else Position(row[0], row[1])
+
+    async def ship(self, spool: str, expected: Position | None, events: Sequence[JournalEvent], end: Position) -> Position:
+        return await self._run(self._ship, spool, expected, list(events), end)
+
+    def _ship(self, spool: str, expected: Position | None, events: list[JournalEvent], end: Position) -> Position:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")  # takes the write lock now: a second shipper waits here
+        try:
+            stored = self._position(spool)
+            if stored != expected:
+                db.execute("ROLLBACK")
+                return stored  # type: ignore[return-value]
+            for event in events:
+                db.execute(UPSERT[type(event)], event_params(event, iso))
+            db.execute(PUT_POSITION, {"spool": spool, "segment": end.segment, "offset": end.offset,
+                                      "now": iso(datetime.now(timezone.utc))})
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return end
+
+    async def calls(self, start: datetime, end: datetime) -> list[CallRecord]:
+        return await self._run(self._calls, iso(start), iso(end))
+
+    def _calls(self, start: str, end: str) -> list[CallRecord]:
+        db = self._conn()
+        bounds = {"start": start, "end": end}
+        db.execute("BEGIN")  # one snapshot for both reads
+        try:
+            call_rows = [dict(r) for r in db.execute(SELECT_CALLS, bounds)]
+            leg_rows = [dict(r) for r in db.execute(SELECT_LEGS, bounds)]
+        finally:
+            db.execute("COMMIT")
+        return records(call_rows, leg_rows, _time)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
+        self._thread.shutdown(wait=True)

@@ -1,0 +1,268 @@
+"""The journal the app runs with: events spooled to disk and shipped to the database, on SQLite
+and a real PostgreSQL. Nothing is lost when the database is away, when the app is killed, or
+when a crash tears a line; a journal that cannot write never stops a call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pbx_app.history.codec import decode, encode
+from pbx_app.history.events import LegEnded
+from pbx_app.history.journal import SpooledJournal, replay
+from pbx_app.history.records import fold
+from pbx_app.history.spool import SpoolBusy, SpoolReader, segments
+from pbx_app.history.store import open_store
+from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
+from tests.unit.test_journal_store import T0, WHOLE_DAY, forwarded_call
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A function that makes a new, empty database and returns its URL."""
+    if request.param == "sqlite":
+        names = iter(range(1, 100))
+        return lambda: f"sqlite:///{tmp_path}/journal-{next(names)}.db"
+    server = request.getfixturevalue("postgres_server")
+    return lambda: server.new_database("journal")
+
+
+async def calls_in(url: str):
+    store = open_store(url)
+    try:
+        return await store.calls(*WHOLE_DAY)
+    finally:
+        await store.close()
+
+
+def many_calls(n: int) -> list:
+    return [e for i in range(n) for e in forwarded_call(f"call-{i:03d}", i)]
+
+
+async def test_recorded_events_reach_the_database(database, tmp_path):
+    url = database()
+    journal = await SpooledJournal(tmp_path / "spool", open_store(url)).start()
+    events = many_calls(5)
+    for e in events:
+        await journal.record(e)
+    assert await journal.wait_shipped(10)
+    await journal.close()
+    assert await calls_in(url) == fold(events)
+
+
+async def test_many_calls_at_once_share_fsyncs_and_keep_each_call_in_order(database, tmp_path):
+    url = database()
+    journal = await SpooledJournal(tmp_path / "spool", open_store(url)).start()
+    appends = 0
+    real_append = journal.writer.append
+
+    def counting(lines):
+        nonlocal appends
+        appends += 1
+        return real_append(lines)
+
+    journal.writer.append = counting
+    calls = [forwarded_call(f"c{i:03d}", i) for i in range(50)]
+
+    async def one_call(events):
+        for e in events:
+            await journal.record(e)
+
+    await asyncio.gather(*(one_call(c) for c in calls))
+    assert await journal.wait_shipped(20)
+    await journal.close()
+    print(f"50 concurrent calls, 400 events: {appends} fsync'd appends")
+    assert appends < 400, "concurrent events are written in batches"
+    assert await calls_in(url) == fold(e for c in calls for e in c)
+
+
+async def test_while_the_database_is_away_rows_wait_in_the_spool_then_arrive(postgres_server, tmp_path):
+    # A database that does not exist yet: every connection is refused, as in an outage.
+    name = f"later_{os.getpid()}"
+    url = postgres_server.url(name)
+    journal = await SpooledJournal(tmp_path / "spool", open_store(url), retry_min=0.05, retry_max=0.2).start()
+    events = forwarded_call()
+    for e in events:
+        await asyncio.wait_for(journal.record(e), 1), "a call never waits on the database"
+    await asyncio.sleep(0.5)
+    assert journal.store_down and not journal.shipped()
+    import psycopg
+
+    with psycopg.connect(postgres_server.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    assert await journal.wait_shipped(10), "shipped once the database answers"
+    assert not journal.store_down
+    await journal.close()
+    assert await calls_in(url) == fold(events)
+
+
+async def test_a_clean_stop_with_the_database_away_keeps_rows_for_the_next_start(database, tmp_path):
+    url = database()
+    spool = tmp_path / "spool"
+    (tmp_path / "blocker").write_text("")
+    away = f"sqlite:///{tmp_path}/blocker/journal.db"  # its folder is a file: never opens
+    journal = await SpooledJournal(spool, open_store(away), retry_min=0.05).start()
+    events = forwarded_call()
+    for e in events:
+        await journal.record(e)
+    await journal.close(timeout=0.5)
+    journal = await SpooledJournal(spool, open_store(url)).start()
+    assert await journal.wait_shipped(10)
+    await journal.close()
+    assert await calls_in(url) == fold(events)
+
+
+KILLED_APP = """
+import asyncio, sys
+from pbx_app.history.journal import SpooledJournal
+from pbx_app.history.store import open_store
+from tests.unit.test_journal_store import forwarded_call
+
+async def main():
+    journal = await SpooledJournal(sys.argv[1], open_store(sys.argv[2])).start()
+    for e in forwarded_call()[:5]:
+        await journal.record(e)
+    print("recorded", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_rows_recorded_before_a_kill_are_there_after_the_restart(database, tmp_path):
+    url = database()
+    spool = tmp_path / "spool"
+    (tmp_path / "blocker").write_text("")
+    # The killed app could not ship (its database was away): only the spool has the rows.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_APP, str(spool), f"sqlite:///{tmp_path}/blocker/x.db"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "recorded"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    journal = await SpooledJournal(spool, open_store(url)).start()  # its lock died with it
+    for e in forwarded_call()[5:]:  # the restarted app finishes the call
+        await journal.record(e)
+    assert await journal.wait_shipped(10)
+    await journal.close()
+    assert await calls_in(url) == fold(forwarded_call())
+
+
+async def test_a_line_torn_by_a_crash_is_set_aside_and_the_rest_is_shipped(database, tmp_path):
+    url = database()
+    spool = tmp_path / "spool"
+    events = forwarded_call()
+    journal = await SpooledJournal(spool, open_store(url)).start()
+    for e in events[:3]:
+        await journal.record(e)
+    await journal.close()
+    [segment] = segments(spool)
+    torn = encode(events[3])[:25]
+    with open(spool / f"{segment:08d}.jsonl", "ab") as f:
+        f.write(torn)  # power cut in the middle of a write
+    journal = await SpooledJournal(spool, open_store(url)).start()
+    for e in events[3:]:
+        await journal.record(e)
+    assert await journal.wait_shipped(10)
+    await journal.close()
+    assert await calls_in(url) == fold(events), "the torn line was an event written again later"
+    assert (spool / "rejected.jsonl").read_bytes() == torn + b"\n"
+
+
+async def test_segments_roll_over_and_shipped_ones_are_removed(database, tmp_path):
+    url = database()
+    spool = tmp_path / "spool"
+    journal = await SpooledJournal(spool, open_store(url), segment_bytes=2000).start()
+    events = many_calls(10)
+    for e in events:
+        await journal.record(e)
+    assert await journal.wait_shipped(10)
+    assert journal.writer.segment > 3, "the spool moved on to new segments"
+    await asyncio.sleep(0)
+    assert segments(spool) == [journal.writer.segment], "only the segment being written is kept"
+    await journal.close()
+    assert await calls_in(url) == fold(events)
+
+
+async def test_a_second_app_on_the_same_spool_is_refused(tmp_path):
+    journal = await SpooledJournal(tmp_path / "spool", open_store(f"sqlite:///{tmp_path}/j.db")).start()
+    with pytest.raises(SpoolBusy, match="another pbx-app"):
+        await SpooledJournal(tmp_path / "spool", open_store(f"sqlite:///{tmp_path}/j.db")).start()
+    await journal.close()
+
+
+async def test_a_failing_disk_never_stops_the_call_and_the_event_lands_later(database, tmp_path):
+    url = database()
+    journal = await SpooledJournal(tmp_path / "spool", open_store(url), ack_timeout=0.2, retry_min=0.05).start()
+    real_append = journal.writer.append
+    failures = 3
+
+    def failing(lines):
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError(28, "No space left on device")
+        return real_append(lines)
+
+    journal.writer.append = failing
+    events = forwarded_call()
+    for e in events:
+        await asyncio.wait_for(journal.record(e), 1)  # returns although the disk failed
+    assert await journal.wait_shipped(10)
+    await journal.close()
+    assert failures == 0
+    assert await calls_in(url) == fold(events)
+
+
+async def test_history_replays_the_spool_beside_a_running_app_without_doubling(database, tmp_path):
+    url = database()
+    spool = tmp_path / "spool"
+    journal = await SpooledJournal(spool, open_store(url), idle_poll=0.01).start()
+    events = many_calls(20)
+
+    async def app_records():
+        for e in events:
+            await journal.record(e)
+
+    async def history_replays():
+        for _ in range(20):
+            store = open_store(url)
+            await replay(spool, store)
+            await store.close()
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(app_records(), history_replays())
+    assert await journal.wait_shipped(10)
+    await journal.close()
+    assert await calls_in(url) == fold(events)
+
+
+def test_the_spool_format_round_trips_and_reads_newer_lines():
+    for event in forwarded_call():
+        assert decode(encode(event)) == event
+    line = json.loads(encode(LegEnded("c", 1, T0, "busy")))
+    line["some_future_field"] = 42
+    assert decode(json.dumps(line).encode()) == LegEnded("c", 1, T0, "busy")
+
+
+def test_the_reader_waits_for_a_line_being_written(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "00000001.jsonl").write_bytes(encode(forwarded_call()[0]) + b'{"v":1,"type":"Leg')
+    reader = SpoolReader(spool)
+    lines, end = reader.read(reader.start())
+    assert len(lines) == 1 and end.offset == len(encode(forwarded_call()[0]))
