@@ -1,0 +1,57 @@
+"""Decoding an uploaded sound and converting it to Asterisk's native "wav": 8 kHz, mono,
+16-bit signed PCM, so nothing is transcoded per call. sox does the decoding; a file it cannot
+decode is refused with sox's own reason."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import wave
+from pathlib import Path
+
+SOX_TIMEOUT = 60.0
+TARGET = ["-t", "wav", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]
+
+
+class AnnouncementError(ValueError):
+    """A sound we refuse, with a message meant for the person who sent it."""
+
+
+def sniff_format(head: bytes) -> str | None:
+    """'wav', 'ogg' or 'mp3' from the first bytes of a file; None for anything else. The
+    file's name is not trusted: its content decides how it is decoded."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def _reason(stderr: bytes) -> str:
+    """sox's reason without the paths of our temporary files."""
+    lines = [l for l in stderr.decode(errors="replace").splitlines() if "FAIL" in l] or ["sox could not read it"]
+    reason = re.sub(r"`[^']*':\s*", "", lines[-1])
+    return re.sub(r"^sox FAIL \w+:\s*", "", reason).strip()
+
+
+async def convert_to_asterisk_wav(src: Path, fmt: str, dst: Path) -> None:
+    """Decodes ``src`` (of format ``fmt``) and writes ``dst`` in Asterisk's wav format."""
+    proc = await asyncio.create_subprocess_exec(
+        "sox", "-V1", "-t", fmt, str(src), *TARGET, str(dst),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(proc.communicate(), SOX_TIMEOUT)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AnnouncementError(f"decoding the {fmt.upper()} file took longer than {SOX_TIMEOUT:.0f} s") from None
+    if proc.returncode != 0:
+        raise AnnouncementError(f"the file could not be decoded as {fmt.upper()}: {_reason(stderr)}")
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / float(w.getframerate())

@@ -1,0 +1,242 @@
+"""Edits of the policy YAML the sysadmin also edits: one source of truth.
+
+A save re-reads the file, checks the version the editor started from, changes only the
+employee's ``on_no_answer``/``ring_time`` in the round-trip tree (comments, key order and quoting
+stay as the sysadmin wrote them), validates the new text with the policy loader, and replaces
+the file atomically. The version is a hash of that employee's entry: an edit made on an
+outdated view of the entry is refused, while two people saving different employees do not
+get in each other's way (each save re-reads the file, so neither loses the other's change)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from ..policy import Policy, PolicyError, parse_policy
+from .setting import NoAnswerSetting
+
+
+class UnknownEmployee(LookupError):
+    pass
+
+
+class StaleVersion(Exception):
+    def __init__(self, current: str):
+        self.current = current
+        super().__init__("the setting was changed by someone else since this version")
+
+
+class InvalidEdit(Exception):
+    """The edited policy does not validate (the loader's problems are in ``error``)."""
+
+    def __init__(self, error: PolicyError):
+        self.error = error
+        super().__init__(str(error))
+
+
+class PolicyBroken(Exception):
+    """The file as it stands does not validate: nothing is edited until the sysadmin fixes it."""
+
+    def __init__(self, error: PolicyError):
+        self.error = error
+        super().__init__(str(error))
+
+
+def _yaml_for(text: str) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap the sysadmin's long lines
+    # Write with the file's own indentation. ruamel's guess measures block sequences (the dash
+    # offset and the item's indent); the mapping indent is the smallest indent of a nested key.
+    nested = [len(m.group(1)) for m in re.finditer(r"^( +)[^\s#-]", text, re.MULTILINE)]
+    mapping = min(nested, default=2)
+    _, seq_indent, dash_offset = load_yaml_guess_indent(text) if text.strip() else (None, None, None)
+    if dash_offset is None:  # no block sequence to learn from
+        yaml.indent(mapping=mapping, sequence=mapping + 2, offset=2)
+    else:
+        yaml.indent(mapping=mapping, sequence=max(seq_indent or 2, dash_offset + 2), offset=dash_offset)
+    return yaml
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node if isinstance(node, (int, float, bool)) or node is None else str(node)
+
+
+def _find_key(node: Any, ext: str) -> Any:
+    if isinstance(node, dict):
+        for key in node:
+            if str(key) == ext:
+                return key
+    return None
+
+
+@dataclass
+class Snapshot:
+    """The file as read at one moment: its text, round-trip tree and validated policy."""
+
+    text: str
+    doc: CommentedMap
+    policy: Policy
+
+    def employee_body(self, ext: str) -> CommentedMap | None:
+        employees = self.doc.get("employees")
+        key = _find_key(employees, ext)
+        return None if key is None else employees[key]
+
+    def version(self, ext: str) -> str:
+        body = self.employee_body(ext)
+        canonical = json.dumps([ext, _plain(body)], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+    def raw_announcement(self, ext: str) -> Any:
+        body = self.employee_body(ext)
+        action = body.get("on_no_answer") if isinstance(body, dict) else None
+        return _plain(action.get("announcement")) if isinstance(action, dict) else None
+
+
+@dataclass(frozen=True)
+class Saved:
+    before: Snapshot
+    after: Snapshot
+
+
+class PolicyFile:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = asyncio.Lock()
+
+    def read(self) -> Snapshot:
+        """Raises PolicyBroken when the file does not validate as it stands."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            from ..policy.loader import Problem
+
+            raise PolicyBroken(PolicyError([Problem(str(self.path), 1, 1, f"cannot read the policy: {exc.strerror}")])) from None
+        try:
+            policy = parse_policy(text, str(self.path))
+        except PolicyError as exc:
+            raise PolicyBroken(exc) from None
+        doc = _yaml_for(text).load(text) or CommentedMap()
+        return Snapshot(text, doc, policy)
+
+    async def save_no_answer(self, ext: str, setting: NoAnswerSetting, version: str,
+                             before_write=None) -> Saved:
+        """Writes ``setting`` for ``ext`` if the entry is still at ``version``. ``before_write``
+        (the audit record) runs after validation and before the file is replaced: a change it
+        cannot record is not made."""
+        async with self._lock:
+            before = self.read()
+            body = before.employee_body(ext)
+            if body is None:
+                raise UnknownEmployee(ext)
+            if before.version(ext) != version:
+                raise StaleVersion(before.version(ext))
+            yaml = _yaml_for(before.text)
+            doc = yaml.load(before.text)
+            apply_setting(doc["employees"][_find_key(doc["employees"], ext)], setting)
+            out = io.StringIO()
+            yaml.dump(doc, out)
+            text = out.getvalue()
+            try:
+                policy = parse_policy(text, str(self.path))
+            except PolicyError as exc:
+                raise InvalidEdit(exc) from None
+            after = Snapshot(text, doc, policy)
+            if before_write is not None:
+                before_write(before, after)
+            write_atomically(self.path, text)
+            return Saved(before, after)
+
+
+def apply_setting(body: CommentedMap, setting: NoAnswerSetting) -> None:
+    """Changes the employee's entry in place; keys it does not own stay untouched."""
+    if setting.ring_time is None:
+        body.pop("ring_time", None)
+    elif "ring_time" in body:
+        body["ring_time"] = setting.ring_time
+    else:
+        keys = list(body)
+        at = keys.index("on_no_answer") if "on_no_answer" in keys else len(keys)
+        body.insert(at, "ring_time", setting.ring_time)
+    node = body.get("on_no_answer")
+    if not isinstance(node, CommentedMap):
+        node = CommentedMap()
+        body["on_no_answer"] = node
+    node["action"] = setting.action
+    if setting.action == "drop":
+        node["drop"] = setting.drop
+        for key in ("to", "announcement"):
+            node.pop(key, None)
+    elif setting.action == "voicemail":
+        for key in ("to", "announcement", "drop"):
+            node.pop(key, None)
+    else:
+        # A forward keeps its 'drop' (how the call ends if the forward fails too) as written.
+        node["to"] = _quoted_if_numeric(setting.to or "")
+        node["announcement"] = _announcement_yaml(setting)
+
+
+def _quoted_if_numeric(value: str) -> Any:
+    # "102" would read back as a number unquoted; the policy writes extensions quoted.
+    return DoubleQuotedScalarString(value) if value.isdigit() else value
+
+
+def _announcement_yaml(setting: NoAnswerSetting) -> Any:
+    a = setting.announcement
+    if a.kind in ("standard", "none"):
+        return a.kind
+    node = CommentedMap()
+    node["file"] = a.file
+    if a.kind == "tts" and a.text:
+        node["text"] = DoubleQuotedScalarString(a.text)
+    node.fa.set_flow_style()
+    return node
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same folder, fsync, rename over the target: a reader sees the old file
+    or the new one, never a mix. Mode and owner of the old file are kept."""
+    target = Path(os.path.realpath(path))  # a symlinked policy: replace the file it points at
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        st = None
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            if st is not None:
+                os.fchmod(f.fileno(), st.st_mode & 0o7777)
+                try:
+                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                except PermissionError:
+                    pass
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

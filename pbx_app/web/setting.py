@@ -1,0 +1,141 @@
+"""The "If the employee does not answer" setting as the page and the API see it: one value that
+maps to the employee's ``on_no_answer`` and ``ring_time`` in the policy YAML. Input from the
+page is checked here first, so a mistake gets a message naming the field, not a YAML line."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from ..policy import Policy
+from ..policy.model import MAX_RING_TIME, MIN_RING_TIME, Action, Employee
+
+ACTIONS = ("forward", "voicemail", "drop")
+DROPS = ("busy", "message")
+ANNOUNCEMENTS = ("standard", "custom", "tts", "none")
+MAX_TEXT = 500
+
+
+class SettingError(ValueError):
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems  # field → message
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+@dataclass(frozen=True)
+class AnnouncementChoice:
+    kind: str = "standard"  # standard | custom (uploaded) | tts (made from text) | none
+    file: str | None = None  # custom and tts: the file in the announcements folder
+    text: str | None = None  # tts: what it says
+
+
+@dataclass(frozen=True)
+class NoAnswerSetting:
+    action: str = "drop"
+    drop: str = "busy"  # drop: a message then hang up, or the busy tone only
+    to: str | None = None  # forward: an extension or a department id
+    ring_time: int | None = None  # None: the site's ring time
+    announcement: AnnouncementChoice = field(default_factory=AnnouncementChoice)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def setting_from_policy(employee: Employee, raw_announcement: Any = None) -> tuple[NoAnswerSetting, bool]:
+    """The employee's setting and whether it is inherited from the site default. The loader
+    keeps no TTS text, so the raw YAML value of ``announcement`` supplies it."""
+    action = employee.on_no_answer
+    inherited = action is None
+    return _from_action(action or Action(), employee.ring_time, raw_announcement), inherited
+
+
+def site_setting(policy: Policy) -> NoAnswerSetting:
+    return _from_action(policy.site.on_no_answer, None, None)
+
+
+def _from_action(action: Action, ring_time: int | None, raw_announcement: Any) -> NoAnswerSetting:
+    a = action.announcement
+    if a.kind in ("custom", "tts") and (a.file or a.text):
+        text = a.text or (raw_announcement.get("text") if isinstance(raw_announcement, dict) else None)
+        choice = AnnouncementChoice("tts" if text else "custom", a.file, str(text) if text else None)
+    elif a.kind == "none":
+        choice = AnnouncementChoice("none")
+    else:
+        choice = AnnouncementChoice("standard")
+    return NoAnswerSetting(action.kind, action.drop, action.target, ring_time, choice)
+
+
+def setting_from_json(data: Any, policy: Policy, extension: str, file_exists: Callable[[str], bool]) -> NoAnswerSetting:
+    """Checks what the page sent for ``extension``; raises SettingError naming each bad field."""
+    problems: dict[str, str] = {}
+    if not isinstance(data, dict):
+        raise SettingError({"setting": "expected an object"})
+    action = data.get("action")
+    if action not in ACTIONS:
+        problems["action"] = f"choose one of {', '.join(ACTIONS)}"
+    drop = data.get("drop") or "busy"
+    if drop not in DROPS:
+        problems["drop"] = f"choose one of {', '.join(DROPS)}"
+        drop = "busy"
+    ring_time = data.get("ring_time")
+    if ring_time is not None and (isinstance(ring_time, bool) or not isinstance(ring_time, int)
+                                  or not MIN_RING_TIME <= ring_time <= MAX_RING_TIME):
+        problems["ring_time"] = f"a whole number of seconds, {MIN_RING_TIME}..{MAX_RING_TIME}, or empty for the site default"
+    to = data.get("to")
+    announcement = AnnouncementChoice()
+    if action == "forward":
+        if not isinstance(to, str) or not to:
+            problems["to"] = "choose a colleague or a department"
+        elif to == extension:
+            problems["to"] = "an employee cannot forward to themselves"
+        elif to not in policy.employees and to not in policy.departments:
+            problems["to"] = f"'{to}' is not a colleague or department in the policy"
+        announcement = _announcement(data.get("announcement"), file_exists, problems)
+    else:
+        to = None
+    if problems:
+        raise SettingError(problems)
+    return NoAnswerSetting(action, drop, to, ring_time, announcement)
+
+
+def _announcement(data: Any, file_exists: Callable[[str], bool], problems: dict[str, str]) -> AnnouncementChoice:
+    if data is None:
+        return AnnouncementChoice()
+    if not isinstance(data, dict) or data.get("kind") not in ANNOUNCEMENTS:
+        problems["announcement"] = f"choose one of {', '.join(ANNOUNCEMENTS)}"
+        return AnnouncementChoice()
+    kind = data["kind"]
+    if kind in ("standard", "none"):
+        return AnnouncementChoice(kind)
+    name = data.get("file")
+    if not isinstance(name, str) or not file_exists(name):
+        what = "upload a recording" if kind == "custom" else "make the message from the text"
+        problems["announcement"] = f"{what} first (no such announcement file: {name!r})"
+        return AnnouncementChoice()
+    text = None
+    if kind == "tts":
+        text = " ".join(str(data.get("text") or "").split())
+        if not text or len(text) > MAX_TEXT:
+            problems["announcement"] = f"the text must be 1..{MAX_TEXT} characters"
+    return AnnouncementChoice(kind, name, text)
+
+
+def describe(setting: NoAnswerSetting, policy: Policy) -> str:
+    """One line for the profile, e.g. "After 20 s: forward to Petr Ivanov (102), standard message"."""
+    ring = setting.ring_time or policy.site.ring_time
+    if setting.action == "forward":
+        target = policy.employees.get(setting.to or "")
+        department = policy.departments.get(setting.to or "")
+        who = f"{target.name} ({target.extension})" if target else f"department {department.name}" if department else setting.to
+        hears = {
+            "standard": "standard message",
+            "custom": "custom recording",
+            "tts": "message made from text",
+            "none": "no message",
+        }[setting.announcement.kind]
+        return f"After {ring} s: forward to {who}, {hears}"
+    if setting.action == "voicemail":
+        return f"After {ring} s: forward to voicemail"
+    if setting.drop == "message":
+        return f"After {ring} s: play a message, then hang up"
+    return f"After {ring} s: hang up with a busy tone"

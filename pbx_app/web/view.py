@@ -1,0 +1,61 @@
+"""What the page and the API show about an employee, built from one read of the policy file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..policy import Policy
+from ..users import User
+from .policy_file import Snapshot
+from .setting import describe, setting_from_policy, site_setting
+
+
+def initials(name: str) -> str:
+    parts = [p for p in name.replace("-", " ").split() if p]
+    return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+def targets(policy: Policy, extension: str) -> dict[str, list[dict[str, Any]]]:
+    """Who a forward can go to: the real colleagues and departments of the policy."""
+    return {
+        "colleagues": [
+            {"id": e.extension, "name": e.name} for e in policy.employees.values() if e.extension != extension
+        ],
+        "departments": [
+            {"id": d.id, "name": d.name, "members": list(d.members)} for d in policy.departments.values()
+        ],
+    }
+
+
+def employee_view(snapshot: Snapshot, extension: str) -> dict[str, Any] | None:
+    policy = snapshot.policy
+    employee = policy.employee(extension)
+    if employee is None:
+        return None
+    setting, inherited = setting_from_policy(employee, snapshot.raw_announcement(extension))
+    site = site_setting(policy)
+    separate = [k for k in ("on_busy", "on_unreachable") if getattr(employee, k, None) is not None]
+    return {
+        "extension": extension,
+        "name": employee.name,
+        "initials": initials(employee.name),
+        "version": snapshot.version(extension),
+        "setting": setting.to_json(),
+        "inherited": inherited,
+        "summary": describe(setting, policy),
+        "site": {"ring_time": policy.site.ring_time, "summary": describe(site, policy)},
+        "separate": separate,  # busy/unreachable set apart by the administrator
+        "targets": targets(policy, extension),
+    }
+
+
+def visible_employees(snapshot: Snapshot, user: User) -> list[dict[str, Any]]:
+    """Administrators see everyone; an employee sees only themselves."""
+    rows = []
+    for ext, employee in snapshot.policy.employees.items():
+        if not user.may_edit(ext):
+            continue
+        setting, inherited = setting_from_policy(employee, snapshot.raw_announcement(ext))
+        rows.append({"extension": ext, "name": employee.name, "initials": initials(employee.name),
+                     "summary": describe(setting, snapshot.policy), "inherited": inherited})
+    return rows
