@@ -2,208 +2,122 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.comments import CommentedMap
 
+from . import times
+from .document import kind, read_yaml
 from .model import (
     MAX_RING_TIME,
     MIN_RING_TIME,
     Action,
     Announcement,
+    CrmRule,
+    CrmSettings,
     Department,
     Employee,
     Policy,
     SiteDefaults,
+    WebhookSettings,
+    normalise_number,
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    source: str
-    line: int  # 1-based
-    column: int  # 1-based
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}:{self.column}: {self.message}"
-
-
-class PolicyError(Exception):
-    """The policy is not valid; ``problems`` lists every error found, in file order."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.line, p.column))
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-class _Reader:
-    """Walks the YAML tree, remembering where each value stood so errors can point at it."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.problems: list[Problem] = []
-
-    def error(self, node: Any, key: Any, message: str) -> None:
-        line, col = _position(node, key)
-        self.problems.append(Problem(self.source, line, col, message))
-
-    def mapping(self, parent: Any, key: Any, where: str) -> CommentedMap | None:
-        value = parent.get(key) if isinstance(parent, dict) else None
-        if value is None:
-            return None
-        if not isinstance(value, CommentedMap):
-            self.error(parent, key, f"{where}: expected a mapping, got {_kind(value)}")
-            return None
-        return value
-
-    def string(self, node: CommentedMap, key: str, where: str, required: bool = False) -> str | None:
-        if key not in node or node[key] is None:
-            if required:
-                self.error(node, None, f"{where}: '{key}' is required")
-            return None
-        value = node[key]
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            self.error(node, key, f"{where}.{key}: expected a string, got {_kind(value)}")
-            return None
-        return str(value)
-
-    def integer(self, node: CommentedMap, key: str, where: str, lo: int, hi: int) -> int | None:
-        if key not in node or node[key] is None:
-            return None
-        value = node[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(node, key, f"{where}.{key}: expected a whole number of seconds, got {_kind(value)}")
-            return None
-        if not lo <= value <= hi:
-            self.error(node, key, f"{where}.{key}: {value} is out of range, expected {lo}..{hi}")
-            return None
-        return value
-
-    def choice(self, node: CommentedMap, key: str, where: str, allowed: tuple[str, ...], default: str) -> str:
-        value = self.string(node, key, where)
-        if value is None:
-            return default
-        if value not in allowed:
-            self.error(node, key, f"{where}.{key}: '{value}' is not one of {', '.join(allowed)}")
-            return default
-        return value
-
-    def unknown_keys(self, node: CommentedMap, allowed: set[str], where: str) -> None:
-        for key in node:
-            if key not in allowed:
-                self.error(node, key, f"{where}: unknown key '{key}' (expected one of {', '.join(sorted(allowed))})")
-
-
-def _position(node: Any, key: Any) -> tuple[int, int]:
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return 1, 1
-    try:
-        if key is not None and isinstance(node, CommentedMap) and key in node:
-            if isinstance(node[key], (CommentedMap, CommentedSeq)) or node[key] is None:
-                line, col = lc.key(key)
-            else:
-                line, col = lc.value(key)
-        elif key is not None and isinstance(node, CommentedSeq):
-            line, col = lc.item(key)
-        else:
-            line, col = lc.line, lc.col
-    except (KeyError, IndexError, TypeError):
-        line, col = lc.line, lc.col
-    return line + 1, col + 1
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    return f"{type(value).__name__} {value!r}"
-
+from .problems import PolicyError, Problem
+from .reader import Reader
 
 ACTION_KEYS = {"action", "drop", "to", "announcement", "answer_first"}
-EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "on_no_answer", "on_busy", "on_unreachable"}
+ACTION_SLOTS = ("on_no_answer", "on_busy", "on_unreachable", "on_absent")
+EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", *ACTION_SLOTS}
 DEPARTMENT_KEYS = {"name", "members", "strategy", "ring_time"}
-SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards"}
-TOP_KEYS = {"site", "employees", "departments"}
+SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir"}
+CRM_KEYS = {"clients", "webhook"}
+CRM_RULE_KEYS = {"manager", "on_no_answer", "name"}
+WEBHOOK_KEYS = {"url", "timeout_ms", "cache_seconds", "token_file"}
+ANNOUNCEMENT_KEYS = {"file", "text"}
+TOP_KEYS = {"site", "employees", "departments", "crm"}
 
 
-def _announcement(r: _Reader, node: CommentedMap, where: str) -> Announcement:
+def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | None:
+    """``announcement: standard | none | {file: NAME} | {file: NAME, text: ...} | {text: ...}``;
+    None when not given."""
     value = node.get("announcement")
+    w = f"{where}.announcement"
     if value is None:
-        return Announcement()
+        return None
     if isinstance(value, str):
         if value in ("standard", "none"):
-            return Announcement(kind=value)
-        r.error(node, "announcement", f"{where}.announcement: '{value}' is not one of standard, none, or a mapping {{file: ...}} / {{text: ...}}")
-        return Announcement()
+            return Announcement(kind=value)  # type: ignore[arg-type]
+        r.error(node, "announcement", f"{w}: '{value}' is not one of standard, none, {{file: NAME}} or {{text: ...}}")
+        return None
     if isinstance(value, CommentedMap):
-        if "file" in value:
-            return Announcement(kind="custom", file=r.string(value, "file", f"{where}.announcement"))
-        if "text" in value:
-            return Announcement(kind="tts", text=r.string(value, "text", f"{where}.announcement"))
-        r.error(node, "announcement", f"{where}.announcement: expected 'file' or 'text'")
-        return Announcement()
-    r.error(node, "announcement", f"{where}.announcement: expected standard, none, or a mapping, got {_kind(value)}")
-    return Announcement()
+        r.unknown_keys(value, ANNOUNCEMENT_KEYS, w)
+        file, text = r.string(value, "file", w), r.string(value, "text", w)
+        if file is not None:
+            if not file.strip() or ".." in Path(file).parts:
+                r.error(value, "file", f"{w}.file: '{file}' is not a file name in the announcements folder")
+                return None
+            return Announcement(kind="custom", file=file, text=text)
+        if text is not None:
+            return Announcement(kind="tts", text=text)
+        r.error(node, "announcement", f"{w}: expected 'file' (a recorded or rendered announcement) or 'text'")
+        return None
+    r.error(node, "announcement", f"{w}: expected standard, none, or a mapping {{file: NAME}}, got {kind(value)}")
+    return None
 
 
-def _action(r: _Reader, parent: CommentedMap, key: str, where: str) -> Action | None:
+def action(r: Reader, parent: CommentedMap, key: str, where: str, default_announcement: Announcement | None = None) -> Action | None:
     node = r.mapping(parent, key, f"{where}.{key}")
     if node is None:
         return None
     w = f"{where}.{key}"
     r.unknown_keys(node, ACTION_KEYS, w)
-    kind = r.choice(node, "action", w, ("drop", "forward", "voicemail"), "drop")
     if "action" not in node:
         r.error(node, None, f"{w}: 'action' is required (drop, forward or voicemail)")
+    kind_ = r.choice(node, "action", w, ("drop", "forward", "voicemail"), "drop")
     target = r.string(node, "to", w)
-    if kind == "forward" and target is None:
+    if kind_ == "forward" and target is None:
         r.error(node, None, f"{w}: a forward needs 'to' (an extension or a department)")
-    answer_first = node.get("answer_first", False)
-    if not isinstance(answer_first, bool):
-        r.error(node, "answer_first", f"{w}.answer_first: expected true or false")
-        answer_first = False
     return Action(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind_,  # type: ignore[arg-type]
         drop=r.choice(node, "drop", w, ("busy", "message"), "busy"),  # type: ignore[arg-type]
         target=target,
-        announcement=_announcement(r, node, w),
-        answer_first=answer_first,
+        announcement=announcement(r, node, w) or default_announcement or Announcement(),
+        answer_first=r.boolean(node, "answer_first", w),
     )
 
 
-def _site(r: _Reader, doc: CommentedMap) -> SiteDefaults:
+def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
     node = r.mapping(doc, "site", "site")
-    if node is None:
-        return SiteDefaults()
-    r.unknown_keys(node, SITE_KEYS, "site")
     default = SiteDefaults()
+    if node is None:
+        return default
+    r.unknown_keys(node, SITE_KEYS, "site")
+    max_forwards = r.integer(node, "max_forwards", "site", 0, 10, unit="forwards")
     return SiteDefaults(
         ring_time=r.integer(node, "ring_time", "site", MIN_RING_TIME, MAX_RING_TIME) or default.ring_time,
-        on_no_answer=_action(r, node, "on_no_answer", "site") or default.on_no_answer,
+        on_no_answer=action(r, node, "on_no_answer", "site") or default.on_no_answer,
         language=r.string(node, "language", "site") or default.language,
-        max_forwards=r.integer(node, "max_forwards", "site", 0, 10) if "max_forwards" in node else default.max_forwards,  # type: ignore[arg-type]
+        max_forwards=default.max_forwards if max_forwards is None else max_forwards,
+        timezone=times.timezone(r, node, "site") or default.timezone,
+        announcements_dir=r.string(node, "announcements_dir", "site"),
     )
 
 
-def _employees(r: _Reader, doc: CommentedMap) -> dict[str, Employee]:
+def _employees(r: Reader, doc: CommentedMap) -> dict[str, Employee]:
     node = r.mapping(doc, "employees", "employees")
     result: dict[str, Employee] = {}
     for ext, body in (node or {}).items():
         where = f"employees.{ext}"
         if not isinstance(body, CommentedMap):
-            r.error(node, ext, f"{where}: expected a mapping, got {_kind(body)}")
+            r.error(node, ext, f"{where}: expected a mapping, got {kind(body)}")
             continue
         r.unknown_keys(body, EMPLOYEE_KEYS, where)
         extension = str(ext)
+        default_announcement = announcement(r, body, where)
+        slots = {slot: action(r, body, slot, where, default_announcement) for slot in ACTION_SLOTS}
         result[extension] = Employee(
             extension=extension,
             name=r.string(body, "name", where) or extension,
@@ -211,26 +125,24 @@ def _employees(r: _Reader, doc: CommentedMap) -> dict[str, Employee]:
             ring_time=r.integer(body, "ring_time", where, MIN_RING_TIME, MAX_RING_TIME),
             mailbox=r.string(body, "mailbox", where),
             language=r.string(body, "language", where),
-            on_no_answer=_action(r, body, "on_no_answer", where),
-            on_busy=_action(r, body, "on_busy", where),
-            on_unreachable=_action(r, body, "on_unreachable", where),
+            announcement=default_announcement,
+            schedule=times.schedule(r, body, where),
+            absences=times.absences(r, body, where),
+            **slots,  # type: ignore[arg-type]
         )
     return result
 
 
-def _departments(r: _Reader, doc: CommentedMap) -> dict[str, Department]:
+def _departments(r: Reader, doc: CommentedMap) -> dict[str, Department]:
     node = r.mapping(doc, "departments", "departments")
     result: dict[str, Department] = {}
     for dep_id, body in (node or {}).items():
         where = f"departments.{dep_id}"
         if not isinstance(body, CommentedMap):
-            r.error(node, dep_id, f"{where}: expected a mapping, got {_kind(body)}")
+            r.error(node, dep_id, f"{where}: expected a mapping, got {kind(body)}")
             continue
         r.unknown_keys(body, DEPARTMENT_KEYS, where)
-        members = body.get("members") or []
-        if not isinstance(members, list):
-            r.error(body, "members", f"{where}.members: expected a list of extensions")
-            members = []
+        members = r.seq(body, "members", f"{where}.members") or []
         result[str(dep_id)] = Department(
             id=str(dep_id),
             name=r.string(body, "name", where) or str(dep_id),
@@ -241,63 +153,137 @@ def _departments(r: _Reader, doc: CommentedMap) -> dict[str, Department]:
     return result
 
 
-def _check_references(r: _Reader, doc: CommentedMap, policy: Policy) -> None:
-    known = set(policy.employees) | set(policy.departments)
-    for dep_id, dep in policy.departments.items():
-        if dep_id in policy.employees:
-            r.error(doc["departments"], dep_id, f"departments.{dep_id}: the id is also an employee's extension")
-        members = doc["departments"][dep_id].get("members") or []
-        for i, member in enumerate(dep.members):
-            if member not in policy.employees:
-                r.error(members, i, f"departments.{dep_id}.members: unknown extension '{member}'")
-    actions = [("site", doc.get("site"), policy.site.on_no_answer, "on_no_answer", None)]
-    for ext, emp in policy.employees.items():
-        body = doc["employees"][_original_key(doc["employees"], ext)]
-        for key in ("on_no_answer", "on_busy", "on_unreachable"):
-            actions.append((f"employees.{ext}", body, getattr(emp, key), key, ext))
-    for where, body, action, key, own in actions:
-        if action is None or action.kind != "forward" or action.target is None:
+def crm_rule(r: Reader, node: CommentedMap, where: str, source: str) -> CrmRule | None:
+    r.unknown_keys(node, CRM_RULE_KEYS, where)
+    manager = r.string(node, "manager", where, required=True)
+    on_no_answer = action(r, node, "on_no_answer", where)
+    return CrmRule(manager=manager, on_no_answer=on_no_answer, source=source) if manager else None
+
+
+def _crm(r: Reader, doc: CommentedMap) -> CrmSettings:
+    node = r.mapping(doc, "crm", "crm")
+    if node is None:
+        return CrmSettings()
+    r.unknown_keys(node, CRM_KEYS, "crm")
+    clients: dict[str, CrmRule] = {}
+    first_seen: dict[str, Any] = {}
+    for number, body in (r.mapping(node, "clients", "crm.clients") or {}).items():
+        where = f"crm.clients.{number}"
+        digits = normalise_number(number)
+        if not digits:
+            r.error(node["clients"], number, f"{where}: '{number}' is not a phone number (no digits)", at_key=True)
             continue
-        node = body[key] if body is not None and key in body else body
-        if action.target not in known:
-            r.error(node, "to", f"{where}.{key}.to: unknown extension or department '{action.target}'")
-        elif action.target == own:
-            r.error(node, "to", f"{where}.{key}.to: an employee cannot forward to themselves")
+        if digits in first_seen:
+            r.error(node["clients"], number, f"{where}: the same number as '{first_seen[digits]}' (numbers are compared by their digits)", at_key=True)
+            continue
+        first_seen[digits] = number
+        if not isinstance(body, CommentedMap):
+            r.error(node["clients"], number, f"{where}: expected a mapping {{manager: EXTENSION, on_no_answer: ...}}, got {kind(body)}")
+            continue
+        line = body.lc.line + 1 if body.lc.line is not None else 1
+        rule = crm_rule(r, body, where, f"static mapping, {r.source}:{line}")
+        if rule is not None:
+            clients[digits] = rule
+    webhook = None
+    hook = r.mapping(node, "webhook", "crm.webhook")
+    if hook is not None:
+        r.unknown_keys(hook, WEBHOOK_KEYS, "crm.webhook")
+        url = r.string(hook, "url", "crm.webhook", required=True)
+        if url is not None and not url.startswith(("http://", "https://")):
+            r.error(hook, "url", f"crm.webhook.url: '{url}' is not an http:// or https:// address")
+            url = None
+        timeout = r.integer(hook, "timeout_ms", "crm.webhook", 10, 10000, unit="milliseconds")
+        cache = r.integer(hook, "cache_seconds", "crm.webhook", 0, 86400)
+        if url is not None:
+            webhook = WebhookSettings(
+                url=url,
+                timeout_ms=500 if timeout is None else timeout,
+                cache_seconds=60 if cache is None else cache,
+                token_file=r.string(hook, "token_file", "crm.webhook"),
+            )
+    return CrmSettings(clients=clients, webhook=webhook)
 
 
-def _original_key(node: CommentedMap, ext: str) -> Any:
-    for key in node:
-        if str(key) == ext:
-            return key
-    raise KeyError(ext)
+@dataclass
+class Analysis:
+    """Everything found in one policy text: the policy (None when there are errors), errors
+    and warnings, each with its place."""
+
+    policy: Policy | None
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
 
 
-def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    yaml = YAML(typ="rt")
-    try:
-        doc = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PolicyError([Problem(source, line, col, f"not valid YAML: {exc.problem or exc.context}")]) from None
+def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> Path:
+    """Where custom announcement files are, as this machine sees them: the argument, else
+    ``site.announcements_dir`` (relative to the policy file), else $PBX_ANNOUNCEMENTS_DIR, else the
+    folder Asterisk plays them from."""
+    from ..sounds import CUSTOM_DIR
+
+    if explicit is not None:
+        return Path(explicit)
+    if policy.site.announcements_dir:
+        folder = Path(policy.site.announcements_dir)
+        if not folder.is_absolute() and not policy.source.startswith("<"):
+            folder = Path(policy.source).parent / folder
+        return folder
+    return Path(os.environ.get("PBX_ANNOUNCEMENTS_DIR") or CUSTOM_DIR)
+
+
+def analyse_policy(
+    text: str, source: str = "<policy>", announcements_dir: str | Path | None = None, check_files: bool = False
+) -> Analysis:
+    """Reads and checks a policy. Announcement files are looked for when ``check_files`` (or an
+    ``announcements_dir``) is given."""
+    from .checks import check_policy
+
+    doc, problems = read_yaml(text, source)
+    if doc is None and problems:
+        return Analysis(None, [p for p in problems if p.severity == "error"])
     if doc is None:
         doc = CommentedMap()
-    r = _Reader(source)
+    r = Reader(source)
+    r.problems.extend(problems)
     if not isinstance(doc, CommentedMap):
-        raise PolicyError([Problem(source, 1, 1, f"expected a mapping at the top, got {_kind(doc)}")])
+        return Analysis(None, [Problem(source, 1, 1, f"expected a mapping at the top (site, employees, …), got {kind(doc)}")])
     r.unknown_keys(doc, TOP_KEYS, "policy")
-    policy = Policy(site=_site(r, doc), employees=_employees(r, doc), departments=_departments(r, doc), source=source)
-    if not r.problems:
-        _check_references(r, doc, policy)
-    if r.problems:
-        raise PolicyError(r.problems)
-    return policy
+    policy = Policy(
+        site=_site(r, doc), employees=_employees(r, doc), departments=_departments(r, doc), source=source, crm=_crm(r, doc)
+    )
+    folder = announcements_folder(policy, announcements_dir) if (check_files or announcements_dir is not None) else None
+    check_policy(r, doc, policy, folder)
+    errors = sorted(r.errors, key=lambda p: (p.line, p.column))
+    warnings = sorted(r.warnings, key=lambda p: (p.line, p.column))
+    return Analysis(None if errors else policy, errors, warnings)
 
 
-def load_policy(path: str | Path) -> Policy:
+def parse_policy(text: str, source: str = "<policy>", announcements_dir: str | Path | None = None) -> Policy:
+    analysis = analyse_policy(text, source, announcements_dir)
+    if analysis.errors:
+        raise PolicyError(analysis.errors)
+    return analysis.policy  # type: ignore[return-value]
+
+
+def analyse_file(path: str | Path, announcements_dir: str | Path | None = None) -> Analysis:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError([Problem(str(path), 1, 1, f"cannot read the policy: {exc.strerror}")]) from None
-    return parse_policy(text, str(path))
+        return Analysis(None, [Problem(str(path), 1, 1, f"cannot read the policy: {exc.strerror}")])
+    except UnicodeDecodeError as exc:
+        return Analysis(None, [Problem(str(path), 1, 1, f"cannot read the policy: not UTF-8 text ({exc.reason} at byte {exc.start})")])
+    return analyse_policy(text, str(path), announcements_dir, check_files=True)
+
+
+def load_policy(path: str | Path, announcements_dir: str | Path | None = None) -> Policy:
+    analysis = analyse_file(path, announcements_dir)
+    if analysis.errors:
+        raise PolicyError(analysis.errors)
+    return analysis.policy  # type: ignore[return-value]
+
+
+__all__ = ["Analysis", "Problem", "PolicyError", "analyse_file", "analyse_policy", "load_policy", "parse_policy"]

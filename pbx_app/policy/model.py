@@ -4,6 +4,7 @@ never changes a call in flight."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from typing import Literal
 
 ActionKind = Literal["drop", "forward", "voicemail"]
@@ -14,6 +15,8 @@ Strategy = Literal["ringall", "hunt", "memoryhunt", "random"]
 DEFAULT_RING_TIME = 120
 MIN_RING_TIME = 1
 MAX_RING_TIME = 600
+DEFAULT_TIMEZONE = "UTC"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,9 @@ class Announcement:
 
     kind: AnnouncementKind = "standard"
     file: str | None = None  # custom: a sound name under the announcement library
-    text: str | None = None  # tts: the text, rendered to a file when the policy is saved
+    # tts: the text; the web UI renders it to ``file``. Text without a file is not rendered yet,
+    # and the standard announcement plays until it is.
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,58 @@ class Action:
 
 
 @dataclass(frozen=True)
+class TimeRange:
+    """Working hours within one day. ``end <= start`` means the hours run past midnight into the
+    next day (22:00-06:00); ``end`` of None means up to midnight (…-24:00)."""
+
+    start: time
+    end: time | None
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end is not None and self.end <= self.start
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end is None else self.end.strftime("%H:%M")
+        return f"{self.start.strftime('%H:%M')}-{end}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Weekly working hours in the employee's time zone; ``days[0]`` is Monday."""
+
+    days: tuple[tuple[TimeRange, ...], ...] = ((),) * 7
+    timezone: str | None = None  # None: the site's time zone
+
+    def describe(self) -> str:
+        """'mon-fri 09:00-18:00; sat 10:00-14:00' — consecutive days with the same hours joined."""
+        parts, i = [], 0
+        while i < 7:
+            j = i
+            while j + 1 < 7 and self.days[j + 1] == self.days[i]:
+                j += 1
+            if self.days[i]:
+                days = WEEKDAYS[i] if i == j else f"{WEEKDAYS[i]}-{WEEKDAYS[j]}"
+                parts.append(f"{days} {', '.join(str(r) for r in self.days[i])}")
+            i = j + 1
+        return "; ".join(parts) or "no working hours"
+
+
+@dataclass(frozen=True)
+class Absence:
+    """A vacation, sick leave, trip…: ``start``..``end`` inclusive. Dates are whole days; datetimes
+    (naive, in the employee's time zone) are exact."""
+
+    start: date | datetime
+    end: date | datetime
+    reason: str = "absent"
+
+    def describe(self) -> str:
+        fmt = lambda d: d.strftime("%Y-%m-%d %H:%M") if isinstance(d, datetime) else d.isoformat()  # noqa: E731
+        return f"{self.reason} {fmt(self.start)}..{fmt(self.end)}"
+
+
+@dataclass(frozen=True)
 class Employee:
     extension: str
     name: str
@@ -48,6 +105,12 @@ class Employee:
     on_no_answer: Action | None = None  # None: the site default
     on_busy: Action | None = None  # None: same as on_no_answer
     on_unreachable: Action | None = None  # None: same as on_no_answer
+    # Off (out of hours or absent): None means the no-answer action, without ringing them.
+    on_absent: Action | None = None
+    # The default announcement of their forwards (an action's own ``announcement`` wins).
+    announcement: Announcement | None = None
+    schedule: Schedule | None = None  # None: always at work
+    absences: tuple[Absence, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +122,35 @@ class Department:
     ring_time: int = 20
 
 
+def normalise_number(number: str) -> str:
+    """Digits only: '+7 (900) 123-45-67' and '79001234567' are the same client."""
+    return "".join(ch for ch in str(number) if ch.isdigit())
+
+
+@dataclass(frozen=True)
+class CrmRule:
+    """The CRM's word on one client: who their responsible manager is, and where the call goes
+    when that manager does not answer (None: the manager's own setting)."""
+
+    manager: str
+    on_no_answer: Action | None = None
+    source: str = "CRM"  # where the rule came from, for reasons: "static mapping (file:line)", "webhook"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str
+    timeout_ms: int = 500  # the call never waits longer than this for the CRM
+    cache_seconds: int = 60
+    token_file: str | None = None  # sent as "Authorization: Bearer <token>"
+
+
+@dataclass(frozen=True)
+class CrmSettings:
+    clients: dict[str, CrmRule] = field(default_factory=dict)  # normalised number → rule
+    webhook: WebhookSettings | None = None
+
+
 @dataclass(frozen=True)
 class SiteDefaults:
     ring_time: int = DEFAULT_RING_TIME
@@ -66,6 +158,9 @@ class SiteDefaults:
     language: str = "en"
     # A chain of forwards is bounded: one forward per call unless the site says otherwise.
     max_forwards: int = 1
+    timezone: str = DEFAULT_TIMEZONE  # for schedules and absences
+    # Where custom announcement files are, as this machine sees them (for `pbx-app check`).
+    announcements_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +169,7 @@ class Policy:
     employees: dict[str, Employee] = field(default_factory=dict)
     departments: dict[str, Department] = field(default_factory=dict)
     source: str = "<defaults>"
+    crm: CrmSettings = field(default_factory=CrmSettings)
 
     def employee(self, extension: str) -> Employee | None:
         return self.employees.get(extension)

@@ -1,16 +1,33 @@
 """The no-answer decision: what happens to a direct call, decided in one pure function.
 
 Everything the decision depends on comes in as arguments (the policy the call started with,
-who calls, the time, a seeded random source), so a test can replay any call exactly."""
+who calls, the time, the CRM's rule for the caller, a seeded random source), so a test can
+replay any call exactly.
+
+Precedence, highest first — Plan.rule names the one that won, Plan.reasons says why:
+
+- crm: the caller's CRM rule. If the client dialled their responsible manager, the rule's
+  ``on_no_answer`` replaces the manager's own no-answer/busy/unreachable settings. If they
+  dialled someone else, that person is still rung first (the client chose them), and when they
+  do not answer the call goes to the responsible manager, then to the rule's ``on_no_answer``
+  (or the manager's own setting).
+- absence / schedule: the employee is off; they are not rung at all, and their ``on_absent``
+  action (or else their no-answer action) runs at once.
+- profile: the employee's own on_no_answer / on_busy / on_unreachable.
+- default: the site's on_no_answer.
+
+Colleagues and department members who are off are skipped too: ringing them is useless."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..policy.model import Action, Department, Employee, Policy
-from ..sounds import announcement_sound, DROP_MESSAGE
+from ..policy.model import Action, Announcement, CrmRule, Department, Employee, Policy
+from ..sounds import DROP_MESSAGE, announcement_sound
+from .availability import availability
+from .describe import action_words
 from .plan import Announce, Drop, Plan, Ring, Step, Target, Voicemail
 
 
@@ -18,48 +35,140 @@ from .plan import Announce, Drop, Plan, Ring, Step, Target, Voicemail
 class CallContext:
     extension: str  # the number the client dialled
     caller: str  # the client's number
+    at: datetime  # when the call came in (aware; naive means UTC)
+    crm: CrmRule | None = None  # the CRM's rule for this caller, looked up before deciding
+    crm_note: str | None = None  # what the CRM lookup said when it gave no rule (slow, down…)
+
+
+@dataclass
+class _Decision:
+    """What one decision needs on the way down: the inputs and the reasons gathered so far."""
+
+    policy: Policy
     at: datetime
+    rng: random.Random
+    reasons: list[str] = field(default_factory=list)
+
+    def working(self, employee: Employee) -> bool:
+        return availability(employee, self.at, self.policy.site.timezone).working
+
+    def why_off(self, employee: Employee) -> str:
+        return availability(employee, self.at, self.policy.site.timezone).detail
 
 
 def decide(policy: Policy, call: CallContext, rng: random.Random | None = None) -> Plan:
     """Returns the plan for a direct call to ``call.extension``."""
-    rng = rng or random.Random(0)
+    d = _Decision(policy, call.at, rng or random.Random(0))
     site = policy.site
     employee = policy.employee(call.extension)
     if employee is None:
         # Not in the policy: ring the endpoint of the same name with the site defaults, so an
         # employee nobody has configured yet still gets their calls.
         employee = Employee(extension=call.extension, name=call.extension, endpoint=f"PJSIP/{call.extension}")
-        reasons = [f"{call.extension} is not in the policy: site defaults"]
-    else:
-        reasons = []
+        d.reasons.append(f"{call.extension} is not in the policy: site defaults")
+    ext = employee.extension
 
-    on_no_answer = employee.on_no_answer or site.on_no_answer
-    reasons.append("employee's own setting" if employee.on_no_answer else "site default")
+    rule = _usable_crm_rule(policy, call, d)
+    here = availability(employee, call.at, site.timezone)
+    d.reasons.append(here.detail)
+    first = None
+    if here.working:
+        first = Ring(targets=(Target(ext, employee.endpoint),), timeout=_ring_time(policy, employee), role="employee")
+
+    own = employee.on_no_answer
+    own_words = f"{ext}'s own setting ({action_words(policy, own)})" if own else f"the site default ({action_words(policy, site.on_no_answer)})"
+    if rule is not None and rule.manager != ext:
+        manager = policy.employees[rule.manager]
+        d.reasons.append(
+            f"not reached: CRM rule wins over {own_words}: the call goes to {manager.extension} ({manager.name}), "
+            f"the responsible manager of {call.caller}"
+        )
+        steps = _to_responsible_manager(d, employee, manager, rule)
+        return _plan(ext, first, steps, steps, steps, d, "crm")
+    if rule is not None and rule.on_no_answer is not None:
+        d.reasons.append(f"not reached: CRM rule wins over {own_words}: {action_words(policy, rule.on_no_answer)}")
+        steps = _action_steps(d, employee, rule.on_no_answer, (ext,), max(site.max_forwards, 1))
+        return _plan(ext, first, steps, steps, steps, d, "crm")
+
+    won = here.rule or ("profile" if own else "default")
+    if not here.working and employee.on_absent is not None:
+        d.reasons.append(f"off: {ext}'s on_absent setting ({action_words(policy, employee.on_absent)})")
+        steps = _action_steps(d, employee, employee.on_absent, (ext,), site.max_forwards)
+        return _plan(ext, first, steps, steps, steps, d, won)
+
+    on_no_answer = own or site.on_no_answer
     on_busy = employee.on_busy or on_no_answer
     on_unreachable = employee.on_unreachable or on_no_answer
-
-    first = Ring(
-        targets=(Target(employee.extension, employee.endpoint),),
-        timeout=_ring_time(policy, employee),
-        role="employee",
-    )
+    if not here.working:
+        d.reasons.append(f"off: {own_words} runs at once")
+    else:
+        d.reasons.append(f"no answer: {own_words}")
+        if employee.on_busy:
+            d.reasons.append(f"busy: {ext}'s own setting ({action_words(policy, employee.on_busy)})")
+        if employee.on_unreachable:
+            d.reasons.append(f"unreachable: {ext}'s own setting ({action_words(policy, employee.on_unreachable)})")
 
     def branch(action: Action) -> tuple[Step, ...]:
-        return _action_steps(policy, employee, action, rng, visited=(employee.extension,), forwards_left=site.max_forwards)
+        return _action_steps(d, employee, action, (ext,), site.max_forwards)
 
+    return _plan(ext, first, branch(on_no_answer), branch(on_busy), branch(on_unreachable), d, won)
+
+
+def _plan(ext, first, no_answer, busy, unreachable, d: _Decision, rule: str) -> Plan:
     return Plan(
-        extension=employee.extension,
+        extension=ext,
         first=first,
-        on_no_answer=branch(on_no_answer),
-        on_busy=branch(on_busy),
-        on_unreachable=branch(on_unreachable),
-        reasons=tuple(reasons),
+        on_no_answer=no_answer,
+        on_busy=busy,
+        on_unreachable=unreachable,
+        reasons=tuple(d.reasons),
+        rule=rule,
     )
+
+
+def _usable_crm_rule(policy: Policy, call: CallContext, d: _Decision) -> CrmRule | None:
+    rule = call.crm
+    if rule is None:
+        if call.crm_note:
+            d.reasons.append(call.crm_note)
+        return None
+    if rule.manager not in policy.employees:
+        # Webhook rules are checked when they arrive; this guards a rule from an older policy.
+        d.reasons.append(f"CRM rule ({rule.source}) names {rule.manager}, who is not in the policy: ignored")
+        return None
+    d.reasons.append(f"CRM rule ({rule.source}): {rule.manager} is the responsible manager of {call.caller}")
+    return rule
+
+
+def _to_responsible_manager(d: _Decision, dialled: Employee, manager: Employee, rule: CrmRule) -> tuple[Step, ...]:
+    policy = d.policy
+    visited = (dialled.extension, manager.extension)
+    steps: list[Step] = []
+    if d.working(manager):
+        # The caller hears what the dialled employee's own forward would have announced.
+        own = dialled.on_no_answer if dialled.on_no_answer and dialled.on_no_answer.kind == "forward" else None
+        announcement = dialled.announcement or (own.announcement if own else Announcement())
+        sound = announcement_sound(announcement)
+        answer_first = own.answer_first if own else False
+        if sound is not None:
+            steps.append(Announce(sound=sound, answer_first=answer_first))
+        steps.append(_ring_one(policy, manager))
+    else:
+        d.reasons.append(d.why_off(manager))
+    onward = rule.on_no_answer or manager.on_no_answer or policy.site.on_no_answer
+    who = "the CRM rule" if rule.on_no_answer else f"{manager.extension}'s own setting" if manager.on_no_answer else "the site default"
+    d.reasons.append(f"{manager.extension} not reached: {who} ({action_words(policy, onward)})")
+    forwards_left = max(policy.site.max_forwards, 1) if rule.on_no_answer else policy.site.max_forwards - 1
+    steps.extend(_action_steps(d, manager, onward, visited, forwards_left))
+    return tuple(steps)
 
 
 def _ring_time(policy: Policy, employee: Employee) -> int:
     return employee.ring_time or policy.site.ring_time
+
+
+def _ring_one(policy: Policy, employee: Employee) -> Ring:
+    return Ring(targets=(Target(employee.extension, employee.endpoint),), timeout=_ring_time(policy, employee), role="forward")
 
 
 def _drop(action: Action) -> Drop:
@@ -67,13 +176,13 @@ def _drop(action: Action) -> Drop:
 
 
 def _action_steps(
-    policy: Policy,
+    d: _Decision,
     owner: Employee,
     action: Action,
-    rng: random.Random,
     visited: tuple[str, ...],
     forwards_left: int,
 ) -> tuple[Step, ...]:
+    policy = d.policy
     if action.kind == "drop":
         return (_drop(action),)
     if action.kind == "voicemail":
@@ -84,37 +193,47 @@ def _action_steps(
     if forwards_left <= 0 or action.target is None or action.target in visited:
         # The chain is over its bound or would come back to someone already rung: end cleanly.
         return (_drop(action),)
-    steps: list[Step] = []
-    sound = announcement_sound(action.announcement)
-    if sound is not None:
-        steps.append(Announce(sound=sound, answer_first=action.answer_first))
-
+    rings: list[Step] = []
     department = policy.departments.get(action.target)
-    if department is not None:
-        steps.extend(_department_rings(policy, department, rng, visited))
-        steps.append(_drop(action))
-        return tuple(steps)
-
     colleague = policy.employee(action.target)
-    if colleague is None:
-        return (_drop(action),)
-    steps.append(
-        Ring(targets=(Target(colleague.extension, colleague.endpoint),), timeout=_ring_time(policy, colleague), role="forward")
-    )
-    onward = colleague.on_no_answer
-    if forwards_left > 1 and onward is not None and onward.kind == "forward":
-        # The colleague's own forward continues the chain; its announcement was heard already.
-        chained = _action_steps(policy, colleague, onward, rng, visited + (colleague.extension,), forwards_left - 1)
-        steps.extend(s for s in chained if not isinstance(s, Announce))
-        return tuple(steps)
-    steps.append(_drop(action))
-    return tuple(steps)
+    if department is not None:
+        rings.extend(_department_rings(d, department, visited))
+    elif colleague is not None:
+        if d.working(colleague):
+            rings.append(_ring_one(policy, colleague))
+        else:
+            d.reasons.append(d.why_off(colleague))
+        onward = colleague.on_no_answer if d.working(colleague) else (colleague.on_absent or colleague.on_no_answer)
+        if forwards_left > 1 and onward is not None and onward.kind == "forward":
+            # The colleague's own forward continues the chain; its announcement is not repeated.
+            chained = _action_steps(d, colleague, onward, visited + (colleague.extension,), forwards_left - 1)
+            rings.extend(s for s in chained if not isinstance(s, (Announce, Drop)))
+            tail = [s for s in chained if isinstance(s, Drop)]
+            return _announced(action, rings, tail[-1] if tail else _drop(action))
+    return _announced(action, rings, _drop(action))
 
 
-def _department_rings(
-    policy: Policy, department: Department, rng: random.Random, visited: tuple[str, ...]
-) -> list[Ring]:
-    members = [policy.employees[m] for m in department.members if m in policy.employees and m not in visited]
+def _announced(action: Action, rings: list[Step], end: Drop) -> tuple[Step, ...]:
+    """The forward's steps: its announcement, the rings, and how the call ends. With nobody left
+    to ring there is nothing to announce."""
+    if not any(isinstance(s, Ring) for s in rings):
+        return (end,)
+    sound = announcement_sound(action.announcement)
+    head: list[Step] = [Announce(sound=sound, answer_first=action.answer_first)] if sound is not None else []
+    return tuple(head + rings + [end])
+
+
+def _department_rings(d: _Decision, department: Department, visited: tuple[str, ...]) -> list[Ring]:
+    policy = d.policy
+    members = []
+    for m in department.members:
+        emp = policy.employees.get(m)
+        if emp is None or m in visited:
+            continue
+        if not d.working(emp):
+            d.reasons.append(d.why_off(emp) + f" (department {department.id})")
+            continue
+        members.append(emp)
     targets = [Target(m.extension, m.endpoint) for m in members]
     if not targets:
         return []
@@ -128,5 +247,5 @@ def _department_rings(
         return [ring(targets[: i + 1]) for i in range(len(targets))]
     if department.strategy == "random":
         targets = targets[:]
-        rng.shuffle(targets)
+        d.rng.shuffle(targets)
     return [ring([t]) for t in targets]

@@ -85,6 +85,9 @@ class Plan:
     on_busy: tuple[Step, ...]
     on_unreachable: tuple[Step, ...]
     reasons: tuple[str, ...] = field(default=())
+    # Which rule decided what happens when the employee is not reached: crm, absence, schedule,
+    # profile (the employee's own setting) or default (the site's).
+    rule: str = "default"
 
     def branch(self, outcome: Outcome | None) -> tuple[Step, ...]:
         if outcome is Outcome.BUSY:
@@ -114,4 +117,5 @@ class Plan:
             on_busy=tuple(step(s) for s in raw["on_busy"]),
             on_unreachable=tuple(step(s) for s in raw["on_unreachable"]),
             reasons=tuple(raw["reasons"]),
+            rule=raw.get("rule", "default"),
         )

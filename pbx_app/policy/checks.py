@@ -1,0 +1,240 @@
+"""Checks across the whole policy, after each value was read: references, forward loops,
+announcement files, and warnings about settings that are legal but probably not meant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from .document import locate
+from .model import Action, Policy, normalise_number
+from .problems import Problem
+from .reader import Reader
+
+SLOTS = ("on_no_answer", "on_busy", "on_unreachable", "on_absent")
+SHORT_RING = 5  # s: a phone needs a few seconds to be picked up
+LONG_FORWARD_RING = 60  # s: a caller who was already not answered rarely waits longer
+
+
+@dataclass(frozen=True)
+class ActionAt:
+    path: tuple[str, ...]  # where the action is in the document
+    action: Action
+    owner: str | None  # whose action it is (an extension), None for the site default
+
+
+def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Path | None) -> None:
+    actions = _actions(doc, policy)
+    _references(r, doc, policy, actions)
+    if not r.errors and policy.site.max_forwards > 1:
+        _loops(r, doc, policy, actions)
+    _announcements(r, doc, policy, announcements)
+    _warnings(r, doc, policy, actions)
+
+
+def _problem(r: Reader, doc: Any, path: tuple, message: str, severity: str = "error") -> None:
+    line, col = locate(doc, path)
+    r.problems.append(Problem(r.source, line, col, message, severity))  # type: ignore[arg-type]
+
+
+def _actions(doc: CommentedMap, policy: Policy) -> list[ActionAt]:
+    found = [ActionAt(("site", "on_no_answer"), policy.site.on_no_answer, None)]
+    for ext, emp in policy.employees.items():
+        for slot in SLOTS:
+            action = getattr(emp, slot)
+            if action is not None:
+                found.append(ActionAt(("employees", ext, slot), action, ext))
+    clients = (doc.get("crm") or {}).get("clients") if isinstance(doc.get("crm"), dict) else None
+    for number, body in (clients or {}).items() if isinstance(clients, dict) else ():
+        rule = policy.crm.clients.get(normalise_number(number))
+        if rule is not None and rule.on_no_answer is not None:
+            found.append(ActionAt(("crm", "clients", str(number), "on_no_answer"), rule.on_no_answer, rule.manager))
+    return found
+
+
+def _references(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+    known = set(policy.employees) | set(policy.departments)
+    for dep_id, dep in policy.departments.items():
+        if dep_id in policy.employees:
+            _problem(r, doc, ("departments", dep_id), f"departments.{dep_id}: the id is also an employee's extension; forwards to '{dep_id}' would be ambiguous")
+        for i, member in enumerate(dep.members):
+            if member not in policy.employees:
+                _problem(r, doc, ("departments", dep_id, "members", i), f"departments.{dep_id}.members: unknown extension '{member}' (not under employees)")
+            elif member in dep.members[:i]:
+                _problem(r, doc, ("departments", dep_id, "members", i), f"departments.{dep_id}.members: '{member}' is listed twice")
+    for a in actions:
+        if a.action.kind != "forward" or a.action.target is None:
+            continue
+        where = ".".join(a.path)
+        if a.action.target not in known:
+            _problem(r, doc, a.path + ("to",), f"{where}.to: unknown extension or department '{a.action.target}' (expected one of the employees or departments)")
+        elif a.action.target == a.owner and a.path[0] == "employees":
+            _problem(r, doc, a.path + ("to",), f"{where}.to: {a.owner} forwards to themselves; forward to a colleague, a department or voicemail")
+        elif a.action.target == a.owner:
+            _problem(r, doc, a.path + ("to",), f"{where}.to: forwards to the responsible manager {a.owner} who was just rung; forward to someone else")
+    clients = doc["crm"]["clients"] if isinstance(doc.get("crm"), dict) and isinstance(doc["crm"].get("clients"), dict) else {}
+    for number, body in clients.items():
+        manager = body.get("manager") if isinstance(body, dict) else None
+        if manager is not None and str(manager) not in policy.employees:
+            _problem(r, doc, ("crm", "clients", str(number), "manager"), f"crm.clients.{number}.manager: unknown extension '{manager}' (the responsible manager must be under employees)")
+
+
+def _loops(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+    """A chain of forwards that comes back to where it started. Only a loop when a chain can be
+    longer than one forward (site.max_forwards > 1): with one forward, two colleagues covering
+    for each other is the usual set-up, not a loop."""
+    edges: dict[str, list[tuple[str, tuple]]] = {}
+    for a in actions:
+        if a.owner is None or a.path[0] != "employees" or a.action.kind != "forward" or not a.action.target:
+            continue
+        dep = policy.departments.get(a.action.target)
+        if dep is not None and a.owner in dep.members:
+            continue  # "forward to my own team": the team rings without them
+        edges.setdefault(a.owner, []).append((a.action.target, a.path + ("to",)))
+    for dep_id, dep in policy.departments.items():
+        for i, member in enumerate(dep.members):
+            edges.setdefault(dep_id, []).append((member, ("departments", dep_id, "members", i)))
+    reported: set[frozenset] = set()
+    for a in sorted(actions, key=lambda a: locate(doc, a.path + ("to",))):
+        if a.owner is None or a.owner not in edges:
+            continue
+        cycle = _cycle_from(a.owner, edges)
+        if cycle is None or frozenset(cycle) in reported:
+            continue
+        reported.add(frozenset(cycle))
+        first = min((path for node, (nxt, path) in _cycle_edges(cycle, edges) if path[0] == "employees"), key=lambda p: locate(doc, p))
+        chain = " → ".join(cycle + [cycle[0]])
+        _problem(
+            r, doc, first,
+            f"{'.'.join(first)}: forward loop {chain}: with site.max_forwards {policy.site.max_forwards} a call comes back to "
+            f"someone already rung; break the loop or set site.max_forwards: 1",
+        )
+
+
+def _cycle_from(start: str, edges: dict[str, list[tuple[str, tuple]]]) -> list[str] | None:
+    """The shortest chain start → … → start, if any (breadth first, so the message is short)."""
+    parents: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt_frontier = []
+        for node in frontier:
+            for nxt, _ in edges.get(node, []):
+                if nxt == start:
+                    chain = [node]
+                    while chain[-1] != start:
+                        chain.append(parents[chain[-1]])
+                    return list(reversed(chain))
+                if nxt not in parents:
+                    parents[nxt] = node
+                    nxt_frontier.append(nxt)
+        frontier = nxt_frontier
+    return None
+
+
+def _cycle_edges(cycle: list[str], edges: dict[str, list[tuple[str, tuple]]]):
+    for i, node in enumerate(cycle):
+        nxt = cycle[(i + 1) % len(cycle)]
+        for target, path in edges.get(node, []):
+            if target == nxt:
+                yield node, (target, path)
+                break
+
+
+def _announcement_places(doc: CommentedMap):
+    """(path, value) of every announcement written in the document."""
+    site = doc.get("site")
+    if isinstance(site, dict) and isinstance(site.get("on_no_answer"), dict):
+        yield ("site", "on_no_answer"), site["on_no_answer"]
+    employees = doc.get("employees")
+    for ext, body in (employees.items() if isinstance(employees, dict) else ()):
+        if not isinstance(body, dict):
+            continue
+        yield ("employees", str(ext)), body
+        for slot in SLOTS:
+            if isinstance(body.get(slot), dict):
+                yield ("employees", str(ext), slot), body[slot]
+    crm = doc.get("crm")
+    clients = crm.get("clients") if isinstance(crm, dict) else None
+    for number, body in (clients.items() if isinstance(clients, dict) else ()):
+        if isinstance(body, dict) and isinstance(body.get("on_no_answer"), dict):
+            yield ("crm", "clients", str(number), "on_no_answer"), body["on_no_answer"]
+
+
+def announcement_file_exists(folder: Path, name: str) -> bool:
+    """Asterisk plays ``sound:NAME`` from NAME.<format>: any extension will do."""
+    path = Path(name) if name.startswith("/") else folder / name
+    if path.suffix and path.is_file():
+        return True
+    stem = path.with_suffix("") if path.suffix else path
+    return stem.parent.is_dir() and any(p.is_file() for p in stem.parent.glob(stem.name + ".*"))
+
+
+def _announcements(r: Reader, doc: CommentedMap, policy: Policy, folder: Path | None) -> None:
+    folder_missing_reported = False
+    for path, node in _announcement_places(doc):
+        value = node.get("announcement")
+        if not isinstance(value, dict):
+            continue
+        where = ".".join(path + ("announcement",))
+        file, text = value.get("file"), value.get("text")
+        if file is None and isinstance(text, str):
+            _problem(r, doc, path + ("announcement", "text"),
+                     f"{where}: the text is not rendered to a file yet; callers hear the standard announcement "
+                     f"until it is (save it in the web UI)", "warning")
+            continue
+        if not isinstance(file, (str, int)) or folder is None:
+            continue
+        if not folder.is_dir():
+            if not folder_missing_reported:
+                _problem(r, doc, path + ("announcement", "file"),
+                         f"{where}.file: cannot check announcement files: the folder {folder} does not exist "
+                         f"(set site.announcements_dir or PBX_ANNOUNCEMENTS_DIR, or pass --announcements)", "warning")
+                folder_missing_reported = True
+            continue
+        if not announcement_file_exists(folder, str(file)):
+            expected = f"{file}" if Path(str(file)).suffix else f"{file}.wav or {file} in another sound format"
+            _problem(r, doc, path + ("announcement", "file"),
+                     f"{where}.file: announcement file '{file}' not found in {folder} (expected {expected} there)")
+
+
+def _ring_time(policy: Policy, target: str) -> int | None:
+    if target in policy.departments:
+        return policy.departments[target].ring_time
+    emp = policy.employees.get(target)
+    return None if emp is None else (emp.ring_time or policy.site.ring_time)
+
+
+def _warnings(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+    if policy.site.ring_time < SHORT_RING and isinstance(doc.get("site"), dict) and "ring_time" in doc["site"]:
+        _problem(r, doc, ("site", "ring_time"), f"site.ring_time: {policy.site.ring_time} s is hardly time to pick a phone up (expected {SHORT_RING} s or more)", "warning")
+    for ext, emp in policy.employees.items():
+        if emp.ring_time is not None and emp.ring_time < SHORT_RING:
+            _problem(r, doc, ("employees", ext, "ring_time"),
+                     f"employees.{ext}.ring_time: {emp.ring_time} s is hardly time to pick a phone up (expected {SHORT_RING} s or more)", "warning")
+        if emp.on_absent is not None and emp.schedule is None and not emp.absences:
+            _problem(r, doc, ("employees", ext, "on_absent"),
+                     f"employees.{ext}.on_absent: never used: {ext} has no schedule and no absences", "warning")
+        if emp.schedule is not None and not any(emp.schedule.days):
+            _problem(r, doc, ("employees", ext, "schedule"),
+                     f"employees.{ext}.schedule: no working hours on any day: {ext} is never rung", "warning")
+    for dep_id, dep in policy.departments.items():
+        if len(dep.members) == 1:
+            _problem(r, doc, ("departments", dep_id, "members"),
+                     f"departments.{dep_id}.members: only one member ({dep.members[0]}); a forward to {dep.members[0]} says the same more plainly", "warning")
+        elif not dep.members:
+            _problem(r, doc, ("departments", dep_id),
+                     f"departments.{dep_id}: no members; a forward here rings nobody", "warning")
+    for a in actions:
+        if a.action.kind != "forward" or not a.action.target or a.action.target == a.owner:
+            continue
+        ring = _ring_time(policy, a.action.target)
+        if ring is not None and ring > LONG_FORWARD_RING:
+            _problem(r, doc, a.path + ("to",),
+                     f"{'.'.join(a.path)}.to: {a.action.target} then rings for {ring} s; a caller who was already not answered "
+                     f"rarely waits that long (set its ring_time to {LONG_FORWARD_RING} s or less)", "warning")
+    if policy.crm.webhook is not None and policy.crm.webhook.timeout_ms > 2000:
+        _problem(r, doc, ("crm", "webhook", "timeout_ms"),
+                 f"crm.webhook.timeout_ms: callers may wait {policy.crm.webhook.timeout_ms} ms before the phone rings when the CRM is slow", "warning")

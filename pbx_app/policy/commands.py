@@ -1,0 +1,104 @@
+"""`pbx-app check` and `pbx-app explain`: what a sysadmin runs on a policy file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .loader import analyse_file
+from .model import WEEKDAYS
+
+
+def add_check_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--announcements", metavar="DIR",
+                   help="folder of custom announcement files (default: site.announcements_dir, "
+                        "$PBX_ANNOUNCEMENTS_DIR, or /var/lib/pbx_app/sounds)")
+    p.add_argument("--strict", action="store_true", help="warnings fail the check too")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    analysis = analyse_file(args.file, getattr(args, "announcements", None))
+    for problem in analysis.errors:
+        print(f"error: {problem}", file=sys.stderr)
+    for problem in analysis.warnings:
+        print(f"warning: {problem}", file=sys.stderr)
+    if analysis.errors:
+        print(f"{args.file}: {len(analysis.errors)} error(s), {len(analysis.warnings)} warning(s); "
+              "the app keeps its last good policy until this file is fixed", file=sys.stderr)
+        return 1
+    policy = analysis.policy
+    assert policy is not None
+    print(f"{args.file}: OK ({len(policy.employees)} employees, {len(policy.departments)} departments, "
+          f"{len(policy.crm.clients)} CRM clients{', CRM webhook' if policy.crm.webhook else ''}), "
+          f"{len(analysis.warnings)} warning(s)")
+    return 1 if analysis.warnings and getattr(args, "strict", False) else 0
+
+
+def add_explain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("extension", help="the number the client dials")
+    p.add_argument("--caller", required=True, help="the client's number (for the CRM rule)")
+    p.add_argument("--at", default="now",
+                   help="when: 'now' (default), 'HH:MM' today, 'mon 10:00' (the next Monday), "
+                        "'2026-12-01 10:00' or ISO with an offset; without one, the site's time zone")
+    p.add_argument("--policy", default="config/policy.yaml", help="policy file (default: config/policy.yaml)")
+    p.add_argument("--offline", action="store_true", help="do not ask the CRM webhook (the static mapping still applies)")
+
+
+def parse_when(text: str, zone: ZoneInfo, now: datetime | None = None) -> datetime:
+    """An aware datetime for --at; naive times are in ``zone``."""
+    now = (now or datetime.now(zone)).astimezone(zone)
+    text = text.strip()
+    if text.lower() == "now":
+        return now
+    m = re.fullmatch(r"(?:([a-zA-Z]{3})\s+)?(\d{1,2}):(\d{2})", text)
+    if m:
+        day, hour, minute = m.group(1), int(m.group(2)), int(m.group(3))
+        when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if day:
+            if day.lower() not in WEEKDAYS:
+                raise ValueError(f"'{day}' is not a day (mon … sun)")
+            when += timedelta(days=(WEEKDAYS.index(day.lower()) - now.weekday()) % 7)
+        return when.replace(tzinfo=None).replace(tzinfo=zone)  # wall-clock time on that day
+    when = datetime.fromisoformat(text)
+    return when.replace(tzinfo=zone) if when.tzinfo is None else when.astimezone(zone)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from ..crm import CrmAnswer, CrmDirectory, lookup, static_answer
+    from ..routing.decide import CallContext, decide
+    from ..routing.explain import explain
+
+    analysis = analyse_file(args.policy)
+    if analysis.errors:
+        for problem in analysis.errors:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{args.policy}: not valid; fix it first (pbx-app check {args.policy})", file=sys.stderr)
+        return 1
+    policy = analysis.policy
+    assert policy is not None
+    zone = ZoneInfo(policy.site.timezone)
+    try:
+        at = parse_when(args.at, zone)
+    except ValueError as exc:
+        print(f"error: --at {args.at!r}: {exc}", file=sys.stderr)
+        return 2
+
+    async def ask_crm() -> CrmAnswer:
+        if args.offline:
+            return static_answer(policy, args.caller) or CrmAnswer(None, "CRM webhook not asked (--offline)" if policy.crm.webhook else None)
+        directory = CrmDirectory()
+        try:
+            return await lookup(directory, policy, args.caller)
+        finally:
+            await directory.close()
+
+    logging.getLogger("pbx_app.crm").setLevel(logging.ERROR)  # the reasons below say what the CRM did
+    crm = asyncio.run(ask_crm())
+    plan = decide(policy, CallContext(args.extension, args.caller, at, crm=crm.rule, crm_note=crm.note))
+    print(explain(policy, plan, args.caller, at))
+    return 0
