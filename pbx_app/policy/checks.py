@@ -29,7 +29,7 @@ class ActionAt:
 def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Path | None) -> None:
     actions = _actions(doc, policy)
     _references(r, doc, policy, actions)
-    if not r.errors and policy.site.max_forwards > 1:
+    if policy.site.max_forwards > 1:
         _loops(r, doc, policy, actions)
     _announcements(r, doc, policy, announcements)
     _warnings(r, doc, policy, actions)
