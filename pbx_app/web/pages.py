@@ -27,6 +27,13 @@ def redirect(location: str) -> web.Response:
 
 
 def render(request: web.Request, template: str, status: int = 200, **context) -> web.Response:
+    user = context.get("user")
+    if user is not None and user.extension and not user.display_name:
+        try:  # the header names the person as the policy does
+            employee = state(request).policy.read().policy.employee(user.extension)
+            context["who"] = employee.name if employee else None
+        except PolicyBroken:
+            pass
     html = state(request).templates.get_template(template).render(**context)
     return with_headers(web.Response(text=html, content_type="text/html", status=status))
 

@@ -25,7 +25,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from ..policy import Policy, PolicyError, parse_policy
+from ..policy import Policy, PolicyError, Problem, analyse_policy
 from .setting import NoAnswerSetting
 
 
@@ -126,14 +126,12 @@ class PolicyFile:
         """Raises PolicyBroken when the file does not validate as it stands."""
         try:
             text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            from ..policy.loader import Problem
-
-            raise PolicyBroken(PolicyError([Problem(str(self.path), 1, 1, f"cannot read the policy: {exc.strerror}")])) from None
-        try:
-            policy = parse_policy(text, str(self.path))
-        except PolicyError as exc:
-            raise PolicyBroken(exc) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise PolicyBroken(PolicyError([Problem(str(self.path), 1, 1, f"cannot read the policy: {reason}")])) from None
+        policy, errors = validate(text, self.path)
+        if errors:
+            raise PolicyBroken(PolicyError(errors))
         doc = _yaml_for(text).load(text) or CommentedMap()
         return Snapshot(text, doc, policy)
 
@@ -155,15 +153,21 @@ class PolicyFile:
             out = io.StringIO()
             yaml.dump(doc, out)
             text = out.getvalue()
-            try:
-                policy = parse_policy(text, str(self.path))
-            except PolicyError as exc:
-                raise InvalidEdit(exc) from None
+            policy, errors = validate(text, self.path)
+            if errors:
+                raise InvalidEdit(PolicyError(errors))
             after = Snapshot(text, doc, policy)
             if before_write is not None:
                 before_write(before, after)
             write_atomically(self.path, text)
             return Saved(before, after)
+
+
+def validate(text: str, path: Path) -> tuple[Policy | None, list]:
+    """The same check the app's policy holder makes when it reloads the file (announcement files
+    included), so a saved file is never one the app would refuse."""
+    analysis = analyse_policy(text, str(path), check_files=True)
+    return analysis.policy, list(analysis.errors)
 
 
 def apply_setting(body: CommentedMap, setting: NoAnswerSetting) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from pbx_app.sounds import CUSTOM_DIR, announcement_sound
 from tests.unit.test_announcements import tone
-from tests.unit.test_web_api import WebBed, forward
+from tests.unit.test_web_api import WebBed, announcements_env, forward  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -139,6 +139,12 @@ def forward(to: str, ring_time=None, announcement=None) -> dict:
     return {"action": "forward", "to": to, "ring_time": ring_time, "announcement": announcement or {"kind": "standard"}}
 
 
+@pytest.fixture(autouse=True)
+def announcements_env(tmp_path, monkeypatch):
+    # The policy loader checks announcement files where the app writes them.
+    monkeypatch.setenv("PBX_ANNOUNCEMENTS_DIR", str(tmp_path / "sounds"))
+
+
 @pytest.fixture
 async def bed(tmp_path):
     b = WebBed(tmp_path)

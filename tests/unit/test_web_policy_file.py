@@ -47,6 +47,17 @@ departments:
 """
 
 
+@pytest.fixture(autouse=True)
+def sounds(tmp_path, monkeypatch):
+    """The announcements folder the loader checks, with the files these tests name."""
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    for name in ("upload-1.wav", "tts-1.wav"):
+        (folder / name).write_bytes(b"RIFF")
+    monkeypatch.setenv("PBX_ANNOUNCEMENTS_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def policy_file(tmp_path):
     path = tmp_path / "policy.yaml"
@@ -152,7 +163,7 @@ def test_atomic_write_keeps_the_mode_and_leaves_no_temp_files(tmp_path):
     write_atomically(path, "new")
     assert path.read_text() == "new"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["policy.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.yaml", "sounds"], "no temp file left"
 
 
 def test_atomic_write_through_a_symlink_replaces_the_target(tmp_path):
