@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file", nargs="?", default="config/policy.yaml")
     p.set_defaults(func=cmd_check)
 
+    from .users.cli import add_user_commands
+
+    add_user_commands(sub)
+
     from .history.report import add_arguments as add_history_arguments, cmd_history
 
     p = sub.add_parser("history", help="the call history: who missed what (table, --format csv|json)")
