@@ -12,15 +12,15 @@ from .policy import PolicyError, load_policy
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.file)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        print(f"{args.file}: {len(exc.problems)} error(s)", file=sys.stderr)
-        return 1
-    print(f"{args.file}: OK ({len(policy.employees)} employees, {len(policy.departments)} departments)")
-    return 0
+    from .policy.commands import cmd_check as check
+
+    return check(args)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .policy.commands import cmd_explain as explain
+
+    return explain(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -47,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")
+    from .policy.commands import add_check_arguments, add_explain_arguments
+
+    add_check_arguments(p)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("explain", help="what would happen to a call, and why (CRM, schedule, absence, profile, default)")
+    add_explain_arguments(p)
+    p.set_defaults(func=cmd_explain)
 
     from .users.cli import add_user_commands
 

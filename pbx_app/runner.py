@@ -9,30 +9,12 @@ import signal
 
 from .ari import AriClient
 from .calls.app import StasisApp
-from .policy import Policy, PolicyError, load_policy
+from .crm import CrmDirectory
+from .policy import PolicyError
+from .policy.store import PolicyHolder
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class PolicyHolder:
-    """The policy in force. ``reload`` keeps the last good one when the file is broken."""
-
-    def __init__(self, path):
-        self.path = path
-        self.current: Policy = load_policy(path)
-
-    def __call__(self) -> Policy:
-        return self.current
-
-    def reload(self) -> bool:
-        try:
-            self.current = load_policy(self.path)
-        except PolicyError as exc:
-            log.error("policy reload refused, the last good policy stays in force:\n%s", exc)
-            return False
-        log.info("policy reloaded from %s", self.path)
-        return True
 
 
 async def run_app(settings: Settings) -> int:
@@ -42,7 +24,8 @@ async def run_app(settings: Settings) -> int:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app)
-    app = StasisApp(ari, policy)
+    crm = CrmDirectory()  # the policy's static CRM mapping, then its webhook (with deadline)
+    app = StasisApp(ari, policy, crm=crm)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, policy.reload)
@@ -50,8 +33,11 @@ async def run_app(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     log.info("pbx_app: ARI %s as %s, app %s, policy %s", settings.ari_url, settings.ari_user, settings.app, settings.policy_path)
     runner = asyncio.create_task(app.run())
+    watcher = asyncio.create_task(policy.watch())  # reloads the policy when its file changes
     await stop.wait()
     runner.cancel()
+    watcher.cancel()
     await app.drain()
+    await crm.close()
     await ari.close()
     return 0

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from ..ari import AriClient, AriError, EventStream
+from ..crm import CrmProvider
+from ..crm import lookup as crm_lookup
 from ..history.events import Journal, MemoryJournal
 from ..policy import Policy
 from ..routing import Plan
@@ -48,9 +50,11 @@ class StasisApp:
         policy: Callable[[], Policy],
         journal: Journal | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        crm: CrmProvider | None = None,
     ):
         self.ari = ari
         self.policy = policy  # called once per new call: a reload never touches calls in flight
+        self.crm = crm  # None: the policy's static CRM mapping only
         self.journal = journal or MemoryJournal()
         self.clock = clock
         self.calls: dict[str, CallChannel] = {}
@@ -102,7 +106,9 @@ class StasisApp:
     async def _new_call(self, call: CallChannel, extension: str) -> None:
         policy = self.policy()
         now = self.clock()
-        plan = decide(policy, CallContext(extension=extension, caller=call.caller, at=now), random.Random())
+        crm = await crm_lookup(self.crm, policy, call.caller)  # bounded by the CRM deadline, never raises
+        context = CallContext(extension=extension, caller=call.caller, at=now, crm=crm.rule, crm_note=crm.note)
+        plan = decide(policy, context, random.Random())
         flow = CallFlow(call, plan, call_id=uuid.uuid4().hex[:12], journal=self.journal, clock=self.clock)
         await flow.run()
 

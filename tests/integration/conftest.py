@@ -93,7 +93,7 @@ async def start_app(ari):
     On teardown: every call's flow is over and no channel or bridge is left in Asterisk."""
     running: list[RunningApp] = []
 
-    async def start(policy_yaml: "str | Policy | Callable[[], Policy]") -> RunningApp:
+    async def start(policy_yaml: "str | Policy | Callable[[], Policy]", **stasis_app_kwargs) -> RunningApp:
         # A Policy object lets a test run what `check` would refuse (e.g. a forward loop).
         policy = policy_yaml if isinstance(policy_yaml, Policy) else None
         if callable(policy_yaml):  # a policy holder: a reload (e.g. a web save) reaches new calls
@@ -102,7 +102,7 @@ async def start_app(ari):
             policy = policy or parse_policy(policy_yaml, "<test policy>")
             holder = lambda: policy  # noqa: E731
         journal = MemoryJournal()
-        app = StasisApp(ari, holder, journal=journal)
+        app = StasisApp(ari, holder, journal=journal, **stasis_app_kwargs)  # e.g. crm=CrmDirectory()
         task = asyncio.create_task(app.run())
         await asyncio.wait_for(app.events.connected.wait(), 10)
         r = RunningApp(app, task, journal)

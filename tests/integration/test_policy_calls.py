@@ -144,7 +144,8 @@ async def test_broken_policy_during_a_call_changes_nothing_and_the_last_good_one
     store = PolicyStore(path)
     watcher = asyncio.create_task(store.watch(interval=0.1))
     try:
-        app = await start_app(store)
+        app = await start_app(GOOD)
+        app.app.policy = store  # the app asks the store once per new call, as `pbx-app run` does
         employee = sip.phone("101", "ring_forever")
         colleague = sip.phone("102", "answer", answer_delay_ms=200)
         caller = sip.call("101", talk_ms=500)
