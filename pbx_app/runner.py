@@ -7,6 +7,9 @@ import asyncio
 import logging
 import signal
 
+from aiohttp import web
+
+from . import observability
 from .ari import AriClient
 from .calls.app import StasisApp
 from .crm import CrmDirectory
@@ -24,8 +27,19 @@ async def run_app(settings: Settings) -> int:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app)
+    metrics = observability.Metrics()
     crm = CrmDirectory()  # the policy's static CRM mapping, then its webhook (with deadline)
-    app = StasisApp(ari, policy, crm=crm)
+    app = StasisApp(ari, policy, journal=metrics.observing(None), crm=crm)
+    app.max_calls = settings.max_calls
+    app.events.give_up_after = settings.ari_give_up_after
+    # One web server for the app; each feature adds its routes to this application.
+    webapp = web.Application()
+    observability.setup(webapp, app, policy, metrics)
+    try:
+        web_runner = await serve_web(webapp, settings.web_bind)
+    except OSError as exc:
+        log.error("cannot serve the web endpoints on PBX_WEB_BIND=%s: %s", settings.web_bind, exc.strerror or exc)
+        return 2
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, policy.reload)
@@ -34,10 +48,26 @@ async def run_app(settings: Settings) -> int:
     log.info("pbx_app: ARI %s as %s, app %s, policy %s", settings.ari_url, settings.ari_user, settings.app, settings.policy_path)
     runner = asyncio.create_task(app.run())
     watcher = asyncio.create_task(policy.watch())  # reloads the policy when its file changes
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if runner.done():
+        log.error("stopping: %s", runner.exception())  # gave up on ARI (PBX_ARI_GIVE_UP_AFTER)
+        code = 3
     runner.cancel()
     watcher.cancel()
+    stopping.cancel()
     await app.drain()
     await crm.close()
+    await web_runner.cleanup()
     await ari.close()
-    return 0
+    return code
+
+
+async def serve_web(webapp: web.Application, bind: str) -> web.AppRunner:
+    host, _, port = bind.rpartition(":")
+    runner = web.AppRunner(webapp, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    log.info("web endpoints on http://%s/ (/health, /metrics)", bind)
+    return runner

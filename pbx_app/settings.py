@@ -19,6 +19,9 @@ class Settings:
     # events are spooled to local disk first, so no row is lost while the database is away.
     database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
     spool_dir: Path = Path("/var/lib/pbx_app/spool")
+    web_bind: str = "127.0.0.1:8090"  # the app's web server: /metrics, /health (and the web UI)
+    max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
+    ari_give_up_after: float | None = None  # seconds without ARI before exiting non-zero; None: never
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -40,4 +43,20 @@ class Settings:
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
             database_url=env.get("PBX_DATABASE_URL", cls.database_url),
             spool_dir=Path(env.get("PBX_SPOOL_DIR", str(cls.spool_dir))),
+            web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
+            max_calls=_number(env, "PBX_MAX_CALLS", int, cls.max_calls),
+            ari_give_up_after=_number(env, "PBX_ARI_GIVE_UP_AFTER", float, None),
         )
+
+
+def _number(env: dict[str, str], name: str, kind, default):
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SystemExit(f"{name}={text!r}: not a number") from None
+    if value < 0:
+        raise SystemExit(f"{name}={text!r}: must not be negative")
+    return value

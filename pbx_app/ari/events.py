@@ -18,20 +18,29 @@ log = logging.getLogger(__name__)
 Event = dict
 
 
+class AriGaveUp(AriError):
+    """Asterisk stayed out of reach for longer than we were told to keep trying."""
+
+
 class EventStream:
+    """``give_up_after``: seconds without a connection (from the start, or from losing it) after
+    which iterating raises AriGaveUp; None keeps trying for ever."""
+
     def __init__(
         self,
         client: AriClient,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         min_backoff: float = 0.2,
-        max_backoff: float = 10.0,
+        max_backoff: float = 5.0,
         heartbeat: float = 10.0,
+        give_up_after: float | None = None,
     ):
         self.client = client
         self.on_connect = on_connect
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.heartbeat = heartbeat
+        self.give_up_after = give_up_after
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.last_error: str | None = None
@@ -47,20 +56,30 @@ class EventStream:
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
-                raise AriError(401, "wrong ARI user or password", "GET", "/events") from None
-            raise AriError(exc.status, exc.message, "GET", "/events") from None
+                raise AriError(
+                    401, f"{self.client.url} refused user {self.client.user!r}: wrong ARI user or password (401)",
+                    "GET", "/events",
+                ) from None
+            raise AriError(exc.status, f"{self.client.url}: {exc.status} {exc.message}", "GET", "/events") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise AriError(0, f"Asterisk unreachable at {self.client.url}: {exc}", "GET", "/events") from None
+            cause = getattr(exc, "os_error", exc)
+            reason = "connection refused" if isinstance(cause, ConnectionRefusedError) else str(exc) or type(exc).__name__
+            raise AriError(0, f"cannot reach Asterisk's ARI at {self.client.url}: {reason}", "GET", "/events") from None
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         """Yields events forever; on a lost connection waits with backoff and reconnects."""
+        loop = asyncio.get_running_loop()
         backoff = self.min_backoff
         first = True
+        down_since = loop.time()
         while True:
             try:
                 ws = await self._connect()
             except AriError as exc:
                 self.last_error = exc.message
+                down_for = loop.time() - down_since
+                if self.give_up_after is not None and down_for >= self.give_up_after:
+                    raise AriGaveUp(exc.status, f"{exc.message}; gave up after {down_for:.0f} s", "GET", "/events") from None
                 log.error("ARI events: %s; retrying in %.1f s", exc.message, backoff)
                 await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
                 backoff = min(backoff * 2, self.max_backoff)
@@ -73,7 +92,10 @@ class EventStream:
             self.last_error = None
             self.connected.set()
             if self.on_connect is not None:
-                await self.on_connect()
+                try:
+                    await self.on_connect()
+                except Exception:
+                    log.exception("ARI events: the on-connect hook failed")
             try:
                 async for msg in ws:
                     if msg.type == aiohttp.WSMsgType.TEXT:
@@ -85,5 +107,6 @@ class EventStream:
                         break
             finally:
                 self.connected.clear()
+                down_since = loop.time()
                 await ws.close()
             log.warning("ARI events connection lost; reconnecting")

@@ -1,6 +1,12 @@
 """The Stasis app: takes each event from the websocket and hands it to the call it belongs to.
 New direct calls get their own flow task; a caller coming back from the dialplan to a flow we
-no longer have (the app restarted) is resumed from the state kept on the channel."""
+no longer have (the app restarted) is resumed from the state kept on the channel.
+
+Each time the events websocket (re)connects, the app lists Asterisk's channels: callers sitting in
+our Stasis app with nobody driving them (the app died mid-announcement, or events were lost while
+disconnected) are picked up again from their channel state, and flows whose channel vanished
+(Asterisk restarted) are ended. Past ``max_calls`` calls in progress a new call is handed back to
+the dialplan's own fallback rather than risk every call."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from typing import Callable
 from ..ari import AriClient, AriError, EventStream
 from ..crm import CrmProvider
 from ..crm import lookup as crm_lookup
-from ..history.events import Journal, MemoryJournal
+from ..history.events import CallStarted, Journal, MemoryJournal
 from ..policy import Policy
 from ..routing import Plan
 from ..routing.decide import CallContext, decide
@@ -26,6 +32,15 @@ log = logging.getLogger(__name__)
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def stasis_args(channel: dict, app: str) -> list[str] | None:
+    """The Stasis() arguments of a listed channel that is executing ``Stasis(app,...)``, else None."""
+    dialplan = channel.get("dialplan") or {}
+    if dialplan.get("app_name", "").lower() != "stasis":
+        return None
+    name, *args = (dialplan.get("app_data") or "").split(",")
+    return args if name == app else None
 
 
 def channel_ids(event: dict) -> list[str]:
@@ -59,7 +74,12 @@ class StasisApp:
         self.clock = clock
         self.calls: dict[str, CallChannel] = {}
         self.tasks: set[asyncio.Task] = set()
-        self.events = EventStream(ari)
+        self.events = EventStream(ari, on_connect=self._on_connect)
+        self.max_calls = 0  # calls in progress before new ones go to the dialplan fallback; 0: no limit
+        self.refused = 0
+        self._flows: dict[str, asyncio.Task] = {}
+        # Channels recovered from a listing: their StasisStart may still be on its way; drop it once.
+        self._replayed: dict[str, list[str]] = {}
 
     async def run(self) -> None:
         async for event in self.events:
@@ -72,36 +92,130 @@ class StasisApp:
             if channel["id"] not in self.calls:
                 self._start(event)
                 return
+            if self._replayed.get(channel["id"]) == list(event.get("args") or []):
+                del self._replayed[channel["id"]]
+                return
+        elif kind in ("StasisEnd", "ChannelDestroyed"):
+            self._replayed.pop((event.get("channel") or {}).get("id"), None)
         for cid in channel_ids(event):
             call = self.calls.get(cid)
             if call is not None:
                 call.deliver(event)
                 return
 
-    def _start(self, event: dict) -> None:
+    def _start(self, event: dict, recovered: bool = False) -> None:
         channel = event["channel"]
         args = list(event.get("args") or [])
         what = args[0] if args else ""
+        if what == "direct" and not recovered and self.max_calls and len(self.calls) >= self.max_calls:
+            self.refused += 1
+            log.warning("%d calls in progress (max %d): channel %s goes to the dialplan fallback",
+                        len(self.calls), self.max_calls, channel["id"])
+            self._spawn(self._to_fallback(channel, args[1] if len(args) > 1 else ""), f"refuse-{channel['id']}")
+            return
         call = CallChannel(self.ari, channel, self.clock)
         self.calls[call.id] = call
-        if what == "direct" and len(args) >= 2:
+        if recovered:
+            coro = self._recover(call, what, args)
+        elif what == "direct" and len(args) >= 2:
             coro = self._new_call(call, args[1])
         elif what in ("dialed", "voicemail"):
             coro = self._resume(call, what, args[1:])
         else:
             log.warning("channel %s entered Stasis with args %s: not ours, hanging up", call.id, args)
             coro = call.hangup()
-        task = asyncio.create_task(self._guard(call, coro), name=f"call-{call.id}")
+        extension = args[1] if what == "direct" and len(args) > 1 else ""
+        self._flows[call.id] = self._spawn(self._guard(call, coro, channel, extension), f"call-{call.id}")
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
-    async def _guard(self, call: CallChannel, coro) -> None:
+    async def _guard(self, call: CallChannel, coro, channel: dict, extension: str) -> None:
         try:
             await coro
         except Exception:
-            log.exception("channel %s: unexpected error", call.id)
+            # A flow handles its own failures; this is one that never got going (a bug, a bad
+            # plan). The dialplan's fallback still rings the employee rather than leave dead air.
+            log.exception("channel %s: unexpected error; handing it to the dialplan fallback", call.id)
+            if not call.gone:
+                await self._to_fallback(channel, extension)
         finally:
-            self.calls.pop(call.id, None)
+            # A flow restarted after a reconnect has put a new CallChannel under the same id.
+            if self.calls.get(call.id) is call:
+                del self.calls[call.id]
+                self._flows.pop(call.id, None)
+                self._replayed.pop(call.id, None)
+
+    async def _to_fallback(self, channel: dict, extension: str) -> None:
+        """Sends a caller to the app-down branch of the context it came from, as if the app were
+        not running: in pbx-direct the dialplan rings the employee itself."""
+        dialplan = channel.get("dialplan") or {}
+        context, exten = dialplan.get("context") or "pbx-direct", dialplan.get("exten") or extension
+        try:
+            await self.ari.post(f"/channels/{channel['id']}/continue", context=context, extension=exten, label="app-down")
+        except AriError as exc:
+            if exc.status == 404:
+                return  # the caller hung up meanwhile
+            log.error("channel %s: could not hand it to the dialplan fallback (%s); busy", channel["id"], exc)
+            try:
+                await self.ari.delete(f"/channels/{channel['id']}", reason="busy")
+            except AriError:
+                pass
+
+    async def _on_connect(self) -> None:
+        """Every (re)connect: end the flows whose channel is gone, pick up the callers left in
+        our Stasis app with nobody driving them."""
+        try:
+            channels = await self.ari.get("/channels")
+        except AriError as exc:
+            log.error("cannot list channels to pick up calls in progress: %s", exc)
+            return
+        listed = {ch["id"]: ch for ch in channels or []}
+        for cid, call in list(self.calls.items()):
+            channel = listed.get(cid)
+            if channel is None:
+                # Hung up (or Asterisk restarted) while we were not listening.
+                call.deliver({"type": "ChannelDestroyed", "channel": {"id": cid}, "cause": 0})
+            elif stasis_args(channel, self.ari.app) is not None:
+                # Sitting in Stasis: the events it waits for may have been lost; start it over
+                # from the state on its channel.
+                task = self._flows.pop(cid, None)
+                del self.calls[cid]
+                if task is not None:
+                    task.cancel()
+        recovered = 0
+        for channel in listed.values():
+            args = stasis_args(channel, self.ari.app)
+            if args is None or channel["id"] in self.calls:
+                continue
+            self._replayed[channel["id"]] = args
+            self._start({"type": "StasisStart", "channel": channel, "args": args}, recovered=True)
+            recovered += 1
+        if recovered:
+            log.warning("picked up %d call(s) left in Stasis without a flow", recovered)
+
+    async def _recover(self, call: CallChannel, what: str, args: list[str]) -> None:
+        """A caller found in our Stasis app with no flow: carry it on from its channel state."""
+        if what in ("dialed", "voicemail"):
+            return await self._resume(call, what, args[1:])
+        if what != "direct" or len(args) < 2:
+            log.warning("channel %s in Stasis with args %s: not ours, hanging up", call.id, args)
+            return await call.hangup()
+        try:
+            call_id = await call.get_var("PBX_CALL_ID")
+            plan_json = await call.get_var("PBX_PLAN")
+        except AriError as exc:
+            log.error("channel %s: cannot read its state (%s); busy", call.id, exc)
+            return await call.hangup("busy")
+        if not (call_id and plan_json):
+            return await self._new_call(call, args[1])  # the app died before it took the call
+        # Died before the first ring went out: start the plan over; the call was already journalled.
+        log.info("call %s: restarting its plan from the top", call_id)
+        flow = CallFlow(call, Plan.from_json(plan_json), call_id, _AlreadyStarted(self.journal), self.clock)
+        await flow.run()
 
     async def _new_call(self, call: CallChannel, extension: str) -> None:
         policy = self.policy()
@@ -132,3 +246,14 @@ class StasisApp:
     async def drain(self, timeout: float = 5.0) -> None:
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=timeout)
+
+
+class _AlreadyStarted:
+    """The journal minus the CallStarted of a call that is started over."""
+
+    def __init__(self, journal: Journal):
+        self.journal = journal
+
+    async def record(self, event) -> None:
+        if not isinstance(event, CallStarted):
+            await self.journal.record(event)

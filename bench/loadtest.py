@@ -1,0 +1,334 @@
+"""Load benchmark: the app's "employee does not answer → forward to a colleague who answers"
+flow against the same flow in plain dialplan (dialplan/bench.conf), on the same Asterisk, in the
+same run. SIPp plays the callers and the phones. Prints a markdown table; see bench/README.md.
+
+Never run in CI: it holds the test-bed lock and restarts the shared Asterisk."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from traces import forward_delays, percentile  # noqa: E402
+
+TESTBED = REPO / "scripts" / "testbed"
+LOCK = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "testbed.lock"
+ARI_URL = os.environ.get("PBX_ARI_URL", "http://127.0.0.1:8088")
+ARI_USER = os.environ.get("PBX_ARI_USER", "pbx_app")
+ARI_PASSWORD = os.environ.get("PBX_ARI_PASSWORD", "pbx_app_secret")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+EMPLOYEE, COLLEAGUE = "101", "102"
+APP_CALLER_IP, BASELINE_CALLER_IP = "127.0.0.1", "127.0.0.3"
+
+POLICY = """
+employees:
+  "{employee}": {{name: Bench Employee, endpoint: PJSIP/{employee}, ring_time: {ring},
+          on_no_answer: {{action: forward, to: "{colleague}", announcement: none}}}}
+  "{colleague}": {{name: Bench Colleague, endpoint: PJSIP/{colleague}, ring_time: 10}}
+"""
+
+
+# ---- processes ----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def memory_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def asterisk_pid() -> int:
+    out = subprocess.run([str(TESTBED), "status"], capture_output=True, text=True).stdout
+    return int(out.split()[-1])
+
+
+def testbed(*args: str) -> None:
+    subprocess.run([str(TESTBED), *args], check=True, capture_output=True, text=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sipp:
+    def __init__(self, workdir: Path, name: str, scenario: str, values: dict, args: list[str]):
+        text = (HERE / "sipp" / scenario).read_text()
+        for key, value in values.items():
+            text = text.replace(f"[{key}]", str(value))
+        path = workdir / f"{name}.xml"
+        path.write_text(text)
+        self.name = name
+        self.trace = workdir / f"{name}.msg.log"
+        self.stats = workdir / f"{name}.stat.csv"
+        cmd = [shutil.which("sipp") or "sipp", *args, "-sf", str(path), "-nostdin", "-nd",
+               "-trace_stat", "-stf", str(self.stats), "-fd", "1",
+               "-trace_err", "-error_file", str(workdir / f"{name}.err.log")]
+        if name != "callers":  # the phones' traces give the forward delay; the callers' is not needed
+            cmd += ["-trace_msg", "-message_file", str(self.trace)]
+        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL,
+                                     stderr=open(workdir / f"{name}.stderr", "w"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def totals(self) -> dict[str, int]:
+        """Cumulative counters from SIPp's last statistics line."""
+        lines = self.stats.read_text().splitlines() if self.stats.exists() else []
+        if len(lines) < 2:
+            return {}
+        head = lines[0].rstrip(";").split(";")
+        last = lines[-1].rstrip(";").split(";")
+        row = dict(zip(head, last))
+        return {k: int(row.get(f"{k}(C)", 0) or 0) for k in ("OutgoingCall", "IncomingCall", "SuccessfulCall", "FailedCall")}
+
+
+class AppProcess:
+    def __init__(self, workdir: Path, policy: Path):
+        self.port = free_port()
+        env = {**os.environ, "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
+               "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_MAX_CALLS": "0"}
+        self.log = workdir / "app.log"
+        self.proc = subprocess.Popen([str(REPO / ".venv/bin/python"), "-m", "pbx_app", "run", "--policy", str(policy)],
+                                     cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+
+    async def health(self) -> dict | None:
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"http://127.0.0.1:{self.port}/health", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    return await r.json()
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
+            return None
+
+    async def ready(self) -> None:
+        for _ in range(200):
+            h = await self.health()
+            if h and h.get("status") == "ok":
+                return
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the app exited, see {self.log}")
+            await asyncio.sleep(0.1)
+        raise SystemExit(f"the app did not get healthy, see {self.log}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- one phase ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    flow: str  # "app" or "baseline"
+    rate: int
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    delays: list[float] = field(default_factory=list)
+    asterisk_cpu: float = 0.0
+    app_cpu: float | None = None
+    app_peak_rss_mb: float | None = None
+    peak_in_progress: int | None = None
+    rss_at_peak_mb: float | None = None
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)
+    leftovers: str = ""
+
+    def row(self) -> str:
+        med = statistics.median(self.delays) * 1000 if self.delays else float("nan")
+        p99 = percentile(self.delays, 0.99) * 1000
+        app = (f"{self.app_cpu * 1000:.2f} ms | {self.app_peak_rss_mb:.0f} MB ({self.peak_in_progress} calls)"
+               if self.app_cpu is not None else "— | —")
+        return (f"| {self.rate} | {self.flow} | {self.attempted} | {self.succeeded} | {self.failed} | "
+                f"{med:.1f} | {p99:.1f} | {self.asterisk_cpu * 1000:.1f} ms | {app} | {self.leftovers or 'none'} |")
+
+
+async def ari_get(path: str):
+    async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth(ARI_USER, ARI_PASSWORD)}) as s:
+        async with s.get(f"{ARI_URL}/ari{path}") as r:
+            return await r.json()
+
+
+async def wait_quiet(timeout: float = 60) -> tuple[list, list]:
+    deadline = time.monotonic() + timeout
+    while True:
+        channels, bridges = await ari_get("/channels"), await ari_get("/bridges")
+        if (not channels and not bridges) or time.monotonic() > deadline:
+            return channels, bridges
+        await asyncio.sleep(0.5)
+
+
+async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, policy: Path) -> Phase:
+    phase = Phase(flow, rate)
+    calls = int(rate * duration)
+    pdir = workdir / f"{flow}-{rate}"
+    pdir.mkdir()
+    app = None
+    if flow == "app":
+        app = AppProcess(pdir, policy)
+        await app.ready()
+    many = ["-m", str(calls)]
+    employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
+                    ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
+    colleague = Sipp(pdir, "colleague", "phone_answer.xml", {"answer_delay": args.answer_ms},
+                     ["-i", "127.0.0.1", "-p", str(5000 + int(COLLEAGUE)), "-mi", "127.0.0.1", "-mp", "42000", *many])
+    ip = APP_CALLER_IP if flow == "app" else BASELINE_CALLER_IP
+    await asyncio.sleep(0.5)
+    ast = asterisk_pid()
+    ast_cpu0 = cpu_seconds(ast)
+    app_cpu0 = cpu_seconds(app.proc.pid) if app else 0.0
+    callers = Sipp(pdir, "callers", "caller.xml", {"talk": args.talk_ms},
+                   ["127.0.0.1:5060", "-s", EMPLOYEE, "-i", ip, "-p", "5290", "-mi", ip, "-mp", "43000",
+                    "-r", str(rate), "-rp", "1000", "-l", str(max(5000, calls)), *many,
+                    "-recv_timeout", "30000", "-timeout", f"{int(duration + 90)}s"])
+    peak = (0, 0.0)
+    started = time.monotonic()
+    while callers.proc.poll() is None:
+        await asyncio.sleep(0.5)
+        if app:
+            h = await app.health()
+            rss = memory_kb(app.proc.pid, "VmRSS") / 1024
+            phase.rss_samples.append((time.monotonic() - started, rss))
+            if h and h["calls_in_progress"] >= peak[0]:
+                peak = (h["calls_in_progress"], rss)
+    phase.asterisk_cpu = cpu_seconds(ast) - ast_cpu0
+    if app:
+        phase.app_cpu = cpu_seconds(app.proc.pid) - app_cpu0
+        phase.app_peak_rss_mb = memory_kb(app.proc.pid, "VmHWM") / 1024
+        phase.peak_in_progress, phase.rss_at_peak_mb = peak
+    await asyncio.sleep(1)
+    for p in (employee, colleague):
+        p.stop()
+    totals = callers.totals()
+    phase.attempted = totals.get("OutgoingCall", 0)
+    phase.succeeded = totals.get("SuccessfulCall", 0)
+    phase.failed = totals.get("FailedCall", 0)
+    phase.asterisk_cpu /= max(1, phase.attempted)
+    if app:
+        phase.app_cpu /= max(1, phase.attempted)
+    phase.delays = forward_delays(employee.trace, colleague.trace)
+    channels, bridges = await wait_quiet()
+    left = []
+    if channels:
+        left.append(f"{len(channels)} channels")
+    if bridges:
+        left.append(f"{len(bridges)} bridges")
+    if app:
+        h = await app.health() or {}
+        if h.get("calls_in_progress"):
+            left.append(f"{h['calls_in_progress']} flows")
+        subs = await ari_get("/applications/pbx_app")
+        if subs.get("channel_ids"):
+            left.append(f"{len(subs['channel_ids'])} subscriptions")
+        app.stop()
+    phase.leftovers = ", ".join(left)
+    return phase
+
+
+HEADER = ("| calls/s | flow | attempted | succeeded | failed | forward delay median (ms) | p99 (ms) "
+          "| Asterisk CPU/call | app CPU/call | app peak RSS (calls in progress at peak) | left after |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+async def main_async(args) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="pbx-bench-"))
+    policy = workdir / "policy.yaml"
+    policy.write_text(POLICY.format(employee=EMPLOYEE, colleague=COLLEAGUE, ring=args.ring))
+    print(f"bench: working in {workdir}", file=sys.stderr)
+    testbed("restart")
+    testbed("cli", f"dialplan set global BENCH_RINGTIME {args.ring}")
+    testbed("cli", f"dialplan set global BENCH_COLLEAGUE {COLLEAGUE}")
+    phases = []
+    try:
+        if args.soak:
+            phase = await run_phase("app", args.rates[0], args.soak, args, workdir, policy)
+            print(HEADER)
+            print(phase.row())
+            print_soak(phase)
+            return 0 if phase.failed == 0 else 1
+        for rate in args.rates:
+            for flow in ("baseline", "app"):
+                print(f"bench: {flow} at {rate} calls/s for {args.duration} s", file=sys.stderr)
+                phase = await run_phase(flow, rate, args.duration, args, workdir, policy)
+                print("  " + phase.row(), file=sys.stderr)
+                phases.append(phase)
+                await asyncio.sleep(2)
+    finally:
+        testbed("stop")
+    print(HEADER)
+    for phase in phases:
+        print(phase.row())
+    return 0 if all(p.failed == 0 and not p.leftovers for p in phases) else 1
+
+
+def print_soak(phase: Phase) -> None:
+    samples = phase.rss_samples
+    if not samples:
+        return
+    warm = [rss for t, rss in samples if 30 <= t <= 60] or [samples[0][1]]
+    last = [rss for t, rss in samples if t >= samples[-1][0] - 30]
+    print(f"\nRSS over the soak (MB): after warm-up {statistics.median(warm):.1f}, "
+          f"last 30 s {statistics.median(last):.1f}, min {min(r for _, r in samples):.1f}, "
+          f"max {max(r for _, r in samples):.1f}")
+    step = max(1, len(samples) // 12)
+    print("t (s) → RSS (MB): " + ", ".join(f"{t:.0f}→{r:.1f}" for t, r in samples[::step]))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    p.add_argument("--rates", default="20,50,100,150", help="calls per second, comma separated")
+    p.add_argument("--duration", type=float, default=30, help="seconds of calls at each rate")
+    p.add_argument("--ring", type=int, default=2, help="the employee's ring time (s)")
+    p.add_argument("--talk-ms", type=int, default=1000, help="how long the caller talks to the colleague")
+    p.add_argument("--answer-ms", type=int, default=200, help="how long the colleague's phone rings first")
+    p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
+    args = p.parse_args()
+    args.rates = [int(r) for r in args.rates.split(",")]
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"bench: waiting for the test-bed lock {LOCK} (tests are running)", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
