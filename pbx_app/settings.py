@@ -15,6 +15,12 @@ class Settings:
     ari_password: str = field(default="", repr=False)
     app: str = "pbx_app"
     policy_path: Path = Path("config/policy.yaml")
+    # The self-service page: who may sign in (pbx-app user add), the audit log of changes, and
+    # where uploaded/TTS announcements are written (Asterisk sees them at sounds.CUSTOM_DIR).
+    users_path: Path = Path("var/users.json")
+    audit_path: Path = Path("var/audit.jsonl")
+    announcements_dir: Path = Path("/var/lib/pbx_app/sounds")
+    web_secure_cookies: bool = False  # set PBX_WEB_SECURE_COOKIES=1 when the page is behind HTTPS
     # The call journal: one URL picks the database (postgresql://user@host:5432/db for PostgreSQL);
     # events are spooled to local disk first, so no row is lost while the database is away.
     database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
@@ -41,6 +47,10 @@ class Settings:
             ari_password=password,
             app=env.get("PBX_ARI_APP", cls.app),
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
+            users_path=Path(env.get("PBX_USERS", str(cls.users_path))),
+            audit_path=Path(env.get("PBX_AUDIT_LOG", str(cls.audit_path))),
+            announcements_dir=Path(env.get("PBX_ANNOUNCEMENTS_DIR") or str(cls.announcements_dir)),
+            web_secure_cookies=env.get("PBX_WEB_SECURE_COOKIES", "").strip().lower() in ("1", "yes", "true"),
             database_url=env.get("PBX_DATABASE_URL", cls.database_url),
             spool_dir=Path(env.get("PBX_SPOOL_DIR", str(cls.spool_dir))),
             web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
