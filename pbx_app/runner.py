@@ -16,6 +16,8 @@ from .crm import CrmDirectory
 from .policy import PolicyError
 from .policy.store import PolicyHolder
 from .settings import Settings
+from .web import WebConfig
+from .web import setup as setup_web_ui
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ async def run_app(settings: Settings) -> int:
     # One web server for the app; each feature adds its routes to this application.
     webapp = web.Application()
     observability.setup(webapp, app, policy, metrics)
+    setup_web_ui(webapp, WebConfig.from_settings(settings), reload=policy.reload)  # the self-service page
     try:
         web_runner = await serve_web(webapp, settings.web_bind)
     except OSError as exc:
