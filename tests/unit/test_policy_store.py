@@ -8,7 +8,7 @@ import os
 import pytest
 
 from pbx_app.calls.app import StasisApp
-from pbx_app.history.events import LegStarted, MemoryJournal
+from pbx_app.history.events import MemoryJournal
 from pbx_app.policy import PolicyError
 from pbx_app.policy.store import PolicyHolder, PolicyStore
 from pbx_app.testing import FakeAsterisk
