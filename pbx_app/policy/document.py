@@ -7,6 +7,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -36,6 +37,14 @@ def read_yaml(text: str, source: str) -> tuple[Any, list[Problem]]:
     """The document (None when it cannot be read at all) and the problems found reading it."""
     yaml = YAML(typ="rt")
     try:
+        doc = yaml.load(text)  # one pass in the usual case; duplicates take the slow path below
+        return doc, list(_mixed_duplicates(doc, source, ()))
+    except DuplicateKeyError:
+        pass
+    except MarkedYAMLError as exc:
+        return None, [_yaml_problem(exc, source)]
+    yaml = YAML(typ="rt")
+    try:
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
         return None, [_yaml_problem(exc, source)]
@@ -49,6 +58,31 @@ def read_yaml(text: str, source: str) -> tuple[Any, list[Problem]]:
     return doc, problems
 
 
+def _duplicate_message(path: tuple[str, ...], name: str, line: int, col: int) -> str:
+    what = "extension" if path == ("employees",) else "department" if path == ("departments",) else "key"
+    where = ".".join(path) or "the top level"
+    return f"{where}: duplicate {what} '{name}' (already defined at line {line}, column {col}); each may appear once"
+
+
+def _mixed_duplicates(node: Any, source: str, path: tuple[str, ...]):
+    """Keys that differ in YAML but not to us: 101 (a number) and "101" (a string)."""
+    if isinstance(node, CommentedMap):
+        seen: dict[str, Any] = {}
+        for key, value in node.items():
+            name = str(key)
+            if name in seen:
+                first, here = position(node, seen[name], at_key=True), position(node, key, at_key=True)
+                if here < first:
+                    first, here = here, first
+                yield Problem(source, here[0], here[1], _duplicate_message(path, name, *first))
+            else:
+                seen[name] = key
+            yield from _mixed_duplicates(value, source, path + (name,))
+    elif isinstance(node, CommentedSeq):
+        for i, item in enumerate(node):
+            yield from _mixed_duplicates(item, source, path + (str(i),))
+
+
 def _duplicates(node: Node | None, source: str, path: tuple[str, ...]):
     if isinstance(node, MappingNode):
         seen: dict[str, Node] = {}
@@ -56,15 +90,8 @@ def _duplicates(node: Node | None, source: str, path: tuple[str, ...]):
             name = str(key.value) if isinstance(key, ScalarNode) else None
             if name is not None and name in seen:
                 mark = seen[name].start_mark
-                first = f"{mark.line + 1}, column {mark.column + 1}"
-                what = "extension" if path == ("employees",) else "department" if path == ("departments",) else "key"
-                where = ".".join(path) or "the top level"
-                yield Problem(
-                    source,
-                    key.start_mark.line + 1,
-                    key.start_mark.column + 1,
-                    f"{where}: duplicate {what} '{name}' (already defined at line {first}); each may appear once",
-                )
+                message = _duplicate_message(path, name, mark.line + 1, mark.column + 1)
+                yield Problem(source, key.start_mark.line + 1, key.start_mark.column + 1, message)
             elif name is not None:
                 seen[name] = key
             yield from _duplicates(value, source, path + (name or "?",))

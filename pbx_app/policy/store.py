@@ -38,7 +38,16 @@ class PolicyStore:
     def reload(self) -> bool:
         """Reads the file again; True if its policy is now in force."""
         self._stamp = self._stat()  # before reading: a write during the read is seen next poll
-        analysis = analyse_file(self.path, self.announcements_dir)
+        return self._apply(analyse_file(self.path, self.announcements_dir))
+
+    async def reload_in_thread(self) -> bool:
+        """The same, with the reading and checking off the event loop: a big policy takes a
+        noticeable time to parse, and calls in progress must not wait for it."""
+        self._stamp = self._stat()
+        analysis = await asyncio.to_thread(analyse_file, self.path, self.announcements_dir)
+        return self._apply(analysis)
+
+    def _apply(self, analysis) -> bool:
         if analysis.errors:
             self.last_error = PolicyError(analysis.errors)
             log.error(
@@ -66,7 +75,7 @@ class PolicyStore:
             await asyncio.sleep(interval)
             try:
                 if self.changed():
-                    self.reload()
+                    await self.reload_in_thread()
             except Exception:  # the watcher must outlive any surprise; the policy in force stays
                 log.exception("policy %s: watching it failed", self.path)
 
