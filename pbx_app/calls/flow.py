@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
+from ..ari import AriError
 from ..history.events import CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from .channel import CallChannel, CallerGone
@@ -56,6 +57,7 @@ class CallFlow:
         self.clock = clock
         self.cursor = Cursor("first", 0, 0)
         self.result: CallResult | None = None
+        self.dialled = False  # a Dial() has run for this call: Asterisk has begun a CDR row per leg
 
     # ---- the story --------------------------------------------------------------------------
 
@@ -63,7 +65,8 @@ class CallFlow:
         """A new call, just arrived in Stasis."""
         call = self.call
         await self.journal.record(
-            CallStarted(self.call_id, self.clock(), call.caller, self.plan.extension, call.id, self.plan.reasons)
+            CallStarted(self.call_id, self.clock(), call.caller, self.plan.extension, call.id, self.plan.reasons,
+                        channel_name=call.name)
         )
         try:
             await call.subscribe()
@@ -85,6 +88,7 @@ class CallFlow:
     async def resume(self, pending: Cursor, reentry_args: list[str], what: str) -> None:
         """The app restarted while the caller was out in the dialplan; pick the story up again."""
         self.cursor = pending
+        self.dialled = True
         log.info("call %s: resumed at %s after %s %s", self.call_id, pending.encode(), what, reentry_args)
         try:
             if what == "voicemail":
@@ -92,6 +96,7 @@ class CallFlow:
             result = self._ring_result(reentry_args)
             await self._end_ring_leg(result)
             if result.outcome is Outcome.ANSWERED:
+                await self.no_cdr_for_the_rest()
                 await self.call.hangup()
                 return await self.end("answered", f"answered by {result.answered_by}")
             if pending.branch == "first":
@@ -137,6 +142,7 @@ class CallFlow:
                 "PBX_CURSOR": self.cursor.encode(),
             }
         )
+        self.dialled = True
         await self.call.continue_to(DIAL_CONTEXT, step.department or step.targets[0].extension)
         try:
             reentry = await self.call.wait_reentry()
@@ -151,6 +157,7 @@ class CallFlow:
         result = self._ring_result(reentry.args, step)
         await self._end_ring_leg(result)
         if result.outcome is Outcome.ANSWERED:
+            await self.no_cdr_for_the_rest()
             await self.call.hangup()  # the callee hung up first; we end the caller's side
         return result
 
@@ -188,6 +195,7 @@ class CallFlow:
             await self.end("voicemail", "message left" if left else "no message left")
 
     async def drop(self, step: Drop) -> None:
+        await self.no_cdr_for_the_rest()
         if step.kind == "message" and step.sound:
             leg = await self.start_leg("drop_message")
             played = await self.call.play(step.sound)
@@ -199,10 +207,22 @@ class CallFlow:
 
     async def fail(self) -> None:
         try:
+            await self.no_cdr_for_the_rest()
             await self.call.hangup("busy")
         except Exception:
             log.exception("call %s: could not hang up", self.call_id)
         await self.end("failed", "internal error, busy given")
+
+    async def no_cdr_for_the_rest(self) -> None:
+        """After the last Dial() the caller is back with us only to be ended (busy tone, a
+        message, the hangup once the callee hung up). That is no leg, but Asterisk would post
+        it as one more CDR row — dst the last number rung, disposition BUSY or ANSWERED — a leg
+        that never was. A call that never dialled keeps its one row."""
+        if self.dialled:
+            try:
+                await self.call.set_vars({"CDR_PROP(disable)": "1"})
+            except AriError as exc:
+                log.warning("call %s: could not close its CDR (%s)", self.call_id, exc)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
 
