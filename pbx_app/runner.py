@@ -13,6 +13,8 @@ from . import observability
 from .ari import AriClient
 from .calls.app import StasisApp
 from .crm import CrmDirectory
+from .history.journal import open_journal
+from .history.spool import SpoolBusy
 from .policy import PolicyError
 from .policy.store import PolicyHolder
 from .settings import Settings
@@ -29,9 +31,14 @@ async def run_app(settings: Settings) -> int:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app)
+    try:
+        journal = await open_journal(settings.database_url, settings.spool_dir)
+    except (SpoolBusy, OSError) as exc:
+        log.error("cannot start, the call journal's spool PBX_SPOOL_DIR=%s is not usable: %s", settings.spool_dir, exc)
+        return 2
     metrics = observability.Metrics()
     crm = CrmDirectory()  # the policy's static CRM mapping, then its webhook (with deadline)
-    app = StasisApp(ari, policy, journal=metrics.observing(None), crm=crm)
+    app = StasisApp(ari, policy, journal=metrics.observing(journal), crm=crm)
     app.max_calls = settings.max_calls
     app.events.give_up_after = settings.ari_give_up_after
     # One web server for the app; each feature adds its routes to this application.
@@ -62,6 +69,7 @@ async def run_app(settings: Settings) -> int:
     stopping.cancel()
     await app.drain()
     await crm.close()
+    await journal.close()
     await web_runner.cleanup()
     await ari.close()
     return code
