@@ -47,6 +47,11 @@ employees:
 """
 
 
+UVLOOP_MAIN = (
+    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+    "from pbx_app.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
 # ---- processes ----------------------------------------------------------------------------------
 
 
@@ -116,12 +121,14 @@ class Sipp:
 
 
 class AppProcess:
-    def __init__(self, workdir: Path, policy: Path):
+    def __init__(self, workdir: Path, policy: Path, profile: bool = False, uvloop: bool = False):
         self.port = free_port()
         env = {**os.environ, "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
                "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_MAX_CALLS": "0"}
         self.log = workdir / "app.log"
-        self.proc = subprocess.Popen([str(REPO / ".venv/bin/python"), "-m", "pbx_app", "run", "--policy", str(policy)],
+        profiler = ["-m", "cProfile", "-o", str(workdir / "app.prof")] if profile else []
+        entry = ["-c", UVLOOP_MAIN] if uvloop else ["-m", "pbx_app"]
+        self.proc = subprocess.Popen([str(REPO / ".venv/bin/python"), *profiler, *entry, "run", "--policy", str(policy)],
                                      cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
 
     async def health(self) -> dict | None:
@@ -201,7 +208,7 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
     pdir.mkdir()
     app = None
     if flow == "app":
-        app = AppProcess(pdir, policy)
+        app = AppProcess(pdir, policy, args.profile, args.uvloop)
         await app.ready()
     many = ["-m", str(calls)]
     employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
@@ -256,6 +263,12 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         subs = await ari_get("/applications/pbx_app")
         if subs.get("channel_ids"):
             left.append(f"{len(subs['channel_ids'])} subscriptions")
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"http://127.0.0.1:{app.port}/metrics") as r:
+                    (pdir / "metrics.txt").write_text(await r.text())
+        except aiohttp.ClientError:
+            pass
         app.stop()
     phase.leftovers = ", ".join(left)
     return phase
@@ -317,6 +330,8 @@ def main() -> int:
     p.add_argument("--ring", type=int, default=2, help="the employee's ring time (s)")
     p.add_argument("--talk-ms", type=int, default=1000, help="how long the caller talks to the colleague")
     p.add_argument("--answer-ms", type=int, default=200, help="how long the colleague's phone rings first")
+    p.add_argument("--profile", action="store_true", help="run the app under cProfile (app.prof in each phase's folder)")
+    p.add_argument("--uvloop", action="store_true", help="run the app on uvloop (an experiment: pip install uvloop)")
     p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
     args = p.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]

@@ -128,6 +128,14 @@ class LiveState:
             "New calls handed to the dialplan fallback because max calls in progress was reached",
             value=getattr(app, "refused", 0),
         )
+        events = CounterMetricFamily("pbx_ari_events", "ARI events received, by type", labels=["type"])
+        for kind, count in sorted(getattr(app, "event_counts", {}).items(), key=lambda kv: str(kv[0])):
+            events.add_metric([str(kind)], count)
+        yield events
+        yield CounterMetricFamily(
+            "pbx_ari_events_skipped", "ARI events dropped unparsed (variables the flows never read)",
+            value=getattr(app.events, "skipped", 0),
+        )
         reloads = CounterMetricFamily("pbx_policy_reloads", "Policy reloads, by result", labels=["result"])
         for result, count in (getattr(self.policy, "reloads", None) or {}).items():
             reloads.add_metric([result], count)

@@ -43,6 +43,9 @@ class EventStream:
         self.give_up_after = give_up_after
         self.connected = asyncio.Event()
         self.reconnects = 0
+        # skip(raw text) → True: the event is dropped before it is even parsed (a flood we never read)
+        self.skip: Callable[[str], bool] | None = None
+        self.skipped = 0
         self.last_error: str | None = None
 
     def _ws_url(self) -> str:
@@ -99,6 +102,9 @@ class EventStream:
             try:
                 async for msg in ws:
                     if msg.type == aiohttp.WSMsgType.TEXT:
+                        if self.skip is not None and self.skip(msg.data):
+                            self.skipped += 1
+                            continue
                         try:
                             yield json.loads(msg.data)
                         except ValueError:

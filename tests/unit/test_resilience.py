@@ -278,3 +278,33 @@ async def test_a_call_whose_flow_cannot_start_still_rings_through_the_dialplan()
     await fake.settle()
     assert fake.fallbacks == [(channel, "pbx-direct", "101")]
     assert not app.calls and not app.tasks
+
+
+def test_only_the_voicemail_counts_among_channel_variables_are_read():
+    from pbx_app.calls.app import unwanted_varset
+
+    flood = '{"variable":"BRIDGEPEER","value":"PJSIP/102-0000001","type":"ChannelVarset","channel":{"id":"1"}}'
+    wanted = '{"variable": "PBX_VM_AFTER", "value": "1", "type": "ChannelVarset", "channel": {"id": "1"}}'
+    other = '{"type":"Dial","dialstatus":"ANSWER","peer":{"name":"PJSIP/102-1"},"caller":{"id":"1"}}'
+    assert unwanted_varset(flood)
+    assert not unwanted_varset(wanted)
+    assert not unwanted_varset(other)
+
+
+async def test_each_connect_narrows_the_events_asterisk_sends():
+    fake = ListingFake()
+    app, _ = make_app(fake)
+    sent = []
+    original = fake.request
+
+    async def spy(method, path, body=None, **params):
+        sent.append((method, path, body))
+        return await original(method, path, body, **params)
+
+    fake.request = spy
+    await app._on_connect()
+    [(method, path, body)] = [s for s in sent if "eventFilter" in s[1]]
+    assert (method, path) == ("PUT", "/applications/pbx_app/eventFilter")
+    allowed = {a["type"] for a in body["allowed"]}
+    assert {"StasisStart", "Dial", "ChannelDestroyed", "PlaybackFinished", "ChannelVarset"} <= allowed
+    assert "ChannelDialplan" not in allowed
