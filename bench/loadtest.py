@@ -47,11 +47,6 @@ employees:
 """
 
 
-UVLOOP_MAIN = (
-    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-    "from pbx_app.cli import main; sys.exit(main(sys.argv[1:]))"
-)
-
 # ---- processes ----------------------------------------------------------------------------------
 
 
@@ -121,14 +116,16 @@ class Sipp:
 
 
 class AppProcess:
-    def __init__(self, workdir: Path, policy: Path, profile: bool = False, uvloop: bool = False):
+    def __init__(self, workdir: Path, policy: Path, profile: bool = False, entry: str | None = None):
         self.port = free_port()
         env = {**os.environ, "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
-               "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_MAX_CALLS": "0"}
+               "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_MAX_CALLS": "0",
+               "PBX_DATABASE_URL": f"sqlite:///{workdir}/journal.db", "PBX_SPOOL_DIR": str(workdir / "spool"),
+               "PBX_USERS": str(workdir / "users.json"), "PBX_AUDIT_LOG": str(workdir / "audit.jsonl")}
         self.log = workdir / "app.log"
         profiler = ["-m", "cProfile", "-o", str(workdir / "app.prof")] if profile else []
-        entry = ["-c", UVLOOP_MAIN] if uvloop else ["-m", "pbx_app"]
-        self.proc = subprocess.Popen([str(REPO / ".venv/bin/python"), *profiler, *entry, "run", "--policy", str(policy)],
+        main = [entry] if entry else ["-m", "pbx_app"]
+        self.proc = subprocess.Popen([str(REPO / ".venv/bin/python"), *profiler, *main, "run", "--policy", str(policy)],
                                      cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
 
     async def health(self) -> dict | None:
@@ -186,10 +183,14 @@ class Phase:
                 f"{med:.1f} | {p99:.1f} | {self.asterisk_cpu * 1000:.1f} ms | {app} | {self.leftovers or 'none'} |")
 
 
-async def ari_get(path: str):
+async def ari_request(method: str, path: str):
     async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth(ARI_USER, ARI_PASSWORD)}) as s:
-        async with s.get(f"{ARI_URL}/ari{path}") as r:
-            return await r.json()
+        async with s.request(method, f"{ARI_URL}/ari{path}") as r:
+            return await r.json() if r.content_type == "application/json" else None
+
+
+async def ari_get(path: str):
+    return await ari_request("GET", path)
 
 
 async def wait_quiet(timeout: float = 60) -> tuple[list, list]:
@@ -208,7 +209,7 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
     pdir.mkdir()
     app = None
     if flow == "app":
-        app = AppProcess(pdir, policy, args.profile, args.uvloop)
+        app = AppProcess(pdir, policy, args.profile, args.app_entry)
         await app.ready()
     many = ["-m", str(calls)]
     employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
@@ -256,6 +257,8 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         left.append(f"{len(channels)} channels")
     if bridges:
         left.append(f"{len(bridges)} bridges")
+    for ch in channels:  # calls a failed SIPp caller abandoned without a BYE: end them for the next phase
+        await ari_request("DELETE", f"/channels/{ch['id']}")
     if app:
         h = await app.health() or {}
         if h.get("calls_in_progress"):
@@ -331,7 +334,7 @@ def main() -> int:
     p.add_argument("--talk-ms", type=int, default=1000, help="how long the caller talks to the colleague")
     p.add_argument("--answer-ms", type=int, default=200, help="how long the colleague's phone rings first")
     p.add_argument("--profile", action="store_true", help="run the app under cProfile (app.prof in each phase's folder)")
-    p.add_argument("--uvloop", action="store_true", help="run the app on uvloop (an experiment: pip install uvloop)")
+    p.add_argument("--app-entry", help="a Python script to run instead of `-m pbx_app` (experiments: patch, then call pbx_app.cli.main)")
     p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
     args = p.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]

@@ -54,6 +54,11 @@ class AppProcess:
             "PBX_ARI_USER": ARI_USER,
             "PBX_ARI_PASSWORD": ARI_PASSWORD,
             "PBX_WEB_BIND": f"127.0.0.1:{self.port}",
+            # Its own journal and web files: the same ones across a kill and restart, like production.
+            "PBX_DATABASE_URL": f"sqlite:///{workdir}/journal.db",
+            "PBX_SPOOL_DIR": str(workdir / "spool"),
+            "PBX_USERS": str(workdir / "users.json"),
+            "PBX_AUDIT_LOG": str(workdir / "audit.jsonl"),
             **env,
         }
         self.procs: list[subprocess.Popen] = []
