@@ -25,7 +25,7 @@ from ..history.events import CallStarted, Journal, MemoryJournal
 from ..policy import Policy
 from ..routing import Plan
 from ..routing.decide import CallContext, decide
-from .channel import CallChannel
+from .channel import CallChannel, CallerGone
 from .flow import CallFlow, Cursor
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,11 @@ class StasisApp:
     async def _new_call(self, call: CallChannel, extension: str) -> None:
         policy = self.policy()
         now = self.clock()
+        # Ringing first: the CRM may take up to its deadline, and the caller must not hear silence.
+        try:
+            await call.ring()
+        except (CallerGone, AriError) as exc:
+            log.info("channel %s: could not start ringing (%s); the flow will find out", call.id, exc)
         crm = await crm_lookup(self.crm, policy, call.caller)  # bounded by the CRM deadline, never raises
         context = CallContext(extension=extension, caller=call.caller, at=now, crm=crm.rule, crm_note=crm.note)
         plan = decide(policy, context, random.Random())

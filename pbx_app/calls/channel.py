@@ -51,6 +51,7 @@ class CallChannel:
         self.clock = clock
         self.queue: asyncio.Queue[dict] = asyncio.Queue()
         self.gone = False
+        self.ringing = False
         self.dial = DialWatch()
 
     # ---- events -------------------------------------------------------------------------------
@@ -93,10 +94,20 @@ class CallChannel:
 
     async def subscribe(self) -> None:
         """Keeps our events flowing while the caller is out in the dialplan (ringing, voicemail)."""
-        await self.ari.post(f"/applications/{self.ari.app}/subscription", eventSource=f"channel:{self.id}")
+        try:
+            await self.ari.post(f"/applications/{self.ari.app}/subscription", eventSource=f"channel:{self.id}")
+        except AriError as exc:
+            if exc.status in (404, 422):  # no such channel (any more): the caller hung up
+                self.gone = True
+                raise CallerGone() from None
+            raise
 
     async def ring(self) -> None:
+        """The caller hears ringing. Once is enough: the app starts it before the CRM lookup."""
+        if self.ringing:
+            return
         await self._op("POST", f"/channels/{self.id}/ring")
+        self.ringing = True
 
     async def answer(self) -> None:
         await self._op("POST", f"/channels/{self.id}/answer")

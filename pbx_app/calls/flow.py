@@ -93,7 +93,12 @@ class CallFlow:
         try:
             if what == "voicemail":
                 return await self._voicemail_done(reentry_args)
-            result = self._ring_result(reentry_args)
+            step = self._pending_ring(pending)
+            if reentry_args[:1] == ["ANSWER"]:
+                # The Dial events that named who picked up went to the app that died; Dial
+                # left the answering channel's name on the caller.
+                self.call.dial.answered_peer = await self.call.get_var("DIALEDPEERNAME")
+            result = self._ring_result(reentry_args, step)
             await self._end_ring_leg(result)
             if result.outcome is Outcome.ANSWERED:
                 await self.no_cdr_for_the_rest()
@@ -250,12 +255,17 @@ class CallFlow:
                     return target.extension
         return peer
 
+    def _pending_ring(self, pending: Cursor) -> Ring | None:
+        steps = self.steps(pending.branch)
+        step = steps[pending.index] if pending.index < len(steps) else None
+        return step if isinstance(step, Ring) else None
+
     def _ring_result(self, args: list[str], step: Ring | None = None) -> RingResult:
         status = args[0] if args else ""
         outcome = Outcome.from_dialstatus(status)
         answered = self._answered_by(step) if outcome is Outcome.ANSWERED else None
-        if outcome is Outcome.ANSWERED and answered is None and step is None:
-            answered = "?"
+        if outcome is Outcome.ANSWERED and answered is None:
+            answered = step.targets[0].extension if step is not None and len(step.targets) == 1 else "?"
         return RingResult(outcome, answered, cause=",".join(args))
 
     async def _end_ring_leg(self, result: RingResult) -> None:

@@ -169,3 +169,27 @@ async def test_flow_error_gives_busy_instead_of_silence():
     await fake.settle()
     assert fake.actions_for(channel)[-1] == ("hangup", "busy")
     assert final(journal.events).result == "failed"
+
+
+async def test_caller_hears_ringing_while_a_slow_crm_is_asked():
+    import asyncio
+
+    from pbx_app.crm.directory import CrmAnswer
+
+    fake = FakeAsterisk(phones={"PJSIP/102": "answer"})
+    seen_when_asked = []
+
+    class SlowCrm:
+        async def lookup(self, policy, caller):
+            seen_when_asked.append(list(fake.actions_for("fake.1")))
+            await asyncio.sleep(0.2)
+            return CrmAnswer(None)
+
+    app = StasisApp(fake, lambda: parse_policy(POLICY), journal=MemoryJournal(), crm=SlowCrm())
+    fake.attach(app)
+    channel = fake.new_call("102")
+    while app.calls or not fake.actions_for(channel) or fake.actions_for(channel)[-1][0] != "hangup":
+        await fake.settle()
+        await asyncio.sleep(0.01)
+    assert seen_when_asked == [[("ring",)]], "ringing started before the CRM was asked"
+    assert [a for a in fake.actions_for(channel) if a == ("ring",)] == [("ring",)], "rung once"
