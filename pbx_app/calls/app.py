@@ -15,6 +15,7 @@ import logging
 import random
 import re
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
+
+# Every so often the app lists Asterisk's channels for callers left in Stasis with no flow.
+SWEEP_INTERVAL = 15.0
+STUCK_AFTER = 5.0  # seconds after its flow ended that a channel still in Stasis counts as stranded
+MAX_RECOVERIES = 2  # then the dialplan fallback takes the caller
+MAX_REMEMBERED = 50_000
 
 # The ARI event types the flows read. Asterisk drops the others before they reach our websocket
 # (the app's eventFilter, set on every connect): less JSON for Asterisk to write and for us to read.
@@ -99,10 +106,17 @@ class StasisApp:
         self._flows: dict[str, asyncio.Task] = {}
         # Channels recovered from a listing: their StasisStart may still be on its way; drop it once.
         self._replayed: dict[str, list[str]] = {}
+        self.sweep_interval = SWEEP_INTERVAL
+        self._ended: OrderedDict[str, float] = OrderedDict()  # channel id → when its flow ended
+        self._recoveries: dict[str, int] = {}
 
     async def run(self) -> None:
-        async for event in self.events:
-            self.dispatch(event)
+        janitor = asyncio.create_task(self._janitor())
+        try:
+            async for event in self.events:
+                self.dispatch(event)
+        finally:
+            janitor.cancel()
 
     def dispatch(self, event: dict) -> None:
         kind = event.get("type")
@@ -168,6 +182,9 @@ class StasisApp:
                 del self.calls[call.id]
                 self._flows.pop(call.id, None)
                 self._replayed.pop(call.id, None)
+                self._ended[call.id] = asyncio.get_running_loop().time()
+                if len(self._ended) > MAX_REMEMBERED:
+                    self._ended.popitem(last=False)
 
     async def _to_fallback(self, channel: dict, extension: str) -> None:
         """Sends a caller to the app-down branch of the context it came from, as if the app were
@@ -194,13 +211,27 @@ class StasisApp:
             )
         except AriError as exc:  # an older Asterisk: we get every event, which is only slower
             log.warning("cannot narrow the events Asterisk sends us: %s", exc)
+        await self._sweep(reconnected=True)
+
+    async def _janitor(self) -> None:
+        """Now and then, the same sweep as on a reconnect: a caller can also be stranded in Stasis
+        while we are connected (a hangup refused by an overloaded Asterisk, a lost event)."""
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            if self.events.connected.is_set():
+                try:
+                    await self._sweep()
+                except Exception:
+                    log.exception("the sweep for callers left in Stasis failed")
+
+    async def _sweep(self, reconnected: bool = False) -> None:
         try:
             channels = await self.ari.get("/channels")
         except AriError as exc:
             log.error("cannot list channels to pick up calls in progress: %s", exc)
             return
         listed = {ch["id"]: ch for ch in channels or []}
-        for cid, call in list(self.calls.items()):
+        for cid, call in list(self.calls.items()) if reconnected else ():
             channel = listed.get(cid)
             if channel is None:
                 # Hung up (or Asterisk restarted) while we were not listening.
@@ -212,16 +243,30 @@ class StasisApp:
                 del self.calls[cid]
                 if task is not None:
                     task.cancel()
+        now = asyncio.get_running_loop().time()
         recovered = 0
-        for channel in listed.values():
+        for cid, channel in listed.items():
             args = stasis_args(channel, self.ari.app)
-            if args is None or channel["id"] in self.calls:
+            if args is None or cid in self.calls:
                 continue
-            self._replayed[channel["id"]] = args
+            ended = self._ended.get(cid)
+            if ended is not None and now - ended < STUCK_AFTER:
+                continue  # its flow just ended; the hangup is on its way
+            extension = args[1] if args[:1] == ["direct"] and len(args) > 1 else ""
+            if ended is not None or self._recoveries.get(cid, 0) >= MAX_RECOVERIES:
+                # Its flow is over (or keeps failing) yet the caller still waits in Stasis.
+                log.error("channel %s: still in Stasis with no flow; handing it to the dialplan fallback", cid)
+                self._spawn(self._to_fallback(channel, extension), f"fallback-{cid}")
+                continue
+            self._recoveries[cid] = self._recoveries.get(cid, 0) + 1
+            self._replayed[cid] = args
             self._start({"type": "StasisStart", "channel": channel, "args": args}, recovered=True)
             recovered += 1
         if recovered:
             log.warning("picked up %d call(s) left in Stasis without a flow", recovered)
+        for remembered in (self._recoveries, self._ended):
+            for cid in [cid for cid in remembered if cid not in listed]:
+                del remembered[cid]
 
     async def _recover(self, call: CallChannel, what: str, args: list[str]) -> None:
         """A caller found in our Stasis app with no flow: carry it on from its channel state."""

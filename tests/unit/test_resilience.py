@@ -308,3 +308,45 @@ async def test_each_connect_narrows_the_events_asterisk_sends():
     allowed = {a["type"] for a in body["allowed"]}
     assert {"StasisStart", "Dial", "ChannelDestroyed", "PlaybackFinished", "ChannelVarset"} <= allowed
     assert "ChannelDialplan" not in allowed
+
+
+async def test_a_caller_stranded_in_stasis_after_its_flow_ended_goes_to_the_fallback(monkeypatch):
+    import pbx_app.calls.app as app_module
+    from pbx_app.ari import AriError
+
+    monkeypatch.setattr(app_module, "STUCK_AFTER", 0.0)
+    fake = ListingFake()
+    app, journal = make_app(fake)
+    # An overloaded Asterisk drops every request for this caller, its hangup included.
+    fake.failing["/channels/fake.1"] = AriError(0, "Server disconnected")
+    fake.failing["/applications"] = AriError(0, "Server disconnected")
+    channel = fake.new_call("101")
+    await fake.settle()
+    assert not app.calls, "the flow gave up"
+    assert [e.result for e in journal.events if isinstance(e, CallEnded)] == ["failed"]
+    fake.listing = [{**fake._json(fake.channels[channel]),
+                     "dialplan": {"context": "pbx-direct", "exten": "101", "app_name": "Stasis", "app_data": "pbx_app,direct,101"}}]
+    await app._sweep()
+    await fake.settle()
+    assert fake.fallbacks == [(channel, "pbx-direct", "101")], "the dialplan rings the employee instead"
+
+
+async def test_a_caller_whose_recovery_keeps_failing_goes_to_the_fallback():
+    fake = ListingFake()
+    app, _ = make_app(fake)
+    orphan = fake.orphan("pbx_app,direct,101", {})
+    app._recoveries[orphan] = 2
+    await app._sweep()
+    await fake.settle()
+    assert fake.fallbacks == [(orphan, "pbx-dial", "101")]
+    assert not app.calls
+
+
+async def test_the_sweep_forgets_channels_that_are_gone():
+    fake = ListingFake(phones={"PJSIP/101": "answer"})
+    app, _ = make_app(fake)
+    fake.new_call("101")
+    await fake.settle()
+    assert app._ended
+    await app._sweep()
+    assert not app._ended and not app._recoveries
