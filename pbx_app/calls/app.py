@@ -5,7 +5,8 @@ no longer have (the app restarted) is resumed from the state kept on the channel
 Each time the events websocket (re)connects, the app lists Asterisk's channels: callers sitting in
 our Stasis app with nobody driving them (the app died mid-announcement, or events were lost while
 disconnected) are picked up again from their channel state, and flows whose channel vanished
-(Asterisk restarted) are ended. Past ``max_calls`` calls in progress a new call is handed back to
+(Asterisk restarted) are ended; the same sweep runs every 15 s for callers stranded in Stasis
+while connected. Past ``max_calls`` calls in progress a new call is handed back to
 the dialplan's own fallback rather than risk every call."""
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ WANTED_VARIABLES = re.compile(r'"variable"\s*:\s*"PBX_VM_')
 
 
 def unwanted_varset(raw: str) -> bool:
-    return "ChannelVarset" in raw and '"ChannelVarset"' in raw and WANTED_VARIABLES.search(raw) is None
+    return '"ChannelVarset"' in raw and WANTED_VARIABLES.search(raw) is None
 
 
 def stasis_args(channel: dict, app: str) -> list[str] | None:

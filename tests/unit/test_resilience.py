@@ -350,3 +350,17 @@ async def test_the_sweep_forgets_channels_that_are_gone():
     assert app._ended
     await app._sweep()
     assert not app._ended and not app._recoveries
+
+
+def test_limits_come_from_the_environment_with_clear_errors():
+    from pbx_app.settings import Settings
+
+    base = {"PBX_ARI_PASSWORD": "x"}
+    s = Settings.from_env(base)
+    assert (s.max_calls, s.ari_give_up_after, s.web_bind) == (500, None, "127.0.0.1:8090")
+    s = Settings.from_env({**base, "PBX_MAX_CALLS": "0", "PBX_ARI_GIVE_UP_AFTER": "30"})
+    assert (s.max_calls, s.ari_give_up_after) == (0, 30.0)
+    with pytest.raises(SystemExit, match="PBX_MAX_CALLS='lots': not a number"):
+        Settings.from_env({**base, "PBX_MAX_CALLS": "lots"})
+    with pytest.raises(SystemExit, match="PBX_ARI_GIVE_UP_AFTER='-1': must not be negative"):
+        Settings.from_env({**base, "PBX_ARI_GIVE_UP_AFTER": "-1"})
