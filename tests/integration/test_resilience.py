@@ -151,6 +151,7 @@ async def test_app_killed_while_ringing_carries_the_call_on_after_restart(asteri
     app.kill()
 
     # While the app is down a new call still reaches its employee, through the dialplan.
+    await asyncio.sleep(0.3)  # for Asterisk to see the websocket closed
     outage_caller = sip.call("103", cancel_after_ms=1000)
     await until(lambda: other.received("INVITE"), 5, "no phone rang for a call placed while the app was down")
     app.start()
