@@ -1,26 +1,16 @@
-"""pbx-app: run the ARI app, check a policy file."""
+"""pbx-app: run the ARI app; check and explain a policy; manage web users; read the call history."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
-from .policy import PolicyError, load_policy
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from .policy.commands import cmd_check as check
-
-    return check(args)
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    from .policy.commands import cmd_explain as explain
-
-    return explain(args)
+from .history.report import add_arguments as add_history_arguments
+from .history.report import cmd_history
+from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
+from .users.cli import add_user_commands
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -47,8 +37,6 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")
-    from .policy.commands import add_check_arguments, add_explain_arguments
-
     add_check_arguments(p)
     p.set_defaults(func=cmd_check)
 
@@ -56,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     add_explain_arguments(p)
     p.set_defaults(func=cmd_explain)
 
-    from .users.cli import add_user_commands
-
     add_user_commands(sub)
-
-    from .history.report import add_arguments as add_history_arguments, cmd_history
 
     p = sub.add_parser("history", help="the call history: who missed what (table, --format csv|json)")
     add_history_arguments(p)

@@ -1,5 +1,5 @@
-"""Wires the running app together: settings → ARI client → Stasis app, with the policy loaded
-once at start (the last good policy stays in force if a later load fails)."""
+"""Wires the running app together: settings → policy store, journal, ARI client → Stasis app,
+and one web server for the self-service page, /metrics and /health."""
 
 from __future__ import annotations
 
@@ -52,7 +52,15 @@ async def run_app(settings: Settings) -> int:
         return 2
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGHUP, policy.reload)
+    # Checking a large policy takes a moment: off the event loop, so ringing calls never wait on it.
+    reloads: set[asyncio.Task] = set()
+
+    def reload_on_sighup() -> None:
+        task = asyncio.create_task(policy.reload_in_thread())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("pbx_app: ARI %s as %s, app %s, policy %s", settings.ari_url, settings.ari_user, settings.app, settings.policy_path)
