@@ -14,7 +14,6 @@ from tests.support.sipp import SipBed  # noqa: E402
 
 
 def describe(who: str, m) -> str | None:
-    sent = "sends" if m.sent else "gets"
     if who == "client":
         if m.method == "INVITE":
             return "client dials 101 (Ivan Petrov)"

@@ -8,6 +8,7 @@ import fcntl
 import os
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -29,6 +30,11 @@ pytestmark = pytest.mark.asterisk
 
 def testbed(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([str(TESTBED), *args], capture_output=True, text=True, check=check)
+
+
+def testbed_root() -> Path:
+    """The Asterisk root's folder on the host: its CDR, spool and logs live below it."""
+    return Path(testbed("root").stdout.strip())
 
 
 @pytest.fixture(scope="session")

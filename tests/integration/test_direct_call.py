@@ -1,8 +1,6 @@
 """Issue 2: the direct call through the real Asterisk — answered, rung out, busy, message,
 caller hangs up, app down."""
 
-import asyncio
-
 from pbx_app.history.events import LegEnded
 
 POLICY = """

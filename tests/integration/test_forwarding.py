@@ -1,14 +1,12 @@
 """Issue 3: unanswered direct calls forwarded to a colleague, a department, or voicemail, with
 the announcement before the forward — real calls through Asterisk."""
 
-import asyncio
 import shutil
-import subprocess
 from pathlib import Path
 
 from pbx_app.history.events import LegEnded, LegStarted
 
-from .conftest import TESTBED
+from .conftest import testbed_root
 
 
 def legs(app, cls=LegEnded):
@@ -136,14 +134,14 @@ async def test_fully_busy_department_ends_like_no_answer(start_app, sip):
 
 
 def mailbox_messages(box: str) -> list[Path]:
-    root = subprocess.run([str(TESTBED), "root"], capture_output=True, text=True, check=True).stdout.strip()
-    inbox = Path(root) / "var/spool/asterisk/voicemail/default" / box / "INBOX"
+    root = testbed_root()
+    inbox = root / "var/spool/asterisk/voicemail/default" / box / "INBOX"
     return sorted(inbox.glob("msg*.txt")) if inbox.exists() else []
 
 
 def clear_mailbox(box: str) -> None:
-    root = subprocess.run([str(TESTBED), "root"], capture_output=True, text=True, check=True).stdout.strip()
-    shutil.rmtree(Path(root) / "var/spool/asterisk/voicemail/default" / box, ignore_errors=True)
+    root = testbed_root()
+    shutil.rmtree(root / "var/spool/asterisk/voicemail/default" / box, ignore_errors=True)
 
 
 VOICEMAIL = """
@@ -180,8 +178,8 @@ async def test_voicemail_without_a_message(start_app, sip):
 
 
 def install_custom_sound(name: str) -> None:
-    root = subprocess.run([str(TESTBED), "root"], capture_output=True, text=True, check=True).stdout.strip()
-    folder = Path(root) / "var/lib/pbx_app/sounds"
+    root = testbed_root()
+    folder = root / "var/lib/pbx_app/sounds"
     folder.mkdir(parents=True, exist_ok=True)
     src = Path(__file__).resolve().parents[2] / "sounds/en/manager-unavailable.wav"
     shutil.copy(src, folder / f"{name}.wav")
@@ -219,8 +217,8 @@ async def test_russian_caller_hears_the_russian_announcement(start_app, sip):
     caller = sip.call("101", talk_ms=500, source_ip="127.0.0.2")
     await caller.wait(30)
     await app.wait_calls_ended()
-    root = subprocess.run([str(TESTBED), "root"], capture_output=True, text=True, check=True).stdout.strip()
-    log = (Path(root) / "var/log/asterisk/messages.log").read_text(errors="replace")
+    root = testbed_root()
+    log = (root / "var/log/asterisk/messages.log").read_text(errors="replace")
     plays = [line for line in log.splitlines() if "pbx_app/forward-notice" in line and "client-ru" in line]
     assert plays and "(language 'ru')" in plays[-1], plays
 

@@ -1,6 +1,5 @@
 """The call flow against the fake Asterisk: who is rung, for how long, and how the call ends."""
 
-import pytest
 
 from pbx_app.calls.app import StasisApp
 from pbx_app.history.events import CallEnded, LegEnded, MemoryJournal

@@ -4,7 +4,6 @@ ones the app really emits."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 

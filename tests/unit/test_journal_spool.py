@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
