@@ -32,7 +32,7 @@ def testbed(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([str(TESTBED), *args], capture_output=True, text=True, check=check)
 
 
-def testbed_root() -> Path:
+def asterisk_root() -> Path:
     """The Asterisk root's folder on the host: its CDR, spool and logs live below it."""
     return Path(testbed("root").stdout.strip())
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pbx_app.history.events import LegEnded, LegStarted
 
-from .conftest import testbed_root
+from .conftest import asterisk_root
 
 
 def legs(app, cls=LegEnded):
@@ -134,13 +134,13 @@ async def test_fully_busy_department_ends_like_no_answer(start_app, sip):
 
 
 def mailbox_messages(box: str) -> list[Path]:
-    root = testbed_root()
+    root = asterisk_root()
     inbox = root / "var/spool/asterisk/voicemail/default" / box / "INBOX"
     return sorted(inbox.glob("msg*.txt")) if inbox.exists() else []
 
 
 def clear_mailbox(box: str) -> None:
-    root = testbed_root()
+    root = asterisk_root()
     shutil.rmtree(root / "var/spool/asterisk/voicemail/default" / box, ignore_errors=True)
 
 
@@ -178,7 +178,7 @@ async def test_voicemail_without_a_message(start_app, sip):
 
 
 def install_custom_sound(name: str) -> None:
-    root = testbed_root()
+    root = asterisk_root()
     folder = root / "var/lib/pbx_app/sounds"
     folder.mkdir(parents=True, exist_ok=True)
     src = Path(__file__).resolve().parents[2] / "sounds/en/manager-unavailable.wav"
@@ -217,7 +217,7 @@ async def test_russian_caller_hears_the_russian_announcement(start_app, sip):
     caller = sip.call("101", talk_ms=500, source_ip="127.0.0.2")
     await caller.wait(30)
     await app.wait_calls_ended()
-    root = testbed_root()
+    root = asterisk_root()
     log = (root / "var/log/asterisk/messages.log").read_text(errors="replace")
     plays = [line for line in log.splitlines() if "pbx_app/forward-notice" in line and "client-ru" in line]
     assert plays and "(language 'ru')" in plays[-1], plays

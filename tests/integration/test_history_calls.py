@@ -24,9 +24,9 @@ from pbx_app.history.rows import HistoryRow, history_row
 from pbx_app.history.store import open_store
 from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
 
-from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, testbed_root
+from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, asterisk_root
 
-ROOT = testbed_root()
+ROOT = asterisk_root()
 MASTER_CSV = ROOT / "var/log/asterisk/cdr-csv/Master.csv"
 MASTER_DB = ROOT / "var/log/asterisk/master.db"
 # cdr_csv's fixed columns, with loguniqueid and loguserfield (config/asterisk/cdr.conf)
