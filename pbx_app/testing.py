@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .ari import AriError
+from .ari.client import AriVerbs
 
 Behaviour = str  # answer | no_answer | busy | unreachable
 
@@ -33,7 +34,7 @@ class FakeChannel:
     in_stasis: bool = True
 
 
-class FakeAsterisk:
+class FakeAsterisk(AriVerbs):
     """Answers the ARI requests the flow makes and plays out each Dial() by the phones' scripts.
 
     ``phones`` maps a Dial() endpoint to how that phone behaves; ``talk_ends`` says who hangs up
@@ -89,15 +90,6 @@ class FakeAsterisk:
 
     async def close(self) -> None:
         pass
-
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, **params)
-
-    async def post(self, path: str, body: Any = None, **params: Any) -> Any:
-        return await self.request("POST", path, body, **params)
-
-    async def delete(self, path: str, **params: Any) -> Any:
-        return await self.request("DELETE", path, **params)
 
     async def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         await asyncio.sleep(0)

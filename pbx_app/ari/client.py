@@ -29,7 +29,23 @@ def _encode(value: Any) -> str:
     return str(value)
 
 
-class AriClient:
+class AriVerbs:
+    """get/post/delete in terms of ``request``: shared by the real client and testing.FakeAsterisk."""
+
+    async def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        raise NotImplementedError
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, **params)
+
+    async def post(self, path: str, body: Any = None, **params: Any) -> Any:
+        return await self.request("POST", path, body, **params)
+
+    async def delete(self, path: str, **params: Any) -> Any:
+        return await self.request("DELETE", path, **params)
+
+
+class AriClient(AriVerbs):
     """REST side of ARI. ``url`` is Asterisk's HTTP root, e.g. http://127.0.0.1:8088."""
 
     def __init__(self, url: str, user: str, password: str, app: str, timeout: float = 5.0):
@@ -79,14 +95,6 @@ class AriClient:
         except TimeoutError:
             raise AriError(0, f"Asterisk did not answer within {self._timeout.total} s", method, path) from None
 
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, **params)
-
-    async def post(self, path: str, body: Any = None, **params: Any) -> Any:
-        return await self.request("POST", path, body, **params)
-
-    async def delete(self, path: str, **params: Any) -> Any:
-        return await self.request("DELETE", path, **params)
 
 
 async def _message(resp: aiohttp.ClientResponse) -> str:
