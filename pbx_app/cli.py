@@ -6,22 +6,35 @@ import argparse
 import asyncio
 import logging
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from .history.report import add_arguments as add_history_arguments
 from .history.report import cmd_history
 from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
+from .runner import run_engine
+from .settings import Settings
+from .supervisor import supervise
 from .users.cli import add_user_commands
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run_app
-    from .settings import Settings
-
+def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     if args.policy:
-        settings = type(settings)(**{**settings.__dict__, "policy_path": args.policy})
+        settings = replace(settings, policy_path=Path(args.policy))
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(run_app(settings))
+        return asyncio.run(supervise(_settings(args), args.policy))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(run_engine(_settings(args)))
     except KeyboardInterrupt:
         return 0
 
@@ -31,9 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run the ARI app (settings from PBX_* environment variables)")
+    p = sub.add_parser("run", help="run everything on this host: PBX_ENGINES call engines and the web page, as processes")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("engine", help="run one call engine (ARI app pbx_app-$PBX_ENGINE_NAME; settings from PBX_*)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.set_defaults(func=cmd_engine)
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")

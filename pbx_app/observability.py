@@ -107,7 +107,7 @@ class MetricsJournal:
 
 
 class LiveState:
-    """Read at scrape time from the running app (a StasisApp) and the policy holder."""
+    """Read at scrape time from the running engine (a CallEngine) and the policy holder."""
 
     def __init__(self, app: Any, policy: Any):
         self.app = app
@@ -125,13 +125,21 @@ class LiveState:
         )
         yield CounterMetricFamily(
             "pbx_calls_refused",
-            "New calls handed to the dialplan fallback because max calls in progress was reached",
+            "New calls left unclaimed (to other engines or the dialplan) because max calls in progress was reached",
             value=getattr(app, "refused", 0),
         )
         events = CounterMetricFamily("pbx_ari_events", "ARI events received, by type", labels=["type"])
         for kind, count in sorted(getattr(app, "event_counts", {}).items(), key=lambda kv: str(kv[0])):
             events.add_metric([str(kind)], count)
         yield events
+        requests = CounterMetricFamily("pbx_ari_requests", "ARI requests made, by route", labels=["route"])
+        for name, count in sorted((getattr(app.ari, "request_counts", None) or {}).items()):
+            requests.add_metric([name], count)
+        yield requests
+        yield CounterMetricFamily(
+            "pbx_calls_taken_over", "Calls claimed after the engine that owned them was gone",
+            value=getattr(app, "taken_over", 0),
+        )
         yield CounterMetricFamily(
             "pbx_ari_events_skipped", "ARI events dropped unparsed (variables the flows never read)",
             value=getattr(app.events, "skipped", 0),

@@ -1,5 +1,7 @@
-"""Wires the running app together: settings → policy store, journal, ARI client → Stasis app,
-and one web server for the self-service page, /metrics and /health."""
+"""One call engine, wired together: settings → policy (hot reload), journal, ARI client → the
+engine, the sweep for abandoned callers, the reconciler, and the engine's own /health and
+/metrics. The self-service page is another process (pbx-app web): nothing a browser does waits
+on this event loop."""
 
 from __future__ import annotations
 
@@ -11,26 +13,29 @@ from aiohttp import web
 
 from . import observability
 from .ari import AriClient
-from .calls.app import StasisApp
+from .calls.contract import app_name
+from .calls.engine import CallEngine
+from .calls.recovery import Sweeper
 from .crm import CrmDirectory
+from .history.cdr import open_cdr
 from .history.journal import open_journal
+from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
 from .policy import PolicyError
 from .policy.store import PolicyHolder
 from .settings import Settings
-from .web import WebConfig
-from .web import setup as setup_web_ui
 
 log = logging.getLogger(__name__)
 
 
-async def run_app(settings: Settings) -> int:
+async def run_engine(settings: Settings) -> int:
     try:
         policy = PolicyHolder(settings.policy_path)
     except PolicyError as exc:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
-    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app)
+    app = app_name(settings.engine_name)
+    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, app)
     try:
         journal = await open_journal(settings.database_url, settings.spool_dir)
     except (SpoolBusy, OSError) as exc:
@@ -38,17 +43,19 @@ async def run_app(settings: Settings) -> int:
         return 2
     metrics = observability.Metrics()
     crm = CrmDirectory()  # the policy's static CRM mapping, then its webhook (with deadline)
-    app = StasisApp(ari, policy, journal=metrics.observing(journal), crm=crm)
-    app.max_calls = settings.max_calls
-    app.events.give_up_after = settings.ari_give_up_after
-    # One web server for the app; each feature adds its routes to this application.
+    observed = metrics.observing(journal)
+    engine = CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls)
+    engine.events.give_up_after = settings.ari_give_up_after
+    reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url) if settings.cdr_url else None,
+                            grace=settings.reconcile_grace, busy=lambda call_id: call_id in engine.calls)
+    sweeper = Sweeper(engine, on_listing=reconciler.reconcile)
     webapp = web.Application()
-    observability.setup(webapp, app, policy, metrics)
-    setup_web_ui(webapp, WebConfig.from_settings(settings), reload=policy.reload)  # the self-service page
+    observability.setup(webapp, engine, policy, metrics)
     try:
-        web_runner = await serve_web(webapp, settings.web_bind)
+        web_runner = await serve_web(webapp, settings.engine_bind)
     except OSError as exc:
-        log.error("cannot serve the web endpoints on PBX_WEB_BIND=%s: %s", settings.web_bind, exc.strerror or exc)
+        log.error("cannot serve /health and /metrics on PBX_ENGINE_BIND=%s: %s", settings.engine_bind, exc.strerror or exc)
+        await journal.close()
         return 2
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -63,19 +70,18 @@ async def run_app(settings: Settings) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("pbx_app: ARI %s as %s, app %s, policy %s", settings.ari_url, settings.ari_user, settings.app, settings.policy_path)
-    runner = asyncio.create_task(app.run())
-    watcher = asyncio.create_task(policy.watch())  # reloads the policy when its file changes
+    log.info("engine %s: ARI %s as %s, policy %s", app, settings.ari_url, settings.ari_user, settings.policy_path)
+    runner = asyncio.create_task(engine.run())
+    helpers = [asyncio.create_task(sweeper.run()), asyncio.create_task(policy.watch())]
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
     if runner.done():
         log.error("stopping: %s", runner.exception())  # gave up on ARI (PBX_ARI_GIVE_UP_AFTER)
         code = 3
-    runner.cancel()
-    watcher.cancel()
-    stopping.cancel()
-    await app.drain()
+    for task in (runner, stopping, *helpers):
+        task.cancel()
+    await engine.drain()
     await crm.close()
     await journal.close()
     await web_runner.cleanup()
@@ -88,5 +94,5 @@ async def serve_web(webapp: web.Application, bind: str) -> web.AppRunner:
     runner = web.AppRunner(webapp, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
-    log.info("web endpoints on http://%s/ (/health, /metrics)", bind)
+    log.info("web endpoints on http://%s/", bind)
     return runner

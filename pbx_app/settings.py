@@ -13,7 +13,14 @@ class Settings:
     ari_url: str = "http://127.0.0.1:8088"
     ari_user: str = "pbx_app"
     ari_password: str = field(default="", repr=False)
-    app: str = "pbx_app"
+    # This engine's name: its ARI app is pbx_app-<name>. Engines serving one Asterisk need
+    # different names; a restarted engine may keep its name (its callers come straight back to it).
+    engine_name: str = "1"
+    engine_bind: str = "127.0.0.1:8091"  # an engine's own /health and /metrics
+    engines: int = 2  # how many engines `pbx-app run` starts on this host
+    # Asterisk's CDR, read back to end calls left in progress while no engine watched them.
+    cdr_url: str | None = None
+    reconcile_grace: float = 10.0  # seconds a call's channel must be gone before it is ended from the CDR
     policy_path: Path = Path("config/policy.yaml")
     # The self-service page: who may sign in (pbx-app user add), the audit log of changes, and
     # where uploaded/TTS announcements are written (Asterisk sees them at sounds.CUSTOM_DIR).
@@ -25,7 +32,7 @@ class Settings:
     # events are spooled to local disk first, so no row is lost while the database is away.
     database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
     spool_dir: Path = Path("/var/lib/pbx_app/spool")
-    web_bind: str = "127.0.0.1:8090"  # the app's web server: /metrics, /health (and the web UI)
+    web_bind: str = "127.0.0.1:8090"  # the self-service page (pbx-app web)
     max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
     ari_give_up_after: float | None = None  # seconds without ARI before exiting non-zero; None: never
 
@@ -45,7 +52,11 @@ class Settings:
             ari_url=env.get("PBX_ARI_URL", cls.ari_url),
             ari_user=env.get("PBX_ARI_USER", cls.ari_user),
             ari_password=password,
-            app=env.get("PBX_ARI_APP", cls.app),
+            engine_name=env.get("PBX_ENGINE_NAME", cls.engine_name),
+            engine_bind=env.get("PBX_ENGINE_BIND", cls.engine_bind),
+            engines=_number(env, "PBX_ENGINES", int, cls.engines),
+            cdr_url=env.get("PBX_CDR_URL") or None,
+            reconcile_grace=_number(env, "PBX_RECONCILE_GRACE", float, cls.reconcile_grace),
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
             users_path=Path(env.get("PBX_USERS", str(cls.users_path))),
             audit_path=Path(env.get("PBX_AUDIT_LOG", str(cls.audit_path))),

@@ -1,9 +1,10 @@
-"""A fake Asterisk that speaks just enough ARI for the call flow: unit tests (ours and yours)
-can run whole calls in milliseconds. It never replaces the suite that calls the real Asterisk.
+"""A fake Asterisk that speaks just enough ARI, and plays just enough of dialplan/pbx_app.conf,
+for unit tests of the call engines: whole calls in milliseconds, several engines, engines that
+die. It never replaces the suite that calls the real Asterisk.
 
     fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer"})
-    app = StasisApp(fake, lambda: policy)
-    fake.attach(app)
+    engine = CallEngine(fake.client("pbx_app-1"), lambda: policy)
+    fake.attach(engine)
     channel = fake.new_call("101")
     await fake.settle()
     assert fake.actions_for(channel)[-1] == ("hangup", "normal")
@@ -18,8 +19,12 @@ from typing import Any, Callable
 
 from .ari import AriError
 from .ari.client import AriVerbs
+from .calls import contract as dp
 
-Behaviour = str  # answer | no_answer | busy | unreachable
+# answer | no_answer | busy | unreachable | caller_leaves (the caller hangs up while it rings) |
+# rings (no answer, but the ring lasts until the test sets ``fake.ring_ends``: time to kill an engine)
+Behaviour = str
+CLAIM_ROUNDS = 20  # loop turns a broadcast waits for a claim (StasisBroadcast's timeout)
 
 
 @dataclass
@@ -31,17 +36,33 @@ class FakeChannel:
     vars: dict[str, str] = field(default_factory=dict)
     actions: list[tuple] = field(default_factory=list)
     alive: bool = True
-    in_stasis: bool = True
+    stasis_app: str | None = None  # the app the channel is in, None while in the dialplan
+    owner: str | None = None  # the app that gets its events (it claimed it or it came back to it)
+    claimed_by: str | None = None
+    broadcast: bool = False
 
 
-class FakeAsterisk(AriVerbs):
-    """Answers the ARI requests the flow makes and plays out each Dial() by the phones' scripts.
+class FakeAri(AriVerbs):
+    """One engine's view of the fake: ``app`` is its ARI application."""
+
+    def __init__(self, fake: "FakeAsterisk", app: str):
+        self.fake = fake
+        self.app = app
+
+    async def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        return await self.fake.handle(self.app, method, path, body, params)
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeAsterisk(FakeAri):
+    """Answers the ARI requests the engines make and plays out each Dial() by the phones' scripts.
 
     ``phones`` maps a Dial() endpoint to how that phone behaves; ``talk_ends`` says who hangs up
-    after an answer ("callee" brings the caller back to Stasis with ANSWER, "caller" hangs up).
-    ``voicemail`` maps a mailbox to whether the caller leaves a message there."""
-
-    app = "pbx_app"
+    after an answer ("callee": the dialplan ends the call, "caller": the caller hangs up).
+    ``voicemail`` maps a mailbox to whether the caller leaves a message there. Used directly as
+    an ARI client it is the engine ``pbx_app-test``; ``client(name)`` gives other engines."""
 
     def __init__(
         self,
@@ -49,26 +70,38 @@ class FakeAsterisk(AriVerbs):
         talk_ends: str = "callee",
         voicemail: dict[str, bool] | None = None,
     ):
+        super().__init__(self, "pbx_app-test")
         self.phones = phones or {}
         self.talk_ends = talk_ends
         self.voicemail = voicemail or {}
         self.channels: dict[str, FakeChannel] = {}
-        self.dispatch: Callable[[dict], None] | None = None
+        self.apps: dict[str, Callable[[dict], None]] = {}  # connected engines' dispatch
+        self.requests: list[tuple[str, str, str]] = []  # (app, method, path) of every request
         self.elapsed = 0  # seconds of ringing the calls would have taken
+        self.fallback_ringtime = 120
         self._ids = itertools.count(1)
         self._pending: set[asyncio.Task] = set()
+        self.ring_ends = asyncio.Event()
         self.failing: dict[str, AriError] = {}  # path prefix → error to raise, for failure tests
 
     # ---- test side ------------------------------------------------------------------------------
 
-    def attach(self, app: Any) -> None:
-        self.dispatch = app.dispatch
+    def client(self, app: str) -> FakeAri:
+        return FakeAri(self, app)
+
+    def attach(self, engine: Any) -> None:
+        self.apps[engine.ari.app] = engine.dispatch
+
+    def detach(self, app: str) -> None:
+        """The engine dies: its websocket is gone, its callers stay where they are."""
+        self.apps.pop(app, None)
 
     def new_call(self, extension: str, caller: str = "79001234567", language: str = "en") -> str:
         n = next(self._ids)
         ch = FakeChannel(id=f"fake.{n}", name=f"PJSIP/client-{language}-{n:08x}", caller=caller, language=language)
         self.channels[ch.id] = ch
-        self._emit({"type": "StasisStart", "args": ["direct", extension], "channel": self._json(ch)})
+        ch.actions.append(("ringing",))
+        self._later(self._offer(ch, ["direct", extension], lambda: self._app_down(ch, extension)))
         return ch.id
 
     def caller_hangs_up(self, channel_id: str) -> None:
@@ -79,26 +112,30 @@ class FakeAsterisk(AriVerbs):
     def actions_for(self, channel_id: str) -> list[tuple]:
         return self.channels[channel_id].actions
 
-    async def settle(self, rounds: int = 200) -> None:
-        """Lets every simulated event and flow task run to quiet."""
+    def requests_by(self, app: str) -> list[tuple[str, str]]:
+        return [(m, p) for a, m, p in self.requests if a == app]
+
+    async def settle(self, rounds: int = 1000) -> None:
+        """Lets every simulated event and flow task run to quiet (a ring held by a "rings" phone
+        stays held)."""
         for _ in range(rounds):
             await asyncio.sleep(0)
-            if self._pending:
-                await asyncio.gather(*list(self._pending))
 
     # ---- ARI side -------------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        pass
-
-    async def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    async def handle(self, app: str, method: str, path: str, body: Any, params: dict) -> Any:
         await asyncio.sleep(0)
+        self.requests.append((app, method, path))
         for prefix, error in self.failing.items():
             if path.startswith(prefix):
                 raise error
         parts = path.strip("/").split("/")
         if parts[0] == "applications":
             return None
+        if parts[:2] == ["events", "claim"]:
+            return self._claim(app, params["channelId"])
+        if parts == ["channels"] and method == "GET":
+            return [self._listed(ch) for ch in self.channels.values() if ch.alive]
         if parts[0] != "channels" or len(parts) < 2:
             raise AriError(404, f"fake: no route {method} {path}", method, path)
         ch = self.channels.get(parts[1])
@@ -109,86 +146,72 @@ class FakeAsterisk(AriVerbs):
             ch.actions.append(("hangup", params.get("reason", "normal")))
             self._gone(ch, by_app=True)
             return None
-        if op == "variable":
-            if method == "GET":
-                if params["variable"] not in ch.vars:
-                    raise AriError(404, "Provided variable was not found", method, path)
-                return {"value": ch.vars[params["variable"]]}
-            ch.vars[params["variable"]] = params.get("value", "")
-            return None
-        if not ch.in_stasis:
+        if op == "variables" and method == "GET":
+            names = params["variables"].split(",")
+            return {"variables": {n: ch.vars[n] for n in names if n in ch.vars}}
+        if ch.stasis_app is None:
             raise AriError(409, "Channel not in Stasis application", method, path)
-        if op in ("ring", "answer", "progress"):
-            ch.actions.append((op,))
+        if op == "variables":
+            ch.vars.update(body["variables"])
             return None
-        if op == "play":
-            media = params["media"]
-            ch.actions.append(("play", media))
-            self._later(self._play(ch, parts[3], media))
-            return {"id": parts[3]}
         if op == "continue":
-            ch.in_stasis = False
-            self._emit({"type": "StasisEnd", "channel": self._json(ch)})
-            if params["context"] == "pbx-voicemail":
-                self._later(self._voicemail(ch))
-            else:
-                self._later(self._dial(ch))
+            ch.stasis_app = None
+            self._emit(ch, {"type": "StasisEnd", "channel": self._json(ch)})
+            self._later(self._dialplan(ch, params))
             return None
         raise AriError(404, f"fake: no route {method} {path}", method, path)
 
-    # ---- simulation -----------------------------------------------------------------------------
+    # ---- the dialplan, played -----------------------------------------------------------------------
 
-    def _json(self, ch: FakeChannel) -> dict:
-        return {"id": ch.id, "name": ch.name, "caller": {"number": ch.caller}, "language": ch.language}
+    async def _dialplan(self, ch: FakeChannel, where: dict) -> None:
+        await asyncio.sleep(0)
+        context, exten = where["context"], where["extension"]
+        if context == dp.DIAL:
+            if where.get("label") == dp.RECLAIM:
+                return await self._back_from_ring(ch, ch.vars["DIALSTATUS"], broadcast_only=True)
+            await self._ring(ch, ch.vars[dp.DIAL_STRING], int(ch.vars[dp.RINGTIME]), ch.vars.get(dp.ANNOUNCE, ""))
+        elif context == dp.VOICEMAIL:
+            await self._voicemail(ch, ch.vars[dp.MAILBOX], ch.vars.get(dp.ANNOUNCE, ""))
+        elif context == dp.END:
+            await self._end(ch, exten)
+        elif context == dp.DIRECT and where.get("label") == dp.APP_DOWN:
+            await self._app_down(ch, exten)
+        elif context == dp.DIRECT:
+            await self._offer(ch, ["direct", exten], lambda: self._app_down(ch, exten))
+        elif context == dp.FALLBACK_CONTEXT:
+            await self._fallback(ch, exten)
+        else:
+            raise AssertionError(f"fake: no dialplan at {context},{exten}")
 
-    def _emit(self, event: dict) -> None:
-        assert self.dispatch is not None, "call fake.attach(app) first"
-        self.dispatch(event)
-
-    def _later(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    def _gone(self, ch: FakeChannel, by_app: bool = False) -> None:
+    async def _ring(self, ch: FakeChannel, dial: str, timeout: int, announce: str, fallback: bool = False) -> None:
+        if announce:
+            ch.actions.append(("play", announce))
+            self._varset(ch, dp.ANNOUNCED, "SUCCESS")
+            await asyncio.sleep(0)
         if not ch.alive:
             return
-        ch.alive = False
-        if not by_app:
-            self._emit({"type": "ChannelHangupRequest", "channel": self._json(ch)})
-        self._emit({"type": "ChannelDestroyed", "channel": self._json(ch), "cause": 16})
-
-    def _reenter(self, ch: FakeChannel, args: list[str]) -> None:
-        ch.in_stasis = True
-        self._emit({"type": "StasisStart", "args": args, "channel": self._json(ch)})
-
-    async def _play(self, ch: FakeChannel, playback_id: str, media: str) -> None:
-        await asyncio.sleep(0)
-        pb = {"id": playback_id, "media_uri": media, "target_uri": f"channel:{ch.id}", "state": "playing"}
-        self._emit({"type": "PlaybackStarted", "playback": pb})
-        await asyncio.sleep(0)
-        if ch.alive:
-            self._emit({"type": "PlaybackFinished", "playback": {**pb, "state": "done"}})
-
-    async def _dial(self, ch: FakeChannel) -> None:
-        await asyncio.sleep(0)
-        endpoints = ch.vars["PBX_DIAL"].split("&")
-        timeout = int(ch.vars["PBX_RINGTIME"])
+        endpoints = dial.split("&")
         ch.actions.append(("dial", tuple(endpoints), timeout))
         behaviours = {ep: self.phones.get(ep, "no_answer") for ep in endpoints}
         peers = {ep: f"{ep}-{next(self._ids):08x}" for ep in endpoints}
         for ep in endpoints:
-            self._emit({"type": "Dial", "caller": self._json(ch), "peer": {"name": peers[ep]}, "dialstatus": ""})
+            self._emit(ch, {"type": "Dial", "caller": self._json(ch), "peer": {"name": peers[ep]}, "dialstatus": ""})
+        if "rings" in behaviours.values():
+            await self.ring_ends.wait()
+            if not ch.alive:
+                return
+        if "caller_leaves" in behaviours.values():
+            return self.caller_hangs_up(ch.id)
         answering = [ep for ep in endpoints if behaviours[ep] == "answer"]
         if answering:
             winner = answering[0]
-            self._emit({"type": "Dial", "caller": self._json(ch), "peer": {"name": peers[winner]}, "dialstatus": "ANSWER"})
+            self._emit(ch, {"type": "Dial", "caller": self._json(ch), "peer": {"name": peers[winner]}, "dialstatus": "ANSWER"})
             ch.actions.append(("talk", winner))
             await asyncio.sleep(0)
             if self.talk_ends == "caller":
                 self.caller_hangs_up(ch.id)
             else:
-                self._reenter(ch, ["dialed", "ANSWER", "16"])
+                self._dialplan_hangup(ch, "normal")
             return
         values = set(behaviours.values())
         if values == {"busy"}:
@@ -198,21 +221,120 @@ class FakeAsterisk(AriVerbs):
         else:
             status = "NOANSWER"
             self.elapsed += timeout
-        self._reenter(ch, ["dialed", status, "0"])
+        ch.vars["DIALSTATUS"] = status
+        if fallback:
+            return
+        await self._back_from_ring(ch, status)
 
-    async def _voicemail(self, ch: FakeChannel) -> None:
-        await asyncio.sleep(0)
-        box = ch.vars["PBX_MAILBOX"]
+    async def _back_from_ring(self, ch: FakeChannel, status: str, broadcast_only: bool = False) -> None:
+        owner = ch.vars.get(dp.ENGINE, "")
+        args = ["dialed", status, "0"]
+        if not broadcast_only and owner in self.apps:
+            return self._enter(ch, owner, args)
+        await self._offer(ch, args, lambda: self._fallback(ch, dp.fallback_for(dp.Entry.from_args(args))["extension"]))
+
+    async def _offer(self, ch: FakeChannel, args: list[str], unclaimed: Callable) -> None:
+        """StasisBroadcast: every connected engine is told; the first claim wins."""
+        ch.broadcast, ch.claimed_by = True, None
+        for dispatch in list(self.apps.values()):
+            dispatch({"type": "CallBroadcast", "channel": self._json(ch), "args": ":".join(args)})
+        for _ in range(CLAIM_ROUNDS):
+            await asyncio.sleep(0)
+            if ch.claimed_by is not None:
+                break
+        ch.broadcast = False
+        if ch.claimed_by is not None:
+            return self._enter(ch, ch.claimed_by, args)
+        await unclaimed()
+
+    def _claim(self, app: str, channel_id: str) -> None:
+        ch = self.channels.get(channel_id)
+        if ch is None or not ch.broadcast or ch.claimed_by is not None:
+            raise AriError(404, "Channel not found or not in broadcast state", "POST", "/events/claim")
+        ch.claimed_by = app
+
+    def _enter(self, ch: FakeChannel, app: str, args: list[str]) -> None:
+        ch.stasis_app = ch.owner = app
+        self._emit(ch, {"type": "StasisStart", "args": args, "channel": self._json(ch)})
+
+    async def _fallback(self, ch: FakeChannel, outcome: str) -> None:
+        fb = dp.Fallback.decode(ch.vars.get(f"PBX_FB_{outcome}", ""))
+        ch.actions.append(("fallback", outcome))
+        if fb.dial:
+            await self._ring(ch, fb.dial, fb.ringtime, fb.announce, fallback=True)
+            if not ch.alive:
+                return
+        if fb.then == "voicemail":
+            return await self._voicemail(ch, fb.mailbox, "")
+        await self._end(ch, fb.then)
+
+    async def _app_down(self, ch: FakeChannel, extension: str) -> None:
+        ch.actions.append(("fallback", "app-down"))
+        await self._ring(ch, f"PJSIP/{extension}", self.fallback_ringtime, "", fallback=True)
+        if ch.alive:
+            await self._end(ch, "busy")
+
+    async def _end(self, ch: FakeChannel, how: str) -> None:
+        if how == "message":
+            ch.actions.append(("play", "pbx_app/manager-unavailable"))
+            self._varset(ch, dp.ANNOUNCED, "SUCCESS")
+            await asyncio.sleep(0)
+            self._dialplan_hangup(ch, "normal")
+        else:
+            self._dialplan_hangup(ch, "busy")
+
+    async def _voicemail(self, ch: FakeChannel, box: str, announce: str) -> None:
+        if announce:
+            ch.actions.append(("play", announce))
+            self._varset(ch, dp.ANNOUNCED, "SUCCESS")
         ch.actions.append(("voicemail", box))
-        varset = lambda k, v: self._emit(  # noqa: E731
-            {"type": "ChannelVarset", "variable": k, "value": v, "channel": self._json(ch)}
-        )
-        varset("PBX_VM_BEFORE", "0")
+        self._varset(ch, dp.VM_BEFORE, "0")
         if self.voicemail.get(box, False):
             # A caller ends a message by hanging up; the h extension counts the box again.
+            ch.actions.append(("caller_hangup",))
             ch.alive = False
-            self._emit({"type": "ChannelHangupRequest", "channel": self._json(ch)})
-            varset("PBX_VM_AFTER", "1")
-            self._emit({"type": "ChannelDestroyed", "channel": self._json(ch), "cause": 16})
+            self._emit(ch, {"type": "ChannelHangupRequest", "channel": self._json(ch)})
+            self._varset(ch, dp.VM_AFTER, "1")
+            self._emit(ch, {"type": "ChannelDestroyed", "channel": self._json(ch), "cause": 16})
         else:
-            self._reenter(ch, ["voicemail", "SUCCESS", "0", "0"])
+            self._varset(ch, dp.VM_AFTER, "0")
+            self._dialplan_hangup(ch, "normal")
+
+    # ---- plumbing -----------------------------------------------------------------------------------
+
+    def _json(self, ch: FakeChannel) -> dict:
+        return {"id": ch.id, "name": ch.name, "caller": {"number": ch.caller}, "language": ch.language,
+                "creationtime": "2026-11-29T08:40:01.000+0000"}
+
+    def _listed(self, ch: FakeChannel) -> dict:
+        if ch.stasis_app is not None:
+            where = {"app_name": "Stasis", "app_data": ",".join([ch.stasis_app, "dialed"])}
+        else:
+            where = {"app_name": "Dial", "app_data": ""}
+        return {**self._json(ch), "dialplan": {"context": dp.DIAL, "exten": "101", "priority": 5, **where}}
+
+    def _emit(self, ch: FakeChannel, event: dict) -> None:
+        dispatch = self.apps.get(ch.owner or "")
+        if dispatch is not None:
+            dispatch(event)
+
+    def _varset(self, ch: FakeChannel, name: str, value: str) -> None:
+        ch.vars[name] = value
+        self._emit(ch, {"type": "ChannelVarset", "variable": name, "value": value, "channel": self._json(ch)})
+
+    def _later(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _dialplan_hangup(self, ch: FakeChannel, reason: str) -> None:
+        ch.actions.append(("hangup", reason))
+        self._gone(ch)
+
+    def _gone(self, ch: FakeChannel, by_app: bool = False) -> None:
+        if not ch.alive:
+            return
+        ch.alive = False
+        if not by_app:
+            self._emit(ch, {"type": "ChannelHangupRequest", "channel": self._json(ch)})
+        self._emit(ch, {"type": "ChannelDestroyed", "channel": self._json(ch), "cause": 16})

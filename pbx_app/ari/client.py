@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from collections import Counter
 from typing import Any
 
 import aiohttp
 
 log = logging.getLogger(__name__)
+
+
+_IDS = re.compile(r"/(channels|playbacks|bridges)/[^/]+")
+
+
+def route(method: str, path: str) -> str:
+    """A request with its ids taken out, e.g. POST /channels/{id}/continue: what /metrics counts."""
+    return f"{method} " + _IDS.sub(lambda m: f"/{m.group(1)}/{{id}}", path)
 
 
 class AriError(Exception):
@@ -56,6 +67,7 @@ class AriClient(AriVerbs):
         self._auth_header = aiohttp.encode_basic_auth(user, password) if hasattr(aiohttp, "encode_basic_auth") else aiohttp.BasicAuth(user, password).encode()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self.request_counts: Counter[str] = Counter()  # requests made, by route (the cost of a call)
 
     def __repr__(self) -> str:
         return f"AriClient({self.url!r}, user={self.user!r}, app={self.app!r})"
@@ -81,6 +93,7 @@ class AriClient(AriVerbs):
         """``path`` is relative to /ari, e.g. "/channels/ID/ring". None params are left out."""
         query = {k: _encode(v) for k, v in params.items() if v is not None}
         url = f"{self.url}/ari{path}"
+        self.request_counts[route(method, path)] += 1
         try:
             async with self.session().request(method, url, params=query, json=body) as resp:
                 if resp.status >= 300:
@@ -100,8 +113,6 @@ class AriClient(AriVerbs):
 async def _message(resp: aiohttp.ClientResponse) -> str:
     text = await resp.text()
     try:
-        import json
-
         data = json.loads(text)
         if isinstance(data, dict) and "message" in data:
             return str(data["message"])

@@ -4,17 +4,14 @@ reach it, in order, through its own queue."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..ari import AriClient, AriError
 
 log = logging.getLogger(__name__)
-
-_playback_ids = itertools.count(1)
 
 
 class CallerGone(Exception):
@@ -22,21 +19,21 @@ class CallerGone(Exception):
 
 
 @dataclass
-class Reentry:
-    """The caller came back to Stasis from the dialplan: ``what`` is dialed or voicemail."""
-
-    what: str
-    args: list[str]
-
-
-@dataclass
 class DialWatch:
     """What the Dial events told us about the legs of one ring step."""
 
-    peers: dict[str, str] = field(default_factory=dict)  # peer channel name → last dialstatus
     answered_peer: str | None = None
     answered_at: datetime | None = None
-    first_invite_at: datetime | None = None
+
+
+def creation_time(channel: dict, default: datetime) -> datetime:
+    """When Asterisk created the channel (its snapshot's creationtime): the same for every engine
+    that ever looks at the call, so a restarted or second engine writes the same start time."""
+    text = channel.get("creationtime") or ""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(timezone.utc)
+    except ValueError:
+        return default
 
 
 class CallChannel:
@@ -47,11 +44,10 @@ class CallChannel:
         self.id: str = channel["id"]
         self.name: str = channel.get("name", "")
         self.caller: str = (channel.get("caller") or {}).get("number", "") or ""
-        self.language: str = channel.get("language", "en") or "en"
+        self.created: datetime = creation_time(channel, clock())
         self.clock = clock
         self.queue: asyncio.Queue[dict] = asyncio.Queue()
         self.gone = False
-        self.ringing = False
         self.dial = DialWatch()
 
     # ---- events -------------------------------------------------------------------------------
@@ -73,22 +69,25 @@ class CallChannel:
         return event
 
     def _track_dial(self, event: dict) -> None:
-        peer = (event.get("peer") or {}).get("name", "")
-        status = event.get("dialstatus", "")
-        if peer and peer not in self.dial.peers and self.dial.first_invite_at is None:
-            self.dial.first_invite_at = self.clock()
-        self.dial.peers[peer] = status
-        if status == "ANSWER" and self.dial.answered_peer is None:
-            self.dial.answered_peer = peer
+        if event.get("dialstatus") == "ANSWER" and self.dial.answered_peer is None:
+            self.dial.answered_peer = (event.get("peer") or {}).get("name", "")
             self.dial.answered_at = self.clock()
 
-    async def wait_reentry(self) -> Reentry:
-        """Waits until the dialplan hands the caller back to Stasis."""
-        while True:
-            event = await self.next_event()
-            if event.get("type") == "StasisStart":
-                args = list(event.get("args") or [])
-                return Reentry(what=args[0] if args else "", args=args[1:])
+    async def drain(self, seconds: float = 2.0) -> list[dict]:
+        """After the caller hung up, the h extension may still set variables: what is queued, or
+        arrives within ``seconds``, up to the channel's destruction."""
+        events = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            try:
+                event = await asyncio.wait_for(self.queue.get(), deadline - loop.time())
+            except TimeoutError:
+                break
+            events.append(event)
+            if event.get("type") == "ChannelDestroyed":
+                break
+        return events
 
     # ---- operations ---------------------------------------------------------------------------
 
@@ -102,49 +101,25 @@ class CallChannel:
                 raise CallerGone() from None
             raise
 
-    async def ring(self) -> None:
-        """The caller hears ringing. Once is enough: the app starts it before the CRM lookup."""
-        if self.ringing:
-            return
-        await self._op("POST", f"/channels/{self.id}/ring")
-        self.ringing = True
-
-    async def answer(self) -> None:
-        await self._op("POST", f"/channels/{self.id}/answer")
-
     async def set_vars(self, variables: dict[str, str]) -> None:
-        await asyncio.gather(
-            *(self._op("POST", f"/channels/{self.id}/variable", variable=k, value=v) for k, v in variables.items())
-        )
+        """All of them in one request (Asterisk 22.10's POST /channels/{id}/variables)."""
+        await self._op("POST", f"/channels/{self.id}/variables", {"variables": variables})
 
-    async def get_var(self, name: str) -> str | None:
+    async def get_vars(self, *names: str) -> dict[str, str]:
+        """Several variables in one request; a variable that is not set comes back as ""."""
         try:
-            result = await self.ari.get(f"/channels/{self.id}/variable", variable=name)
+            result = await self.ari.get(f"/channels/{self.id}/variables", variables=",".join(names))
         except AriError as exc:
             if exc.status == 404:
-                return None
+                self.gone = True
+                raise CallerGone() from None
             raise
-        return (result or {}).get("value")
+        found = (result or {}).get("variables") or {}
+        return {name: found.get(name) or "" for name in names}
 
     async def continue_to(self, context: str, extension: str, priority: int = 1) -> None:
         self.dial = DialWatch()
         await self._op("POST", f"/channels/{self.id}/continue", context=context, extension=extension, priority=priority)
-
-    async def play(self, media: str) -> bool:
-        """Plays ``media`` and waits for it to end; True when it played to its end. On an
-        unanswered channel Asterisk sends it as early media (183), so nobody is billed."""
-        playback_id = f"{self.id}-play-{next(_playback_ids)}"
-        await self._op("POST", f"/channels/{self.id}/play/{playback_id}", media=media)
-        while True:
-            event = await self.next_event()
-            playback = event.get("playback") or {}
-            if playback.get("id") != playback_id:
-                continue
-            if event.get("type") == "PlaybackFinished":
-                return playback.get("state") == "done"
-            if event.get("type") == "PlaybackFailed":
-                log.error("call %s: could not play %s", self.id, media)
-                return False
 
     async def hangup(self, reason: str = "normal") -> None:
         try:
@@ -153,9 +128,9 @@ class CallChannel:
             if exc.status != 404:  # already gone is fine
                 raise
 
-    async def _op(self, method: str, path: str, **params: Any) -> None:
+    async def _op(self, method: str, path: str, body: Any = None, **params: Any) -> None:
         try:
-            await self.ari.request(method, path, **params)
+            await self.ari.request(method, path, body, **params)
         except AriError as exc:
             if exc.status == 404:  # the channel is gone: the caller hung up under us
                 self.gone = True

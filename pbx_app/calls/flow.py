@@ -1,32 +1,30 @@
 """The story of one direct call, top to bottom: ring the employee, and if they do not answer,
 carry out the plan — announce, forward, voicemail, or drop.
 
-The dialplan does the ringing (context pbx-dial: one Dial() per leg, so each leg gets its own
-CDR row) and hands the caller back to us; state that must survive an app restart is kept in
-channel variables (PBX_CALL_ID, PBX_PLAN, PBX_CURSOR)."""
+The dialplan does the ringing and the announcements (pbx-dial: [announcement] + Dial(), so each
+leg gets its own CDR row and the caller is in the dialplan, not in our hands, while it waits) and
+hands the caller back after an unanswered ring. Before each step the flow leaves on the channel
+everything another engine, or the dialplan alone, needs to go on without it (contract.py)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 from ..ari import AriError
 from ..history.events import CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
+from . import contract as dp
 from .channel import CallChannel, CallerGone
 
 log = logging.getLogger(__name__)
 
-DIAL_CONTEXT = "pbx-dial"
-VOICEMAIL_CONTEXT = "pbx-voicemail"
-# r: the caller hears ringing; g: back to us when the callee hangs up, so we end the call.
-DIAL_OPTIONS = "rg"
-
 
 @dataclass
 class Cursor:
-    """Where the flow stands: which branch of the plan and which step in it, and the leg number."""
+    """Where the flow stands: which branch of the plan and which step in it, and the last leg number."""
 
     branch: str  # "first", "no_answer", "busy", "unreachable"
     index: int
@@ -48,64 +46,68 @@ class RingResult:
     cause: str = ""
 
 
+def branch_of(outcome: Outcome | None) -> str:
+    if outcome is Outcome.BUSY:
+        return "busy"
+    if outcome is Outcome.UNREACHABLE:
+        return "unreachable"
+    return "no_answer"
+
+
 class CallFlow:
-    def __init__(self, call: CallChannel, plan: Plan, call_id: str, journal: Journal, clock: Callable):
+    """``app`` is the engine's ARI application: the caller comes back to it after each ring."""
+
+    def __init__(self, call: CallChannel, plan: Plan, journal: Journal, clock: Callable[[], datetime], app: str):
         self.call = call
         self.plan = plan
-        self.call_id = call_id
+        # The caller's uniqueid: every engine, the dialplan and the CDR (linkedid) agree on it.
+        self.call_id = call.id
         self.journal = journal
         self.clock = clock
+        self.app = app
         self.cursor = Cursor("first", 0, 0)
         self.result: CallResult | None = None
-        self.dialled = False  # a Dial() has run for this call: Asterisk has begun a CDR row per leg
+        self._state_saved = False  # the plan and our name are on the channel
 
     # ---- the story --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """A new call, just arrived in Stasis."""
-        call = self.call
-        await self.journal.record(
-            CallStarted(self.call_id, self.clock(), call.caller, self.plan.extension, call.id, self.plan.reasons,
-                        channel_name=call.name)
-        )
+        """A new call, just claimed."""
+        await self._started()
         try:
-            await call.subscribe()
-            await call.set_vars({"PBX_CALL_ID": self.call_id, "PBX_PLAN": self.plan.to_json()})
-            await call.ring()
+            await self.call.subscribe()
             outcome = None
             if self.plan.first is not None:
                 result = await self.ring(self.plan.first)
                 if result.outcome is Outcome.ANSWERED:
                     return await self.end("answered", f"answered by {result.answered_by}")
                 outcome = result.outcome
-            await self.carry_out(self.branch_name(outcome), 0)
+            await self.carry_out(branch_of(outcome), 0)
         except CallerGone:
             await self.end("caller_hung_up", "the caller hung up")
         except Exception:
             log.exception("call %s: the flow failed; the caller gets busy", self.call_id)
             await self.fail()
 
-    async def resume(self, pending: Cursor, reentry_args: list[str], what: str) -> None:
-        """The app restarted while the caller was out in the dialplan; pick the story up again."""
+    async def resume(self, pending: Cursor, entry: dp.Entry) -> None:
+        """The engine that owned the call is gone and the caller came back to us after a ring:
+        pick the story up from the state on the channel."""
         self.cursor = pending
-        self.dialled = True
-        log.info("call %s: resumed at %s after %s %s", self.call_id, pending.encode(), what, reentry_args)
+        self._state_saved = False  # our name goes on the channel with the next step
+        log.info("call %s: taken over at %s after %s %s", self.call_id, pending.encode(), entry.status, entry.cause)
+        await self._started()
         try:
-            if what == "voicemail":
-                return await self._voicemail_done(reentry_args)
-            step = self._pending_ring(pending)
-            if reentry_args[:1] == ["ANSWER"]:
-                # The Dial events that named who picked up went to the app that died; Dial
-                # left the answering channel's name on the caller.
-                self.call.dial.answered_peer = await self.call.get_var("DIALEDPEERNAME")
-            result = self._ring_result(reentry_args, step)
-            await self._end_ring_leg(result)
-            if result.outcome is Outcome.ANSWERED:
-                await self.no_cdr_for_the_rest()
-                await self.call.hangup()
-                return await self.end("answered", f"answered by {result.answered_by}")
+            await self.call.subscribe()
+            step = self._step_at(pending)
+            if not isinstance(step, Ring):
+                raise RuntimeError(f"cursor {pending.encode()} is not at a ring")
+            await self._leg_started(pending.leg, step)
+            if pending.index > 0 and isinstance(self.steps(pending.branch)[pending.index - 1], Announce):
+                await self.end_leg(pending.leg - 1, "played")
+            result = RingResult(Outcome.from_dialstatus(entry.status), cause=f"{entry.status},{entry.cause}")
+            await self._end_ring_leg(pending.leg, result)
             if pending.branch == "first":
-                return await self.carry_out(self.branch_name(result.outcome), 0)
+                return await self.carry_out(branch_of(result.outcome), 0)
             await self.carry_out(pending.branch, pending.index + 1)
         except CallerGone:
             await self.end("caller_hung_up", "the caller hung up")
@@ -114,19 +116,22 @@ class CallFlow:
             await self.fail()
 
     async def carry_out(self, branch: str, start: int) -> None:
-        """Runs the branch's steps in order until someone answers or the call ends."""
+        """Runs the branch's steps in order until someone answers or the call ends. An
+        announcement is played by the dialplan at the start of the step that follows it."""
         steps = self.steps(branch)
+        announce: Announce | None = None
         for index in range(start, len(steps)):
             self.cursor = Cursor(branch, index, self.cursor.leg)
             step = steps[index]
-            if isinstance(step, Ring):
-                result = await self.ring(step)
+            if isinstance(step, Announce):
+                announce = step
+            elif isinstance(step, Ring):
+                result = await self.ring(step, announce)
+                announce = None
                 if result.outcome is Outcome.ANSWERED:
                     return await self.end("answered", f"answered by {result.answered_by}")
-            elif isinstance(step, Announce):
-                await self.announce(step)
             elif isinstance(step, Voicemail):
-                return await self.voicemail(step)
+                return await self.voicemail(step, announce)
             elif isinstance(step, Drop):
                 return await self.drop(step)
         # A branch always ends in a drop or voicemail; this is a plan we did not expect.
@@ -134,172 +139,192 @@ class CallFlow:
 
     # ---- steps ----------------------------------------------------------------------------------
 
-    async def ring(self, step: Ring) -> RingResult:
-        role: LegRole = step.role
-        leg = await self.start_leg(role, tuple(t.extension for t in step.targets), step.department)
+    async def ring(self, step: Ring, announce: Announce | None = None) -> RingResult:
+        announce_leg = await self.start_leg("announcement") if announce else None
+        leg = self.cursor.leg = self.cursor.leg + 1
         who = "+".join(t.extension for t in step.targets)
-        await self.call.set_vars(
+        await self.send(
+            dp.DIAL,
+            step.department or step.targets[0].extension,
             {
-                "PBX_DIAL": "&".join(t.endpoint for t in step.targets),
-                "PBX_RINGTIME": str(step.timeout),
-                "PBX_DIAL_OPTIONS": DIAL_OPTIONS,
-                "PBX_LEG": f"{self.call_id}:{leg}:{role}:{who}",
-                "PBX_CURSOR": self.cursor.encode(),
-            }
+                dp.DIAL_STRING: "&".join(t.endpoint for t in step.targets),
+                dp.RINGTIME: str(step.timeout),
+                dp.DIAL_OPTIONS: dp.DIAL_OPTIONS_VALUE,
+                dp.LEG: f"{self.call_id}:{leg}:{step.role}:{who}",
+                **self._announcement(announce),
+                **self._fallbacks(leg),
+            },
         )
-        self.dialled = True
-        await self.call.continue_to(DIAL_CONTEXT, step.department or step.targets[0].extension)
+        if announce_leg is None:
+            await self._leg_started(leg, step)
         try:
-            reentry = await self.call.wait_reentry()
+            while True:
+                event = await self.call.next_event()
+                kind = event.get("type")
+                if kind == "ChannelVarset" and event.get("variable") == dp.ANNOUNCED and announce_leg is not None:
+                    await self.end_leg(announce_leg, "played" if event.get("value") == "SUCCESS" else "unreachable",
+                                       cause=announce.sound if announce else None)
+                    announce_leg = None
+                    await self._leg_started(leg, step)
+                elif kind == "StasisStart":
+                    entry = dp.Entry.from_args(event.get("args") or [])
+                    result = RingResult(Outcome.from_dialstatus(entry.status), cause=f"{entry.status},{entry.cause}")
+                    await self._end_ring_leg(leg, result)
+                    return result
         except CallerGone:
+            if announce_leg is not None:
+                await self.end_leg(announce_leg, "caller_hung_up")
+                raise
             answered = self._answered_by(step)
             if answered is None:
                 await self.end_leg(leg, "caller_hung_up")
                 raise
-            # They talked and the caller hung up: the call is over and it was answered.
+            # They talked, and one of them hung up: the call is over and it was answered.
             await self.end_leg(leg, "answered", answered_by=answered, answered_at=self.call.dial.answered_at)
             return RingResult(Outcome.ANSWERED, answered)
-        result = self._ring_result(reentry.args, step)
-        await self._end_ring_leg(result)
-        if result.outcome is Outcome.ANSWERED:
-            await self.no_cdr_for_the_rest()
-            await self.call.hangup()  # the callee hung up first; we end the caller's side
-        return result
 
-    async def announce(self, step: Announce) -> None:
-        leg = await self.start_leg("announcement")
-        if step.answer_first:
-            await self.call.answer()
-        played = await self.call.play(step.sound)
-        await self.end_leg(leg, "played" if played else "unreachable", cause=step.sound)
-
-    async def voicemail(self, step: Voicemail) -> None:
-        await self.start_leg("voicemail", (step.extension,))
-        await self.call.set_vars(
-            {
-                "PBX_MAILBOX": step.mailbox,
-                "PBX_LEG": f"{self.call_id}:{self.cursor.leg}:voicemail:{step.extension}",
-                "PBX_CURSOR": self.cursor.encode(),
-            }
+    async def voicemail(self, step: Voicemail, announce: Announce | None = None) -> None:
+        announce_leg = await self.start_leg("announcement") if announce else None
+        leg = await self.start_leg("voicemail", (step.extension,))
+        await self.send(
+            dp.VOICEMAIL,
+            step.extension,
+            {dp.MAILBOX: step.mailbox, dp.LEG: f"{self.call_id}:{leg}:voicemail:{step.extension}",
+             **self._announcement(announce)},
         )
-        await self.call.continue_to(VOICEMAIL_CONTEXT, step.extension)
+        # The dialplan ends the call; hanging up is how a caller ends a message.
         counts: dict[str, str] = {}
         try:
             while True:
                 event = await self.call.next_event()
-                if event.get("type") == "ChannelVarset" and event.get("variable", "").startswith("PBX_VM_"):
-                    counts[event["variable"]] = event.get("value", "")
-                elif event.get("type") == "StasisStart":
-                    args = list(event.get("args") or [])[1:]
-                    return await self._voicemail_done(args)
+                if event.get("type") == "ChannelVarset":
+                    counts[event.get("variable", "")] = event.get("value", "")
         except CallerGone:
-            # Hanging up is how a caller ends a message; the h extension counted the box again.
-            await self._drain_varsets(counts)
-            left = _message_left(counts.get("PBX_VM_BEFORE"), counts.get("PBX_VM_AFTER"))
-            await self.end_leg(self.cursor.leg, "message_left" if left else "no_message")
-            await self.end("voicemail", "message left" if left else "no message left")
+            for event in await self.call.drain():
+                if event.get("type") == "ChannelVarset":
+                    counts[event.get("variable", "")] = event.get("value", "")
+        if announce_leg is not None:
+            played = counts.get(dp.ANNOUNCED) == "SUCCESS"
+            await self.end_leg(announce_leg, "played" if played else "caller_hung_up", cause=announce.sound if announce else None)
+        if dp.VM_BEFORE not in counts:
+            await self.end_leg(leg, "caller_hung_up")
+            return await self.end("caller_hung_up", "the caller hung up")
+        left = _message_left(counts.get(dp.VM_BEFORE), counts.get(dp.VM_AFTER))
+        await self.end_leg(leg, "message_left" if left else "no_message")
+        await self.end("voicemail", "message left" if left else "no message left")
 
     async def drop(self, step: Drop) -> None:
-        await self.no_cdr_for_the_rest()
         if step.kind == "message" and step.sound:
             leg = await self.start_leg("drop_message")
-            played = await self.call.play(step.sound)
-            await self.end_leg(leg, "played" if played else "unreachable", cause=step.sound)
-            await self.call.hangup("normal")
+            await self.call.continue_to(dp.END, "message")
+            played = False
+            try:
+                while True:
+                    event = await self.call.next_event()
+                    if event.get("type") == "ChannelVarset" and event.get("variable") == dp.ANNOUNCED:
+                        played = event.get("value") == "SUCCESS"
+            except CallerGone:
+                pass
+            await self.end_leg(leg, "played" if played else "caller_hung_up", cause=step.sound)
             return await self.end("dropped", "message, then hangup")
-        await self.call.hangup("busy")
+        await self.call.continue_to(dp.END, "busy")
         await self.end("dropped", "busy")
 
     async def fail(self) -> None:
         try:
-            await self.no_cdr_for_the_rest()
-            await self.call.hangup("busy")
+            await self.call.continue_to(dp.END, "busy")
+        except CallerGone:
+            pass
         except Exception:
-            log.exception("call %s: could not hang up", self.call_id)
+            log.exception("call %s: could not send it to busy; hanging up", self.call_id)
+            try:
+                await self.call.hangup("busy")
+            except Exception:
+                log.exception("call %s: could not hang up", self.call_id)
         await self.end("failed", "internal error, busy given")
 
-    async def no_cdr_for_the_rest(self) -> None:
-        """After the last Dial() the caller is back with us only to be ended (busy tone, a
-        message, the hangup once the callee hung up). That is no leg, but Asterisk would post
-        it as one more CDR row — dst the last number rung, disposition BUSY or ANSWERED — a leg
-        that never was. A call that never dialled keeps its one row."""
-        if self.dialled:
-            try:
-                await self.call.set_vars({"CDR_PROP(disable)": "1"})
-            except AriError as exc:
-                log.warning("call %s: could not close its CDR (%s)", self.call_id, exc)
+    # ---- what the channel carries ----------------------------------------------------------------
+
+    async def send(self, context: str, extension: str, variables: dict[str, str]) -> None:
+        """One request for the step's variables (and, once, the plan and our name), one to go."""
+        variables[dp.CURSOR] = self.cursor.encode()
+        if not self._state_saved:
+            variables[dp.ENGINE] = self.app
+            variables[dp.PLAN] = self.plan.to_json()
+        await self.call.set_vars(variables)
+        self._state_saved = True
+        await self.call.continue_to(context, extension)
+
+    @staticmethod
+    def _announcement(announce: Announce | None) -> dict[str, str]:
+        if announce is None:
+            return {dp.ANNOUNCE: ""}
+        return {dp.ANNOUNCE: dp.playable(announce.sound), dp.ANSWER_FIRST: "1" if announce.answer_first else ""}
+
+    def _fallbacks(self, leg: int) -> dict[str, str]:
+        """What the dialplan does if no engine takes the caller back after this ring."""
+        if self.cursor.branch == "first":
+            return {var: self._fallback(self.steps(branch), 0, leg).encode() for branch, var in dp.FALLBACK.items()}
+        same = self._fallback(self.steps(self.cursor.branch), self.cursor.index + 1, leg).encode()
+        return {var: same for var in dp.FALLBACK.values()}
+
+    def _fallback(self, steps: tuple[Step, ...], start: int, leg: int) -> dp.Fallback:
+        """The next ring of ``steps`` from ``start`` (with its announcement), then its last step."""
+        announce, ring = None, None
+        for step in steps[start:]:
+            if isinstance(step, Announce) and ring is None:
+                announce = step
+            elif isinstance(step, Ring) and ring is None:
+                ring = step
+        last = steps[-1] if steps else Drop(kind="busy")
+        fields: dict = {}
+        if ring is not None:
+            leg += 2 if announce else 1
+            who = "+".join(t.extension for t in ring.targets)
+            fields.update(dial="&".join(t.endpoint for t in ring.targets), ringtime=ring.timeout,
+                          announce=dp.playable(announce.sound) if announce else "",
+                          leg=f"{self.call_id}:{leg}:{ring.role}:{who}:fallback")
+        if isinstance(last, Voicemail):
+            fields.update(then="voicemail", mailbox=last.mailbox,
+                          then_leg=f"{self.call_id}:{leg + 1}:voicemail:{last.extension}:fallback")
+        elif isinstance(last, Drop):
+            fields.update(then=last.kind)
+        return dp.Fallback(**fields)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
-
-    def branch_name(self, outcome: Outcome | None) -> str:
-        if outcome is Outcome.BUSY:
-            return "busy"
-        if outcome is Outcome.UNREACHABLE:
-            return "unreachable"
-        return "no_answer"
 
     def steps(self, branch: str) -> tuple[Step, ...]:
         if branch == "first":
             return (self.plan.first,) if self.plan.first else ()
-        return {"no_answer": self.plan.on_no_answer, "busy": self.plan.on_busy, "unreachable": self.plan.on_unreachable}[
-            branch
-        ]
+        return self.plan.branch({"no_answer": Outcome.NO_ANSWER, "busy": Outcome.BUSY,
+                                 "unreachable": Outcome.UNREACHABLE}[branch])
 
-    def _answered_by(self, step: Ring | None) -> str | None:
+    def _step_at(self, cursor: Cursor) -> Step | None:
+        steps = self.steps(cursor.branch)
+        return steps[cursor.index] if cursor.index < len(steps) else None
+
+    def _answered_by(self, step: Ring) -> str | None:
         peer = self.call.dial.answered_peer
         if peer is None:
             return None
-        if step is not None:
-            for target in step.targets:
-                if peer.startswith(target.endpoint + "-"):
-                    return target.extension
+        for target in step.targets:
+            if peer.startswith(target.endpoint + "-"):
+                return target.extension
         return peer
 
-    def _pending_ring(self, pending: Cursor) -> Ring | None:
-        steps = self.steps(pending.branch)
-        step = steps[pending.index] if pending.index < len(steps) else None
-        return step if isinstance(step, Ring) else None
+    async def _started(self) -> None:
+        # At the channel's creation time, so that an engine taking the call over writes the same row.
+        call = self.call
+        await self.journal.record(CallStarted(self.call_id, call.created, call.caller, self.plan.extension, call.id,
+                                              self.plan.reasons, channel_name=call.name))
 
-    def _ring_result(self, args: list[str], step: Ring | None = None) -> RingResult:
-        status = args[0] if args else ""
-        outcome = Outcome.from_dialstatus(status)
-        answered = self._answered_by(step) if outcome is Outcome.ANSWERED else None
-        if outcome is Outcome.ANSWERED and answered is None:
-            answered = step.targets[0].extension if step is not None and len(step.targets) == 1 else "?"
-        return RingResult(outcome, answered, cause=",".join(args))
+    async def _leg_started(self, leg: int, step: Ring) -> None:
+        await self.journal.record(LegStarted(self.call_id, leg, self.clock(), step.role,
+                                             tuple(t.extension for t in step.targets), step.department))
 
-    async def _end_ring_leg(self, result: RingResult) -> None:
+    async def _end_ring_leg(self, leg: int, result: RingResult) -> None:
         outcome: LegOutcome = result.outcome.value  # type: ignore[assignment]
-        await self.end_leg(
-            self.cursor.leg,
-            outcome,
-            answered_by=result.answered_by,
-            answered_at=self.call.dial.answered_at,
-            cause=result.cause,
-        )
-
-    async def _voicemail_done(self, args: list[str]) -> None:
-        before, after = (args[1], args[2]) if len(args) >= 3 else (None, None)
-        left = _message_left(before, after)
-        await self.end_leg(self.cursor.leg, "message_left" if left else "no_message", cause=args[0] if args else "")
-        await self.call.hangup()
-        await self.end("voicemail", "message left" if left else "no message left")
-
-    async def _drain_varsets(self, counts: dict[str, str]) -> None:
-        # After the hangup request the h extension still runs; its Set() arrives as ChannelVarset
-        # before ChannelDestroyed. Read what is already queued, without waiting for more than that.
-        import asyncio
-
-        deadline = asyncio.get_running_loop().time() + 2.0
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                event = await asyncio.wait_for(self.call.queue.get(), deadline - asyncio.get_running_loop().time())
-            except TimeoutError:
-                return
-            if event.get("type") == "ChannelVarset" and event.get("variable", "").startswith("PBX_VM_"):
-                counts[event["variable"]] = event.get("value", "")
-            if event.get("type") == "ChannelDestroyed":
-                return
+        await self.end_leg(leg, outcome, answered_by=result.answered_by, cause=result.cause)
 
     async def start_leg(self, role: LegRole, targets: tuple[str, ...] = (), department: str | None = None) -> int:
         self.cursor.leg += 1

@@ -14,7 +14,8 @@ from psycopg.rows import dict_row
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, UPSERT, StoreError, event_params, records
+from .store import (GET_POSITION, OPEN_CALLS_INDEX, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS,
+                    SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
+""" + OPEN_CALLS_INDEX + """
 CREATE TABLE IF NOT EXISTS legs (
     call_id text NOT NULL,
     leg integer NOT NULL,
@@ -134,16 +136,16 @@ class PostgresStore:
             raise await self._fail(exc) from exc
         return end
 
-    async def calls(self, start: datetime, end: datetime) -> list[CallRecord]:
+    async def calls(self, start: datetime, end: datetime, open_only: bool = False) -> list[CallRecord]:
         conn = await self._connection()
         bounds = {"start": start, "end": end}
         try:
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 async with conn.cursor(row_factory=dict_row) as cur:
-                    await cur.execute(pg_sql(SELECT_CALLS), bounds)
+                    await cur.execute(pg_sql(SELECT_OPEN_CALLS if open_only else SELECT_CALLS), bounds)
                     call_rows = await cur.fetchall()
-                    await cur.execute(pg_sql(SELECT_LEGS), bounds)
+                    await cur.execute(pg_sql(SELECT_OPEN_LEGS if open_only else SELECT_LEGS), bounds)
                     leg_rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise await self._fail(exc) from exc

@@ -15,7 +15,8 @@ from .codec import iso, parse_time
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, UPSERT, StoreError, event_params, records
+from .store import (GET_POSITION, OPEN_CALLS_INDEX, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS,
+                    SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
+""" + OPEN_CALLS_INDEX + """
 CREATE TABLE IF NOT EXISTS legs (
     call_id TEXT NOT NULL,
     leg INTEGER NOT NULL,       -- 1, 2, ... as in CDR userfield callid:leg:role:who
@@ -130,16 +132,16 @@ class SqliteStore:
             raise
         return end
 
-    async def calls(self, start: datetime, end: datetime) -> list[CallRecord]:
-        return await self._run(self._calls, iso(start), iso(end))
+    async def calls(self, start: datetime, end: datetime, open_only: bool = False) -> list[CallRecord]:
+        return await self._run(self._calls, iso(start), iso(end), open_only)
 
-    def _calls(self, start: str, end: str) -> list[CallRecord]:
+    def _calls(self, start: str, end: str, open_only: bool) -> list[CallRecord]:
         db = self._conn()
         bounds = {"start": start, "end": end}
         db.execute("BEGIN")  # one snapshot for both reads
         try:
-            call_rows = [dict(r) for r in db.execute(SELECT_CALLS, bounds)]
-            leg_rows = [dict(r) for r in db.execute(SELECT_LEGS, bounds)]
+            call_rows = [dict(r) for r in db.execute(SELECT_OPEN_CALLS if open_only else SELECT_CALLS, bounds)]
+            leg_rows = [dict(r) for r in db.execute(SELECT_OPEN_LEGS if open_only else SELECT_LEGS, bounds)]
         finally:
             db.execute("COMMIT")
         return records(call_rows, leg_rows, _time)

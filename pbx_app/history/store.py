@@ -63,6 +63,11 @@ SELECT_LEGS = f"""
     SELECT {", ".join("legs." + c for c in LEG_COLUMNS)} FROM legs JOIN calls ON calls.call_id = legs.call_id
     WHERE calls.started_at >= :start AND calls.started_at < :end ORDER BY legs.call_id, legs.leg"""
 
+# Calls not ended yet: the reconciler's question, every few seconds (a partial index answers it).
+SELECT_OPEN_CALLS = SELECT_CALLS.replace("WHERE started_at", "WHERE ended_at IS NULL AND started_at")
+SELECT_OPEN_LEGS = SELECT_LEGS.replace("WHERE calls.started_at", "WHERE calls.ended_at IS NULL AND calls.started_at")
+OPEN_CALLS_INDEX = "CREATE INDEX IF NOT EXISTS calls_open ON calls (started_at) WHERE ended_at IS NULL;"
+
 
 class StoreError(RuntimeError):
     """The database cannot be reached or refused a write; the shipper retries."""
@@ -79,7 +84,9 @@ class Store(Protocol):
         is applied and the stored position is returned."""
         ...
 
-    async def calls(self, start: datetime, end: datetime) -> list[CallRecord]: ...
+    async def calls(self, start: datetime, end: datetime, open_only: bool = False) -> list[CallRecord]:
+        """The calls started in [start, end); ``open_only``: those not ended yet."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -13,7 +13,7 @@ from typing import Callable
 import pytest
 
 from pbx_app.ari import AriClient
-from pbx_app.calls.app import StasisApp
+from pbx_app.calls.engine import CallEngine
 from pbx_app.history.events import MemoryJournal
 from pbx_app.policy import Policy, parse_policy
 from tests.support.sipp import SipBed
@@ -73,7 +73,7 @@ async def leftovers(ari: AriClient, wait: float = 5.0) -> tuple[list, list]:
 
 
 class RunningApp:
-    def __init__(self, app: StasisApp, task: asyncio.Task, journal: MemoryJournal):
+    def __init__(self, app: CallEngine, task: asyncio.Task, journal: MemoryJournal):
         self.app = app
         self.task = task
         self.journal = journal
@@ -108,7 +108,7 @@ async def start_app(ari):
             policy = policy or parse_policy(policy_yaml, "<test policy>")
             holder = lambda: policy  # noqa: E731
         journal = MemoryJournal()
-        app = StasisApp(ari, holder, journal=journal, **stasis_app_kwargs)  # e.g. crm=CrmDirectory()
+        app = CallEngine(ari, holder, journal=journal, **stasis_app_kwargs)  # e.g. crm=CrmDirectory()
         task = asyncio.create_task(app.run())
         await asyncio.wait_for(app.events.connected.wait(), 10)
         r = RunningApp(app, task, journal)

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from pbx_app.calls.app import StasisApp
+from pbx_app.calls.engine import CallEngine
 from pbx_app.crm import CrmAnswer, CrmDirectory, WebhookClient, lookup
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.policy import parse_policy
@@ -210,7 +210,7 @@ async def call_101(policy, journal=None) -> list[tuple]:
     answer, everyone else does. Returns the Dial() targets in order."""
     fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer", "PJSIP/103": "answer"})
     directory = CrmDirectory()
-    app = StasisApp(fake, lambda: policy, journal=journal or MemoryJournal(), crm=directory)
+    app = CallEngine(fake, lambda: policy, journal=journal or MemoryJournal(), crm=directory)
     fake.attach(app)
     try:
         channel = fake.new_call("101")

@@ -3,7 +3,7 @@ is not rung at all; the call goes straight to on_absent (or their no-answer acti
 
 from datetime import datetime, timezone
 
-from pbx_app.calls.app import StasisApp
+from pbx_app.calls.engine import CallEngine
 from pbx_app.history.events import CallEnded, CallStarted, MemoryJournal
 from pbx_app.policy import parse_policy
 from pbx_app.testing import FakeAsterisk
@@ -31,7 +31,7 @@ async def call_at(extension, at):
     fake = FakeAsterisk(phones={"PJSIP/101": "answer", "PJSIP/102": "answer", "PJSIP/103": "no_answer"},
                         voicemail={"101@default": True})
     journal = MemoryJournal()
-    app = StasisApp(fake, lambda: POLICY, journal=journal, clock=lambda: at)
+    app = CallEngine(fake, lambda: POLICY, journal=journal, clock=lambda: at)
     fake.attach(app)
     channel = fake.new_call(extension)
     await fake.settle()

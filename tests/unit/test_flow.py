@@ -1,7 +1,7 @@
 """The call flow against the fake Asterisk: who is rung, for how long, and how the call ends."""
 
 
-from pbx_app.calls.app import StasisApp
+from pbx_app.calls.engine import CallEngine
 from pbx_app.history.events import CallEnded, LegEnded, MemoryJournal
 from pbx_app.policy import parse_policy
 from pbx_app.testing import FakeAsterisk
@@ -25,7 +25,7 @@ departments:
 async def run_call(phones, extension, talk_ends="callee", voicemail=None, policy=POLICY):
     fake = FakeAsterisk(phones=phones, talk_ends=talk_ends, voicemail=voicemail)
     journal = MemoryJournal()
-    app = StasisApp(fake, lambda: parse_policy(policy), journal=journal)
+    app = CallEngine(fake, lambda: parse_policy(policy), journal=journal)
     fake.attach(app)
     channel = fake.new_call(extension)
     await fake.settle()
@@ -45,7 +45,7 @@ def final(events):
 
 async def test_default_policy_rings_120_s_then_busy():
     actions, events = await run_call({}, "199", policy="")
-    assert actions[0] == ("ring",)
+    assert actions[0] == ("ringing",)
     assert dials(actions) == [(("PJSIP/199",), 120)]
     assert actions[-1] == ("hangup", "busy")
     assert final(events).result == "dropped"
@@ -71,7 +71,7 @@ async def test_no_answer_forwards_to_colleague_after_standard_announcement():
     actions, events = await run_call({"PJSIP/101": "no_answer", "PJSIP/102": "answer"}, "101")
     assert dials(actions) == [(("PJSIP/101",), 3), (("PJSIP/102",), 5)]
     plays = [a for a in actions if a[0] == "play"]
-    assert plays == [("play", "sound:pbx_app/forward-notice")]
+    assert plays == [("play", "pbx_app/forward-notice")]
     # The announcement goes between the two rings, and the caller is not answered for it.
     order = [a[0] for a in actions if a[0] in ("dial", "play", "answer")]
     assert order == ["dial", "play", "dial"]
@@ -89,7 +89,7 @@ async def test_forward_not_answered_ends_busy():
 async def test_drop_with_message_plays_it_then_hangs_up():
     actions, events = await run_call({"PJSIP/103": "no_answer"}, "103")
     assert dials(actions) == [(("PJSIP/103",), 4)]
-    assert actions[-2:] == [("play", "sound:pbx_app/manager-unavailable"), ("hangup", "normal")]
+    assert actions[-2:] == [("play", "pbx_app/manager-unavailable"), ("hangup", "normal")]
 
 
 async def test_busy_employee_gets_the_drop_action_at_once():
@@ -136,24 +136,11 @@ async def test_voicemail_with_message_left_is_recorded():
 
 
 async def test_caller_hanging_up_while_ringing_ends_the_call():
-    fake = FakeAsterisk(phones={})
-    journal = MemoryJournal()
-    app = StasisApp(fake, lambda: parse_policy(POLICY), journal=journal)
-    fake.attach(app)
-    # The caller leaves as soon as the first Dial starts.
-    original = fake._dial
-
-    async def dial_then_leave(ch):
-        ch.actions.append(("dial", tuple(ch.vars["PBX_DIAL"].split("&")), int(ch.vars["PBX_RINGTIME"])))
-        fake.caller_hangs_up(ch.id)
-
-    fake._dial = dial_then_leave
-    channel = fake.new_call("101")
-    await fake.settle()
-    assert len(dials(fake.actions_for(channel))) == 1, "no forward after the caller left"
-    assert final(journal.events).result == "caller_hung_up"
-    assert [e.outcome for e in journal.events if isinstance(e, LegEnded)] == ["caller_hung_up"]
-    fake._dial = original
+    # The caller leaves while 101's phone rings.
+    actions, events = await run_call({"PJSIP/101": "caller_leaves"}, "101")
+    assert len(dials(actions)) == 1, "no forward after the caller left"
+    assert final(events).result == "caller_hung_up"
+    assert [e.outcome for e in events if isinstance(e, LegEnded)] == ["caller_hung_up"]
 
 
 async def test_flow_error_gives_busy_instead_of_silence():
@@ -161,7 +148,7 @@ async def test_flow_error_gives_busy_instead_of_silence():
 
     fake = FakeAsterisk(phones={})
     journal = MemoryJournal()
-    app = StasisApp(fake, lambda: parse_policy(POLICY), journal=journal)
+    app = CallEngine(fake, lambda: parse_policy(POLICY), journal=journal)
     fake.attach(app)
     fake.failing["/channels/fake.1/continue"] = AriError(500, "Internal Server Error")
     channel = fake.new_call("101")
@@ -184,11 +171,14 @@ async def test_caller_hears_ringing_while_a_slow_crm_is_asked():
             await asyncio.sleep(0.2)
             return CrmAnswer(None)
 
-    app = StasisApp(fake, lambda: parse_policy(POLICY), journal=MemoryJournal(), crm=SlowCrm())
+    app = CallEngine(fake, lambda: parse_policy(POLICY), journal=MemoryJournal(), crm=SlowCrm())
     fake.attach(app)
     channel = fake.new_call("102")
-    while app.calls or not fake.actions_for(channel) or fake.actions_for(channel)[-1][0] != "hangup":
-        await fake.settle()
-        await asyncio.sleep(0.01)
-    assert seen_when_asked == [[("ring",)]], "ringing started before the CRM was asked"
-    assert [a for a in fake.actions_for(channel) if a == ("ring",)] == [("ring",)], "rung once"
+    async def call_over():
+        while app.calls or fake.actions_for(channel)[-1][0] != "hangup":
+            await fake.settle()
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(call_over(), 5)
+    assert seen_when_asked == [[("ringing",)]], "ringing started before the CRM was asked"
+    assert [a for a in fake.actions_for(channel) if a == ("ringing",)] == [("ringing",)], "rung once"

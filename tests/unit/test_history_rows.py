@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbx_app.calls.app import StasisApp
+from pbx_app.calls.engine import CallEngine
 from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.history.records import CallRecord, LegRecord, fold
 from pbx_app.history.rows import history, history_row, who_answered
@@ -27,17 +27,11 @@ departments:
 """
 
 
-async def row_of(phones, extension, talk_ends="callee", voicemail=None, hang_up_while_ringing=False):
+async def row_of(phones, extension, talk_ends="callee", voicemail=None):
     fake = FakeAsterisk(phones=phones, talk_ends=talk_ends, voicemail=voicemail)
     journal = MemoryJournal()
-    app = StasisApp(fake, lambda: parse_policy(POLICY), journal=journal)
+    app = CallEngine(fake, lambda: parse_policy(POLICY), journal=journal)
     fake.attach(app)
-    if hang_up_while_ringing:
-        async def dial_then_leave(ch):  # the caller leaves as soon as the Dial() starts
-            ch.actions.append(("dial", tuple(ch.vars["PBX_DIAL"].split("&")), int(ch.vars["PBX_RINGTIME"])))
-            fake.caller_hangs_up(ch.id)
-
-        fake._dial = dial_then_leave
     fake.new_call(extension)
     await fake.settle()
     [call] = fold(journal.events)
@@ -102,7 +96,7 @@ async def test_voicemail_with_a_message_is_missed_and_labelled_voicemail():
 
 
 async def test_caller_hanging_up_while_it_rings_is_missed_by_the_employee():
-    row = await row_of({}, "102", hang_up_while_ringing=True)
+    row = await row_of({"PJSIP/102": "caller_leaves"}, "102")
     assert (row.employee, row.status) == ("102", "missed")
     assert row.what_happened == "caller hung up while ringing"
 

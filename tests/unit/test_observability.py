@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from pbx_app import observability
-from pbx_app.calls.app import StasisApp
+from pbx_app.calls.engine import CallEngine
 from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.policy import parse_policy
 from pbx_app.testing import FakeAsterisk
@@ -52,7 +52,7 @@ async def test_call_metrics_come_from_the_journal_and_the_inner_journal_still_ge
     inner = MemoryJournal()
     fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer"})
     holder = Holder(parse_policy(POLICY))
-    app = StasisApp(fake, holder, journal=metrics.observing(inner))
+    app = CallEngine(fake, holder, journal=metrics.observing(inner))
     fake.attach(app)
     fake.new_call("101")
     fake.new_call("102")
@@ -116,7 +116,7 @@ async def test_health_says_unhealthy_until_ari_is_connected():
     metrics = observability.Metrics()
     fake = FakeAsterisk()
     holder = Holder(parse_policy(POLICY))
-    app = StasisApp(fake, holder, journal=metrics.observing(None))
+    app = CallEngine(fake, holder, journal=metrics.observing(None))
     app.events.last_error = "cannot reach Asterisk's ARI at http://127.0.0.1:8088: connection refused"
     client = await serve(app, holder, metrics)
     try:

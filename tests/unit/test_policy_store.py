@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pbx_app.calls.app import StasisApp
+from pbx_app.calls.engine import CallEngine
 from pbx_app.history.events import MemoryJournal
 from pbx_app.policy import PolicyError
 from pbx_app.policy.store import PolicyHolder, PolicyStore
@@ -99,15 +99,16 @@ async def test_a_call_in_flight_keeps_its_policy_and_the_next_call_gets_the_last
     path = tmp_path / "policy.yaml"
     path.write_text(GOOD)
     store = PolicyStore(path)
-    fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer", "PJSIP/103": "answer"})
+    fake = FakeAsterisk(phones={"PJSIP/101": "rings", "PJSIP/102": "answer", "PJSIP/103": "answer"})
     journal = MemoryJournal()
-    app = StasisApp(fake, store, journal=journal)
+    app = CallEngine(fake, store, journal=journal)
     fake.attach(app)
 
     first = fake.new_call("101")
-    await asyncio.sleep(0)  # the call has decided its plan
+    await fake.settle()  # the call has decided its plan and 101 rings
     write(path, NEXT)
     assert store.reload()
+    fake.ring_ends.set()
     await fake.settle()
     write(path, BROKEN)
     assert not store.reload()

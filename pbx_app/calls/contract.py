@@ -1,0 +1,177 @@
+"""The contract between the call engines and the dialplan (dialplan/pbx_app.conf): the contexts
+an engine sends a caller to, the channel variables it leaves there, and what the caller brings
+back when the dialplan hands it to an engine. The flow, the recovery sweep and FakeAsterisk all
+speak it through this module, so a name is spelled in one place.
+
+Why variables on the channel: an engine keeps nothing a survivor could not rebuild. The plan,
+the position in it, who owns the call, and what the dialplan must do if no engine is left all
+live on the caller's channel."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# ---- ARI application names --------------------------------------------------------------------
+
+APP_PREFIX = "pbx_app-"  # every engine's ARI app is pbx_app-<engine name>; PBX_ENGINES matches them
+_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def app_name(engine: str) -> str:
+    """The ARI application of the engine called ``engine`` (host-pid, "1", "a"...)."""
+    name = _NAME.sub("-", engine).strip("-") or "1"
+    return APP_PREFIX + name
+
+
+# ---- contexts -----------------------------------------------------------------------------------
+
+DIRECT = "pbx-direct"  # where clients' calls come in; the broadcast to the engines happens here
+DIAL = "pbx-dial"  # one ring: [announcement] + Dial(); back to the owner engine, else any engine, else the fallback
+VOICEMAIL = "pbx-voicemail"  # [announcement] + VoiceMail(); the dialplan ends the call itself
+FALLBACK_CONTEXT = "pbx-fallback"  # extension NOANSWER | BUSY | UNREACHABLE: the PBX_FB_* of that outcome
+END = "pbx-end"  # extension busy | message: the last step of a plan that gives up
+RECLAIM = "reclaim"  # label in pbx-dial: broadcast the caller again (its owner is gone)
+APP_DOWN = "app-down"  # label in pbx-direct: no engine at all, ring the employee, then busy
+
+# ---- channel variables an engine sets -------------------------------------------------------------
+
+ENGINE = "PBX_ENGINE"  # the ARI app that owns the call: the caller comes back straight to it
+PLAN = "PBX_PLAN"  # the plan, JSON (routing.Plan)
+CURSOR = "PBX_CURSOR"  # where the flow stands in the plan: branch:index:leg
+DIAL_STRING = "PBX_DIAL"  # Dial() targets, '&' between the members of a group
+RINGTIME = "PBX_RINGTIME"
+DIAL_OPTIONS = "PBX_DIAL_OPTIONS"
+LEG = "PBX_LEG"  # CDR(userfield) of the next leg: callid:leg:role:who[:fallback]
+ANNOUNCE = "PBX_ANNOUNCE"  # a sound to play (early media) before the next Dial()/VoiceMail(); "" none
+ANSWER_FIRST = "PBX_ANSWER_FIRST"  # "1": answer the caller before the announcement
+MAILBOX = "PBX_MAILBOX"  # box@context for pbx-voicemail
+# What the dialplan does if, after a ring, no engine takes the caller back: one per Dial() outcome.
+FALLBACK = {"no_answer": "PBX_FB_NOANSWER", "busy": "PBX_FB_BUSY", "unreachable": "PBX_FB_UNREACHABLE"}
+
+# ---- channel variables the dialplan sets (they reach a subscribed engine as ChannelVarset) ---------
+
+ANNOUNCED = "PBX_ANNOUNCED"  # PLAYBACKSTATUS of the announcement: SUCCESS or FAILED
+VM_BEFORE = "PBX_VM_BEFORE"  # messages in the box before and after VoiceMail()
+VM_AFTER = "PBX_VM_AFTER"
+REPORTED = (ANNOUNCED, VM_BEFORE, VM_AFTER)
+
+# Dial() options: r, the caller hears ringing; g, the caller goes on in the dialplan when the
+# callee hangs up, where the dialplan closes the call's CDR and hangs up.
+DIAL_OPTIONS_VALUE = "rg"
+
+FALLBACK_SEPARATOR = "^"  # between the fields of a PBX_FB_* value: never in a dial string or a path
+
+
+def playable(sound: str) -> str:
+    """A media URI (sound:pbx_app/forward-notice) as Playback() names it (pbx_app/forward-notice)."""
+    return sound[len("sound:"):] if sound.startswith("sound:") else sound
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What the dialplan does on its own when no engine takes the caller back after a ring: at most
+    one more ring (with its announcement), then the plan's last step. Bounded: no loops."""
+
+    dial: str = ""  # "" : no more ringing
+    ringtime: int = 0
+    announce: str = ""  # Playback() name
+    leg: str = ""  # CDR(userfield) for that ring
+    then: str = "busy"  # busy | message | voicemail
+    mailbox: str = ""  # then=voicemail
+    then_leg: str = ""  # CDR(userfield) for the voicemail leg
+
+    def encode(self) -> str:
+        fields = (self.dial, str(self.ringtime) if self.dial else "", self.announce, self.leg, self.then,
+                  self.mailbox, self.then_leg)
+        return FALLBACK_SEPARATOR.join(fields)
+
+    @classmethod
+    def decode(cls, text: str) -> "Fallback":
+        parts = (text.split(FALLBACK_SEPARATOR) + [""] * 7)[:7]
+        dial, ringtime, announce, leg, then, mailbox, then_leg = parts
+        return cls(dial, int(ringtime or 0), announce, leg, then or "busy", mailbox, then_leg)
+
+
+# ---- what the caller brings back ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Why a caller is in an engine's Stasis app: ``what`` is direct (a new call to ``extension``),
+    dialed (a ring ended: ``status`` DIALSTATUS, ``cause`` HANGUPCAUSE), or something not ours."""
+
+    what: str
+    extension: str = ""
+    status: str = ""
+    cause: str = ""
+
+    @property
+    def ours(self) -> bool:
+        return self.what in ("direct", "dialed")
+
+    @classmethod
+    def from_args(cls, args: list[str] | tuple[str, ...]) -> "Entry":
+        """Stasis(app,direct,EXT) / Stasis(app,dialed,STATUS,CAUSE), or the colon-separated
+        arguments of StasisBroadcast (direct:EXT, dialed:STATUS:CAUSE), which Asterisk splits."""
+        what = args[0] if args else ""
+        rest = list(args[1:])
+        if what == "direct":
+            return cls("direct", extension=rest[0] if rest else "")
+        if what == "dialed":
+            return cls("dialed", status=rest[0] if rest else "", cause=rest[1] if len(rest) > 1 else "")
+        return cls(what or "?")
+
+
+def broadcast_args(event: dict) -> list[str]:
+    """A CallBroadcast event's arguments (StasisBroadcast's colon-separated third parameter)."""
+    raw = event.get("args")
+    if isinstance(raw, list):
+        return [str(a) for a in raw]
+    return str(raw or "").split(":") if raw else []
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A listed channel that sits in one of our Stasis applications (or is being broadcast to
+    them): where it is in the dialplan, so a survivor can put it back on its way."""
+
+    channel: dict
+    context: str
+    extension: str
+    app: str  # the app named in Stasis(app,...); "" while it is being broadcast or was claimed
+    args: tuple[str, ...]
+
+    @property
+    def where(self) -> tuple[str, ...]:
+        return (self.context, self.extension, self.app, *self.args)
+
+
+def waiting_in_stasis(channel: dict) -> Waiting | None:
+    """The channel is executing Stasis(pbx_app-…) or StasisBroadcast() (claimed or not)."""
+    dialplan = channel.get("dialplan") or {}
+    app = (dialplan.get("app_name") or "").lower()
+    data = (dialplan.get("app_data") or "").split(",")
+    context, extension = dialplan.get("context") or "", dialplan.get("exten") or ""
+    if app == "stasis" and data[0].startswith(APP_PREFIX):
+        return Waiting(channel, context, extension, data[0], tuple(data[1:]))
+    if app == "stasisbroadcast" and len(data) >= 3 and APP_PREFIX.rstrip("-") in data[1]:
+        return Waiting(channel, context, extension, "", tuple(data[2].split(":")))
+    return None
+
+
+def way_back(waiting: Waiting) -> dict[str, str | int]:
+    """Where to send a caller stranded in Stasis so that the engines are asked again: a new call
+    is broadcast from the top of pbx-direct; a caller back from a ring from pbx-dial's reclaim."""
+    if waiting.context == DIAL:
+        return {"context": DIAL, "extension": waiting.extension, "label": RECLAIM}
+    return {"context": DIRECT, "extension": waiting.extension, "priority": 1}
+
+
+def fallback_for(entry: Entry) -> dict[str, str]:
+    """Where the dialplan goes on without us: a new call rings the employee (pbx-direct's
+    app-down); a caller back from a ring follows the PBX_FB_* the engine left for that outcome."""
+    if entry.what == "direct":
+        return {"context": DIRECT, "extension": entry.extension, "label": APP_DOWN}
+    outcome = {"BUSY": "BUSY", "NOANSWER": "NOANSWER"}.get(entry.status.upper(), "UNREACHABLE")
+    return {"context": FALLBACK_CONTEXT, "extension": outcome}

@@ -1,0 +1,110 @@
+"""Asterisk's own CDR, read back: what happened to a call's legs while no engine was watching
+(the dialplan carried the plan on, or an engine died mid-call). One URL names where Asterisk
+writes it (config/asterisk/cdr_sqlite3_custom.conf or cdr_pgsql):
+
+    sqlite:////var/log/asterisk/master.db        (table cdr, calldate/answerdate/enddate as text)
+    postgresql://pbx@127.0.0.1:5432/pbx          (table cdr, calldate/answer/"end" timestamptz)"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .sqlite_store import sqlite_path
+
+
+@dataclass(frozen=True)
+class CdrLeg:
+    """One CDR row of pbx_app's: ``userfield`` callid:leg:role:who[:fallback]."""
+
+    call_id: str
+    leg: int
+    role: str
+    who: str
+    fallback: bool
+    disposition: str  # ANSWERED, NO ANSWER, BUSY, FAILED, CONGESTION
+    lastapp: str
+    dstchannel: str
+    start: datetime | None
+    answer: datetime | None
+    end: datetime | None
+
+    @classmethod
+    def parse(cls, row: dict) -> "CdrLeg | None":
+        parts = (row.get("userfield") or "").split(":")
+        if len(parts) < 4 or not parts[1].isdigit():
+            return None
+        return cls(parts[0], int(parts[1]), parts[2], parts[3], parts[4:5] == ["fallback"],
+                   (row.get("disposition") or "").upper(), row.get("lastapp") or "", row.get("dstchannel") or "",
+                   _time(row.get("start")), _time(row.get("answer")), _time(row.get("end")))
+
+
+def _time(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # cdr.conf usegmtime / UTC host
+
+
+class CdrReader(Protocol):
+    async def legs(self, linkedid: str) -> list[CdrLeg]: ...
+
+    async def close(self) -> None: ...
+
+
+SQLITE_QUERY = """SELECT userfield, disposition, lastapp, dstchannel, calldate AS start, answerdate AS answer,
+    enddate AS "end" FROM cdr WHERE linkedid = ? ORDER BY calldate, sequence"""
+PG_QUERY = """SELECT userfield, disposition, lastapp, dstchannel, calldate AS start, answer, "end"
+    FROM cdr WHERE linkedid = %s ORDER BY calldate, sequence"""
+
+
+class SqliteCdr:
+    def __init__(self, url: str):
+        self.path = sqlite_path(url)
+
+    async def legs(self, linkedid: str) -> list[CdrLeg]:
+        return await asyncio.to_thread(self._legs, linkedid)
+
+    def _legs(self, linkedid: str) -> list[CdrLeg]:
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2) as db:
+            db.row_factory = sqlite3.Row
+            rows = [dict(r) for r in db.execute(SQLITE_QUERY, (linkedid,))]
+        return [leg for leg in map(CdrLeg.parse, rows) if leg is not None]
+
+    async def close(self) -> None:
+        pass
+
+
+class PostgresCdr:
+    def __init__(self, url: str):
+        self.url = url
+
+    async def legs(self, linkedid: str) -> list[CdrLeg]:
+        async with await psycopg.AsyncConnection.connect(self.url, connect_timeout=3) as conn:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(PG_QUERY, (linkedid,))
+                rows = await cur.fetchall()
+        return [leg for leg in map(CdrLeg.parse, rows) if leg is not None]
+
+    async def close(self) -> None:
+        pass
+
+
+def open_cdr(url: str) -> CdrReader:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        return SqliteCdr(url)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresCdr(url)
+    raise ValueError(f"PBX_CDR_URL={url!r}: use sqlite:////var/log/asterisk/master.db or postgresql://user@host/db")

@@ -1,0 +1,122 @@
+"""No call stays "in progress" for ever. A call the journal has open whose channel is gone from
+Asterisk, and that stays so for a grace period (time for its owner to write its end), was ended
+while no engine watched it: its owner died, and the caller talked, gave up, or was carried on by
+the dialplan alone. It is ended here from what Asterisk's CDR says of its legs (the dialplan's
+fallback legs included, marked so in their userfield); without a CDR, from what the journal has.
+Any engine may do this: the journal's writes are upserts, so two doing it at once agree."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from .cdr import CdrLeg, CdrReader
+from .events import CallEnded, CallResult, Journal, LegEnded, LegOutcome, LegStarted
+from .records import CallRecord
+from .store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+DOWN = "while the app was down"
+_OUTCOME: dict[str, LegOutcome] = {"ANSWERED": "answered", "NO ANSWER": "no_answer", "BUSY": "busy",
+                                   "FAILED": "unreachable", "CONGESTION": "unreachable"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Reconciler:
+    def __init__(self, store: Store, journal: Journal, cdr: CdrReader | None = None, grace: float = 10.0,
+                 window: timedelta = timedelta(hours=12), clock: Callable[[], datetime] = _utcnow,
+                 busy: Callable[[str], bool] = lambda call_id: False):
+        self.store = store
+        self.journal = journal
+        self.cdr = cdr
+        self.grace = timedelta(seconds=grace)
+        self.window = window
+        self.clock = clock
+        self.busy = busy  # a flow of ours still has this call: not ours to end
+        self._gone_since: dict[str, datetime] = {}
+        self.reconciled = 0
+
+    async def reconcile(self, live_channels: set[str]) -> int:
+        """Ends the open calls whose channel has been gone for the grace period; how many."""
+        now = self.clock()
+        try:
+            open_calls = await self.store.calls(now - self.window, now, open_only=True)
+        except StoreError as exc:
+            log.warning("cannot look for calls left in progress: %s", exc)
+            return 0
+        gone_now: dict[str, datetime] = {}
+        ended = 0
+        for call in open_calls:
+            if call.channel_id in live_channels or self.busy(call.call_id) or not call.channel_id:
+                continue
+            since = gone_now[call.call_id] = self._gone_since.get(call.call_id, now)
+            if now - since >= self.grace:
+                await self.end(call)
+                gone_now.pop(call.call_id)
+                ended += 1
+        self._gone_since = gone_now
+        self.reconciled += ended
+        return ended
+
+    async def end(self, call: CallRecord) -> None:
+        rows = []
+        if self.cdr is not None:
+            try:
+                rows = [r for r in await self.cdr.legs(call.channel_id) if r.call_id == call.call_id]
+            except Exception as exc:  # a CDR we cannot read still ends the call, with less detail
+                log.warning("call %s: cannot read its CDR (%s)", call.call_id, exc)
+        known = {leg.leg: leg for leg in call.legs}
+        for row in rows:
+            leg = known.get(row.leg)
+            if leg is None or leg.role is None:
+                await self.journal.record(LegStarted(call.call_id, row.leg, row.start or self.clock(), row.role,  # type: ignore[arg-type]
+                                                     tuple(row.who.split("+")), None))
+            if leg is None or leg.outcome is None:
+                await self.journal.record(self._leg_end(row))
+        by_leg = {row.leg: row for row in rows}
+        for leg in call.legs:  # legs the CDR says nothing of (an announcement, no CDR at all)
+            if leg.outcome is None and leg.leg not in by_leg:
+                await self.journal.record(LegEnded(call.call_id, leg.leg, self.clock(),
+                                                   "played" if leg.role == "announcement" else "caller_hung_up",
+                                                   cause=DOWN))
+        result, detail = self._result(call, rows)
+        await self.journal.record(CallEnded(call.call_id, rows[-1].end if rows and rows[-1].end else self.clock(),
+                                            result, detail))
+        log.warning("call %s to %s was left in progress; ended from %s: %s (%s)", call.call_id, call.extension,
+                    "its CDR" if rows else "the journal", result, detail)
+
+    def _leg_end(self, row: CdrLeg) -> LegEnded:
+        if row.lastapp.lower() == "voicemail":
+            outcome: LegOutcome = "no_message" if row.disposition == "ANSWERED" else "caller_hung_up"
+            return LegEnded(row.call_id, row.leg, row.end or self.clock(), outcome, cause=f"{DOWN}; message not known")
+        outcome = _OUTCOME.get(row.disposition, "unreachable")
+        answered_by = _who_answered(row) if outcome == "answered" else None
+        cause = f"{row.disposition} (dialplan fallback)" if row.fallback else row.disposition
+        return LegEnded(row.call_id, row.leg, row.end or self.clock(), outcome, answered_by, row.answer, cause)
+
+    @staticmethod
+    def _result(call: CallRecord, rows: list[CdrLeg]) -> tuple[CallResult, str]:
+        if not rows:
+            return "failed", f"ended {DOWN}; what happened is not known"
+        last = rows[-1]
+        fallback = " by the dialplan" if any(r.fallback for r in rows) else ""
+        if any(r.disposition == "ANSWERED" and r.lastapp.lower() == "dial" for r in rows):
+            who = next(_who_answered(r) for r in rows if r.disposition == "ANSWERED" and r.lastapp.lower() == "dial")
+            return "answered", f"answered by {who}{fallback} {DOWN}"
+        if last.lastapp.lower() == "voicemail":
+            return "voicemail", f"voicemail{fallback} {DOWN}"
+        return "dropped", f"not answered ({last.disposition.lower()}){fallback} {DOWN}"
+
+
+def _who_answered(row: CdrLeg) -> str:
+    """The extension that picked up: the leg's one target, or a group member's endpoint name."""
+    targets = row.who.split("+")
+    if len(targets) == 1:
+        return targets[0]
+    peer = row.dstchannel.split("/", 1)[-1].rsplit("-", 1)[0]
+    return peer if peer in targets else targets[0]
