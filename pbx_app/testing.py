@@ -236,8 +236,9 @@ class FakeAsterisk(FakeAri):
     async def _offer(self, ch: FakeChannel, args: list[str], unclaimed: Callable) -> None:
         """StasisBroadcast: every connected engine is told; the first claim wins."""
         ch.broadcast, ch.claimed_by = True, None
+        context = dp.DIRECT if args[0] == "direct" else dp.DIAL
         for dispatch in list(self.apps.values()):
-            dispatch({"type": "CallBroadcast", "channel": self._json(ch), "args": ":".join(args)})
+            dispatch({"type": "CallBroadcast", "channel": {**self._json(ch), "dialplan": {"context": context}}})
         for _ in range(CLAIM_ROUNDS):
             await asyncio.sleep(0)
             if ch.claimed_by is not None:

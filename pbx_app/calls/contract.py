@@ -123,12 +123,10 @@ class Entry:
         return cls(what or "?")
 
 
-def broadcast_args(event: dict) -> list[str]:
-    """A CallBroadcast event's arguments (StasisBroadcast's colon-separated third parameter)."""
-    raw = event.get("args")
-    if isinstance(raw, list):
-        return [str(a) for a in raw]
-    return str(raw or "").split(":") if raw else []
+def offered_new_call(channel: dict) -> bool:
+    """A CallBroadcast carries no arguments (they come with the StasisStart after the claim):
+    where the channel stands tells a new call (pbx-direct) from a caller back from a ring."""
+    return (channel.get("dialplan") or {}).get("context") == DIRECT
 
 
 @dataclass(frozen=True)

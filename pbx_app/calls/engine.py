@@ -100,11 +100,9 @@ class CallEngine:
     async def _claim(self, event: dict) -> None:
         """Offered a call: claim it unless we are full with new calls. A claim another engine won
         is refused by Asterisk; a call nobody claims goes on in the dialplan."""
-        channel_id = (event.get("channel") or {}).get("id", "")
-        entry = dp.Entry.from_args(dp.broadcast_args(event))
-        if not entry.ours:
-            return
-        if entry.what == "direct" and self.max_calls and len(self.calls) >= self.max_calls:
+        channel = event.get("channel") or {}
+        channel_id = channel.get("id", "")
+        if dp.offered_new_call(channel) and self.max_calls and len(self.calls) >= self.max_calls:
             self.refused += 1
             log.warning("%d calls in progress (max %d): call %s left to other engines or the dialplan",
                         len(self.calls), self.max_calls, channel_id)

@@ -55,7 +55,7 @@ def asterisk():
 
 @pytest.fixture
 async def ari(asterisk):
-    client = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, "pbx_app")
+    client = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, "pbx_app-test")
     yield client
     await client.close()
 
