@@ -1,6 +1,7 @@
 """Load benchmark: the app's "employee does not answer → forward to a colleague who answers"
 flow against the same flow in plain dialplan (dialplan/bench.conf), on the same Asterisk, in the
-same run. SIPp plays the callers and the phones. Prints a markdown table; see bench/README.md.
+same run: with one call engine ("app") and with two ("app×2", sharing the calls by claiming them).
+SIPp plays the callers and the phones. Prints a markdown table; see bench/README.md.
 
 Never run in CI: it holds the test-bed lock and restarts the shared Asterisk."""
 
@@ -116,43 +117,75 @@ class Sipp:
 
 
 class AppProcess:
-    def __init__(self, workdir: Path, policy: Path, profile: bool = False, entry: str | None = None):
-        self.port = free_port()
-        env = {**os.environ, "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
-               "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_MAX_CALLS": "0",
-               "PBX_DATABASE_URL": f"sqlite:///{workdir}/journal.db", "PBX_SPOOL_DIR": str(workdir / "spool"),
-               "PBX_USERS": str(workdir / "users.json"), "PBX_AUDIT_LOG": str(workdir / "audit.jsonl")}
-        self.log = workdir / "app.log"
-        profiler = ["-m", "cProfile", "-o", str(workdir / "app.prof")] if profile else []
-        main = [entry] if entry else ["-m", "pbx_app"]
-        self.proc = subprocess.Popen([str(REPO / ".venv/bin/python"), *profiler, *main, "run", "--policy", str(policy)],
-                                     cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+    """``engines`` call engines (`pbx-app engine`), each its own ARI app, spool and /health port,
+    sharing one journal database as engines of one site do."""
 
-    async def health(self) -> dict | None:
+    def __init__(self, workdir: Path, policy: Path, profile: bool = False, entry: str | None = None, engines: int = 1):
+        self.ports = [free_port() for _ in range(engines)]
+        self.procs = []
+        self.log = workdir / "app.log"
+        for n, port in enumerate(self.ports, 1):
+            env = {**os.environ, "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
+                   "PBX_ENGINE_NAME": f"bench{n}", "PBX_ENGINE_BIND": f"127.0.0.1:{port}", "PBX_MAX_CALLS": "0",
+                   "PBX_DATABASE_URL": f"sqlite:///{workdir}/journal.db", "PBX_SPOOL_DIR": str(workdir / f"spool{n}")}
+            profiler = ["-m", "cProfile", "-o", str(workdir / f"app{n}.prof")] if profile else []
+            main = [entry] if entry else ["-m", "pbx_app"]
+            self.procs.append(subprocess.Popen(
+                [str(REPO / ".venv/bin/python"), *profiler, *main, "engine", "--policy", str(policy)],
+                cwd=REPO, env=env, stdout=open(workdir / f"app{n}.log", "w"), stderr=subprocess.STDOUT))
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    async def _get(self, port: int, path: str, as_json: bool = True):
         try:
             async with aiohttp.ClientSession() as s:
-                async with s.get(f"http://127.0.0.1:{self.port}/health", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    return await r.json()
+                async with s.get(f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    return await r.json() if as_json else await r.text()
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
             return None
+
+    async def health(self) -> dict | None:
+        """The engines' /health together: ok when every one is; calls in progress added up."""
+        found = [await self._get(port, "/health") for port in self.ports]
+        if any(h is None for h in found):
+            return None
+        return {"status": "ok" if all(h.get("status") == "ok" for h in found) else "unhealthy",
+                "calls_in_progress": sum(h.get("calls_in_progress", 0) for h in found)}
+
+    async def metrics(self) -> list[str]:
+        return [await self._get(port, "/metrics", as_json=False) or "" for port in self.ports]
 
     async def ready(self) -> None:
         for _ in range(200):
             h = await self.health()
             if h and h.get("status") == "ok":
                 return
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the app exited, see {self.log}")
+            if any(p.poll() is not None for p in self.procs):
+                raise SystemExit(f"an engine exited, see {self.log.parent}/app*.log")
             await asyncio.sleep(0.1)
-        raise SystemExit(f"the app did not get healthy, see {self.log}")
+        raise SystemExit(f"the engines did not get healthy, see {self.log.parent}/app*.log")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def ari_requests(metrics_texts: list[str]) -> float:
+    """pbx_ari_requests_total summed over the engines and the routes."""
+    total = 0.0
+    for text in metrics_texts:
+        for line in text.splitlines():
+            if line.startswith("pbx_ari_requests_total{"):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 # ---- one phase ----------------------------------------------------------------------------------
@@ -168,6 +201,7 @@ class Phase:
     delays: list[float] = field(default_factory=list)
     asterisk_cpu: float = 0.0
     app_cpu: float | None = None
+    ari_per_call: float | None = None
     app_peak_rss_mb: float | None = None
     peak_in_progress: int | None = None
     rss_at_peak_mb: float | None = None
@@ -177,9 +211,9 @@ class Phase:
     def row(self) -> str:
         med = statistics.median(self.delays) * 1000 if self.delays else float("nan")
         p99 = percentile(self.delays, 0.99) * 1000
-        app = (f"{self.app_cpu * 1000:.2f} ms | {max(r for _, r in self.rss_samples):.0f} MB "
+        app = (f"{self.app_cpu * 1000:.2f} ms | {self.ari_per_call:.1f} | {max(r for _, r in self.rss_samples):.0f} MB "
                f"({self.rss_at_peak_mb:.0f} MB at {self.peak_in_progress} calls)"
-               if self.app_cpu is not None else "— | —")
+               if self.app_cpu is not None else "— | — | —")
         return (f"| {self.rate} | {self.flow} | {self.attempted} | {self.succeeded} | {self.failed} | "
                 f"{med:.1f} | {p99:.1f} | {self.asterisk_cpu * 1000:.1f} ms | {app} | {self.leftovers or 'none'} |")
 
@@ -209,19 +243,20 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
     pdir = workdir / f"{flow}-{rate}"
     pdir.mkdir()
     app = None
-    if flow == "app":
-        app = AppProcess(pdir, policy, args.profile, args.app_entry)
+    if flow in ENGINES:
+        app = AppProcess(pdir, policy, args.profile, args.app_entry, engines=ENGINES[flow])
         await app.ready()
     many = ["-m", str(calls)]
     employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
                     ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
     colleague = Sipp(pdir, "colleague", "phone_answer.xml", {"answer_delay": args.answer_ms},
                      ["-i", "127.0.0.1", "-p", str(5000 + int(COLLEAGUE)), "-mi", "127.0.0.1", "-mp", "42000", *many])
-    ip = APP_CALLER_IP if flow == "app" else BASELINE_CALLER_IP
+    ip = BASELINE_CALLER_IP if flow == "baseline" else APP_CALLER_IP
     await asyncio.sleep(0.5)
     ast = asterisk_pid()
     ast_cpu0 = cpu_seconds(ast)
-    app_cpu0 = cpu_seconds(app.proc.pid) if app else 0.0
+    app_cpu0 = sum(map(cpu_seconds, app.pids)) if app else 0.0
+    requests0 = ari_requests(await app.metrics()) if app else 0.0
     callers = Sipp(pdir, "callers", "caller.xml", {"talk": args.talk_ms},
                    ["127.0.0.1:5060", "-s", EMPLOYEE, "-i", ip, "-p", "5290", "-mi", ip, "-mp", "43000",
                     "-r", str(rate), "-rp", "1000", "-l", str(max(5000, calls)), *many,
@@ -232,15 +267,14 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         await asyncio.sleep(0.5)
         if app:
             h = await app.health()
-            rss = memory_kb(app.proc.pid, "VmRSS") / 1024
+            rss = sum(memory_kb(pid, "VmRSS") for pid in app.pids) / 1024
             phase.rss_samples.append((time.monotonic() - started, rss))
             if h and h["calls_in_progress"] >= peak[0]:
                 peak = (h["calls_in_progress"], rss)
     phase.asterisk_cpu = cpu_seconds(ast) - ast_cpu0
     if app:
-        phase.app_cpu = cpu_seconds(app.proc.pid) - app_cpu0
-        # VmHWM would be the start-up peak (the web UI's argon2 hash takes 64 MB for an instant).
-        phase.app_peak_rss_mb = memory_kb(app.proc.pid, "VmHWM") / 1024
+        phase.app_cpu = sum(map(cpu_seconds, app.pids)) - app_cpu0
+        phase.app_peak_rss_mb = sum(memory_kb(pid, "VmHWM") for pid in app.pids) / 1024
         phase.peak_in_progress, phase.rss_at_peak_mb = peak
     await asyncio.sleep(1)
     for p in (employee, colleague):
@@ -252,6 +286,7 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
     phase.asterisk_cpu /= max(1, phase.attempted)
     if app:
         phase.app_cpu /= max(1, phase.attempted)
+        phase.ari_per_call = (ari_requests(await app.metrics()) - requests0) / max(1, phase.attempted)
     phase.delays = forward_delays(employee.trace, colleague.trace)
     channels, bridges = await wait_quiet()
     left = []
@@ -265,23 +300,21 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         h = await app.health() or {}
         if h.get("calls_in_progress"):
             left.append(f"{h['calls_in_progress']} flows")
-        subs = await ari_get("/applications/pbx_app")
-        if subs.get("channel_ids"):
-            left.append(f"{len(subs['channel_ids'])} subscriptions")
-        try:
-            async with aiohttp.ClientSession() as s:
-                async with s.get(f"http://127.0.0.1:{app.port}/metrics") as r:
-                    (pdir / "metrics.txt").write_text(await r.text())
-        except aiohttp.ClientError:
-            pass
+        for n in range(1, len(app.pids) + 1):
+            subs = await ari_get(f"/applications/pbx_app-bench{n}")
+            if subs.get("channel_ids"):
+                left.append(f"{len(subs['channel_ids'])} subscriptions")
+        (pdir / "metrics.txt").write_text("\n".join(await app.metrics()))
         app.stop()
     phase.leftovers = ", ".join(left)
     return phase
 
 
 HEADER = ("| calls/s | flow | attempted | succeeded | failed | forward delay median (ms) | p99 (ms) "
-          "| Asterisk CPU/call | app CPU/call | app RSS max (at the most calls in progress) | left after |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+          "| Asterisk CPU/call | app CPU/call | ARI requests/call | app RSS max (at the most calls in progress) | left after |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+# The flows that run engines, and how many.
+ENGINES = {"app": 1, "app×2": 2}
 
 
 async def main_async(args) -> int:
@@ -295,13 +328,13 @@ async def main_async(args) -> int:
     phases = []
     try:
         if args.soak:
-            phase = await run_phase("app", args.rates[0], args.soak, args, workdir, policy)
+            phase = await run_phase(args.flows[-1], args.rates[0], args.soak, args, workdir, policy)
             print(HEADER)
             print(phase.row())
             print_soak(phase)
             return 0 if phase.failed == 0 else 1
         for rate in args.rates:
-            for flow in ("baseline", "app"):
+            for flow in args.flows:
                 print(f"bench: {flow} at {rate} calls/s for {args.duration} s", file=sys.stderr)
                 phase = await run_phase(flow, rate, args.duration, args, workdir, policy)
                 print("  " + phase.row(), file=sys.stderr)
@@ -338,7 +371,9 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="run the app under cProfile (app.prof in each phase's folder)")
     p.add_argument("--app-entry", help="a Python script to run instead of `-m pbx_app` (experiments: patch, then call pbx_app.cli.main)")
     p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
+    p.add_argument("--flows", default="baseline,app,app×2", help="phases at each rate: baseline, app (one engine), app×2 (two)")
     args = p.parse_args()
+    args.flows = args.flows.split(",")
     args.rates = [int(r) for r in args.rates.split(",")]
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "w") as lock:

@@ -48,7 +48,7 @@ async def run_engine(settings: Settings) -> int:
     engine.events.give_up_after = settings.ari_give_up_after
     reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url) if settings.cdr_url else None,
                             grace=settings.reconcile_grace, busy=lambda call_id: call_id in engine.calls)
-    sweeper = Sweeper(engine, on_listing=reconciler.reconcile)
+    sweeper = Sweeper(engine, settings.sweep_interval, on_listing=reconciler.reconcile)
     webapp = web.Application()
     observability.setup(webapp, engine, policy, metrics)
     try:

@@ -21,6 +21,7 @@ class Settings:
     # Asterisk's CDR, read back to end calls left in progress while no engine watched them.
     cdr_url: str | None = None
     reconcile_grace: float = 10.0  # seconds a call's channel must be gone before it is ended from the CDR
+    sweep_interval: float = 10.0  # seconds between looks for abandoned callers and calls left in progress
     policy_path: Path = Path("config/policy.yaml")
     # The self-service page: who may sign in (pbx-app user add), the audit log of changes, and
     # where uploaded/TTS announcements are written (Asterisk sees them at sounds.CUSTOM_DIR).
@@ -57,6 +58,7 @@ class Settings:
             engines=_number(env, "PBX_ENGINES", int, cls.engines),
             cdr_url=env.get("PBX_CDR_URL") or None,
             reconcile_grace=_number(env, "PBX_RECONCILE_GRACE", float, cls.reconcile_grace),
+            sweep_interval=_number(env, "PBX_SWEEP_INTERVAL", float, cls.sweep_interval) or cls.sweep_interval,
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
             users_path=Path(env.get("PBX_USERS", str(cls.users_path))),
             audit_path=Path(env.get("PBX_AUDIT_LOG", str(cls.audit_path))),

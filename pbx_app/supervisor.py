@@ -6,6 +6,7 @@ and the page shares nothing with them but the policy file."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -56,7 +57,8 @@ async def supervise(settings: Settings, policy: str | None = None) -> int:
 async def _keep(child: Child, procs: dict, stop: asyncio.Event) -> None:
     backoff = 1.0
     while not stop.is_set():
-        proc = await asyncio.create_subprocess_exec(*child.argv, env={**os.environ, **child.env})
+        proc = await asyncio.create_subprocess_exec(*child.argv, env={**os.environ, **child.env},
+                                                    preexec_fn=_die_with_parent)
         procs[child.name] = proc
         log.info("%s started (pid %d)", child.name, proc.pid)
         started = loop_time()
@@ -72,7 +74,16 @@ async def _keep(child: Child, procs: dict, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), backoff)
         except TimeoutError:
             pass
-    
+
+
+def _die_with_parent() -> None:
+    """A supervisor killed with SIGKILL must not leave its engines behind: a new one would start
+    a second engine of the same name (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
 
 def loop_time() -> float:
     return asyncio.get_running_loop().time()

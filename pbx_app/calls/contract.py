@@ -80,17 +80,19 @@ class Fallback:
     then: str = "busy"  # busy | message | voicemail
     mailbox: str = ""  # then=voicemail
     then_leg: str = ""  # CDR(userfield) for the voicemail leg
+    exten: str = ""  # the extension the ring runs under: the CDR's dst (who is rung)
+    then_exten: str = ""  # the mailbox owner's extension, likewise
 
     def encode(self) -> str:
         fields = (self.dial, str(self.ringtime) if self.dial else "", self.announce, self.leg, self.then,
-                  self.mailbox, self.then_leg)
+                  self.mailbox, self.then_leg, self.exten, self.then_exten)
         return FALLBACK_SEPARATOR.join(fields)
 
     @classmethod
     def decode(cls, text: str) -> "Fallback":
-        parts = (text.split(FALLBACK_SEPARATOR) + [""] * 7)[:7]
-        dial, ringtime, announce, leg, then, mailbox, then_leg = parts
-        return cls(dial, int(ringtime or 0), announce, leg, then or "busy", mailbox, then_leg)
+        parts = (text.split(FALLBACK_SEPARATOR) + [""] * 9)[:9]
+        dial, ringtime, announce, leg, then, mailbox, then_leg, exten, then_exten = parts
+        return cls(dial, int(ringtime or 0), announce, leg, then or "busy", mailbox, then_leg, exten, then_exten)
 
 
 # ---- what the caller brings back ------------------------------------------------------------------

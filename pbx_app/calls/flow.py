@@ -283,9 +283,10 @@ class CallFlow:
             who = "+".join(t.extension for t in ring.targets)
             fields.update(dial="&".join(t.endpoint for t in ring.targets), ringtime=ring.timeout,
                           announce=dp.playable(announce.sound) if announce else "",
-                          leg=f"{self.call_id}:{leg}:{ring.role}:{who}:fallback")
+                          leg=f"{self.call_id}:{leg}:{ring.role}:{who}:fallback",
+                          exten=ring.department or ring.targets[0].extension)
         if isinstance(last, Voicemail):
-            fields.update(then="voicemail", mailbox=last.mailbox,
+            fields.update(then="voicemail", mailbox=last.mailbox, then_exten=last.extension,
                           then_leg=f"{self.call_id}:{leg + 1}:voicemail:{last.extension}:fallback")
         elif isinstance(last, Drop):
             fields.update(then=last.kind)

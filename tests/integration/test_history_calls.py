@@ -377,8 +377,8 @@ async def test_app_killed_while_the_employee_rings_history_is_complete_after_res
            "PBX_DATABASE_URL": url, "PBX_SPOOL_DIR": str(tmp_path / "spool"), "PBX_POLICY": str(policy)}
 
     def start_app(log: Path) -> subprocess.Popen:
-        env["PBX_WEB_BIND"] = f"127.0.0.1:{_free_port()}"
-        return subprocess.Popen([sys.executable, "-m", "pbx_app", "run"], cwd=REPO, env=env, stdout=open(log, "w"),
+        env["PBX_ENGINE_BIND"] = f"127.0.0.1:{_free_port()}"
+        return subprocess.Popen([sys.executable, "-m", "pbx_app", "engine"], cwd=REPO, env=env, stdout=open(log, "w"),
                                 stderr=subprocess.STDOUT)
 
     first = start_app(tmp_path / "first.log")
@@ -399,7 +399,7 @@ async def test_app_killed_while_the_employee_rings_history_is_complete_after_res
         await connected(tmp_path / "second.log")
         assert await caller.wait(30) == 0
         assert colleague.received("INVITE") and caller.received(200), "the restarted app forwarded the call"
-        assert "resumed at first:0:1" in (tmp_path / "second.log").read_text(), "from the channel's variables"
+        assert "taken over at first:0:1" in (tmp_path / "second.log").read_text(), "from the channel's variables"
 
         store = open_store(url)
         try:

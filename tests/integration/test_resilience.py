@@ -1,23 +1,17 @@
-"""Issue 7: no call is lost when the app or Asterisk fails. The app runs as its own process
-(`python -m pbx_app run`), is killed with SIGKILL mid-call and started again; Asterisk is restarted
-under a running app; bad credentials give a clear error; a burst of calls leaves nothing behind."""
+"""Issue 7: no call is lost when Asterisk fails. An engine runs as its own process
+(`python -m pbx_app engine`); Asterisk is restarted under it; bad credentials give a clear error;
+a burst of calls leaves nothing behind; an engine past its limit leaves calls to the dialplan.
+(Engines killed mid-call: test_engines.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
-import aiohttp
 
 from pbx_app.ari import AriClient
 from pbx_app.history.events import CallEnded, CallStarted
 from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, leftovers
+from tests.support.engines import EngineProcess, free_port, until
 from tests.support.sipp import PHONE_PORT, Sipp
 
 BENCH_SIPP = REPO / "bench" / "sipp"
@@ -35,163 +29,20 @@ employees:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppProcess:
-    """`pbx-app run` as a separate process, as in production; its log goes to a file."""
-
-    def __init__(self, workdir: Path, policy: str = POLICY, **env: str):
-        self.workdir = workdir
-        self.policy = workdir / "policy.yaml"
-        self.policy.write_text(policy)
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PBX_ARI_URL": ARI_URL,
-            "PBX_ARI_USER": ARI_USER,
-            "PBX_ARI_PASSWORD": ARI_PASSWORD,
-            "PBX_WEB_BIND": f"127.0.0.1:{self.port}",
-            # Its own journal and web files: the same ones across a kill and restart, like production.
-            "PBX_DATABASE_URL": f"sqlite:///{workdir}/journal.db",
-            "PBX_SPOOL_DIR": str(workdir / "spool"),
-            "PBX_USERS": str(workdir / "users.json"),
-            "PBX_AUDIT_LOG": str(workdir / "audit.jsonl"),
-            **env,
-        }
-        self.procs: list[subprocess.Popen] = []
-
-    @property
-    def proc(self) -> subprocess.Popen:
-        return self.procs[-1]
-
-    def log(self) -> str:
-        return "".join((self.workdir / f"app{i}.log").read_text() for i in range(len(self.procs)))
-
-    def start(self) -> "AppProcess":
-        out = open(self.workdir / f"app{len(self.procs)}.log", "w")
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "pbx_app", "run", "--policy", str(self.policy)],
-                cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )
-        )
-        return self
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(f"http://127.0.0.1:{self.port}{path}") as r:
-                return r.status, await r.text()
-
-    async def healthy(self, timeout: float = 15.0) -> dict:
-        """Waits until /health says the app is connected to ARI with its policy loaded."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            assert self.proc.poll() is None, f"the app exited:\n{self.log()}"
-            try:
-                async with aiohttp.ClientSession() as s:
-                    async with s.get(f"http://127.0.0.1:{self.port}/health") as r:
-                        if r.status == 200:
-                            return await r.json()
-            except aiohttp.ClientError:
-                pass
-            if loop.time() > deadline:
-                raise TimeoutError(f"the app did not become healthy:\n{self.log()}")
-            await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-
-
-async def until(predicate, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.05)
+def app_process(tmp_path, request, **env) -> EngineProcess:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    engine = EngineProcess(tmp_path, "1", {
+        "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
+        "PBX_POLICY": str(policy), "PBX_DATABASE_URL": f"sqlite:///{tmp_path}/journal.db", **env})
+    request.addfinalizer(engine.stop)
+    return engine
 
 
 async def no_leftovers(ari: AriClient) -> None:
     channels, bridges = await leftovers(ari, wait=10)
     assert not channels, f"channels left in Asterisk: {[c['name'] for c in channels]}"
     assert not bridges, f"bridges left in Asterisk: {bridges}"
-
-
-def app_process(tmp_path, request, **env) -> AppProcess:
-    app = AppProcess(tmp_path, **env)
-    request.addfinalizer(app.stop)
-    return app
-
-
-async def test_app_killed_while_ringing_carries_the_call_on_after_restart(asterisk, ari, sip, tmp_path, request):
-    app = app_process(tmp_path, request).start()
-    await app.healthy()
-    employee = sip.phone("101", "ring_forever")
-    colleague = sip.phone("102", "answer", answer_delay_ms=300)
-    other = sip.phone("103", "ring_forever")
-    caller = sip.call("101", talk_ms=1500)
-    await until(lambda: employee.received("INVITE"), 5, "the employee's phone never rang")
-    first_pid = app.proc.pid
-    app.kill()
-
-    # While the app is down a new call still reaches its employee, through the dialplan.
-    await asyncio.sleep(0.3)  # for Asterisk to see the websocket closed
-    outage_caller = sip.call("103", cancel_after_ms=1000)
-    await until(lambda: other.received("INVITE"), 5, "no phone rang for a call placed while the app was down")
-    app.start()
-    await app.healthy()
-    assert app.proc.pid != first_pid
-
-    assert await caller.wait(30) == 0, "the caller's call did not complete"
-    await outage_caller.wait(10)
-    assert caller.received(200), "the caller was answered by the colleague"
-    [rang] = employee.received("INVITE")
-    [forwarded] = colleague.received("INVITE")
-    assert employee.received("CANCEL"), "the employee's phone stopped ringing"
-    rang_for = (forwarded.at - rang.at).total_seconds()
-    assert 3.5 <= rang_for <= 4 + 5, f"forwarded {rang_for:.1f} s after the employee's phone started ringing (ring time 4 s)"
-    await no_leftovers(ari)
-    health = await app.healthy()
-    assert health["calls_in_progress"] == 0
-
-
-async def test_app_killed_mid_announcement_caller_is_still_forwarded(asterisk, ari, sip, tmp_path, request):
-    app = app_process(tmp_path, request).start()
-    await app.healthy()
-    sip.phone("101", "ring_forever")
-    colleague = sip.phone("102", "answer", answer_delay_ms=300)
-    caller = sip.call("104", talk_ms=1000)
-    # The announcement comes as early media: 183 once the 2 s ring time is over.
-    await until(lambda: caller.received(183), 10, "the announcement never started")
-    app.kill()
-    app.start()
-    await app.healthy()
-    assert await caller.wait(40) == 0, f"the caller's call did not complete\n{app.log()}"
-    [forwarded] = colleague.received("INVITE")
-    [progress] = caller.received(183)[:1]
-    # Nobody drove the channel while the app was down; the new process found it in Stasis and
-    # carried on (the notice starts over: 4.6 s), so the forward comes within seconds.
-    waited = (forwarded.at - progress.at).total_seconds()
-    assert waited <= 2 * 4.7 + 5, f"the colleague rang {waited:.1f} s after the announcement started"
-    assert caller.received(200)
-    assert "picked up 1 call(s) left in Stasis" in app.log()
-    await no_leftovers(ari)
 
 
 async def test_asterisk_restart_next_call_is_served_by_the_same_process(asterisk, sip, tmp_path, request):
@@ -215,7 +66,7 @@ async def test_asterisk_restart_next_call_is_served_by_the_same_process(asterisk
     assert float(reconnects) >= 1, "the app reconnected on its own"
     await forwarded_call()
     assert app.proc.poll() is None and len(app.procs) == 1, "the same process served the next call"
-    client = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, "pbx_app")
+    client = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, "pbx_app-test")
     try:
         await no_leftovers(client)
     finally:
@@ -268,13 +119,12 @@ async def test_burst_of_parallel_calls_leaves_no_channel_bridge_or_flow(start_ap
     assert len(employee.received("CANCEL")) == calls
     assert len(colleague.received("INVITE")) == calls
     await no_leftovers(ari)
-    subscribed = await ari.get("/applications/pbx_app")
+    subscribed = await ari.get(f"/applications/{ari.app}")
     assert subscribed["channel_ids"] == [] and subscribed["bridge_ids"] == []
 
 
 async def test_overloaded_app_hands_new_calls_to_the_dialplan_fallback(start_app, sip):
-    app = await start_app(POLICY)
-    app.app.max_calls = 1
+    app = await start_app(POLICY, max_calls=1)
     sip.phone("101", "ring_forever")
     fallback_phone = sip.phone("103", "ring_forever")
     first = sip.call("101", cancel_after_ms=3000)
