@@ -1,7 +1,11 @@
 """Issue 17: the container image as users run it. `scripts/image build` builds it (cached layers:
 seconds when nothing changed), the container runs on the host's network with Asterisk and the
 app inside, and real SIPp calls go into it: a forward answered by the colleague, then the
-history (`pbx-app history`) and the CDR (Master.csv) are read from inside the container."""
+history (`pbx-app history`) and the CDR (Master.csv) are read from inside the container. And
+the unit tests pass on the image's Python (sid's), not only on the host's.
+
+These run before tests/integration in one session (paths sort so): both hold the test bed's
+lock, and the integration fixture keeps it until the session ends."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import fcntl
 import io
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import time
@@ -64,16 +70,46 @@ def wait_until(what: str, ready, timeout: float) -> None:
         time.sleep(0.3)
 
 
+def image_script(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / "scripts" / "image"), *args], capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
-def container(tmp_path_factory):
-    """The freshly built image running with host networking, holding the test bed's lock (both
-    use 127.0.0.1:5060 and :8088) with the test bed stopped."""
-    build = subprocess.run([str(REPO / "scripts" / "image"), "build"], capture_output=True, text=True, timeout=1200)
-    if build.returncode != 0:
-        pytest.fail(f"scripts/image build failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}", pytrace=False)
+def image():
+    """The image built from this tree; a dockerd this fixture had to start is stopped after."""
+    had_dockerd = shutil.which("docker") is not None and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    build = image_script("build", timeout=1200)
+    try:
+        if build.returncode != 0:
+            pytest.fail(f"scripts/image build failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}", pytrace=False)
+        yield IMAGE
+    finally:
+        if not had_dockerd:
+            image_script("dockerd-stop", timeout=60)
+
+
+def take_lock(timeout: float = 1800):
+    """The test bed's lock (other worktrees' suites queue on it); a failure, not a hang, if it
+    never comes (e.g. tests/integration of this same session already holds it)."""
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     lock = open(LOCK, "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock.close()
+                pytest.fail(f"{LOCK} still held after {timeout} s", pytrace=False)
+            time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def container(image, tmp_path_factory):
+    """The image running with host networking, holding the test bed's lock (both use
+    127.0.0.1:5060 and :8088) with the test bed stopped."""
+    lock = take_lock()
     subprocess.run([str(REPO / "scripts" / "testbed"), "stop"], capture_output=True)
     sh("docker", "rm", "-f", NAME, check=False)
     if answers(8088):
@@ -82,7 +118,7 @@ def container(tmp_path_factory):
     policy.write_text(POLICY)
     policy.chmod(0o644)
     sh("docker", "run", "-d", "--rm", "--name", NAME, "--network", "host",
-       "-v", f"{policy}:/etc/pbx_app/policy.yaml:ro", IMAGE)
+       "-v", f"{policy}:/etc/pbx_app/policy.yaml:ro", image)
     try:
         # Ready when Asterisk has a pbx_app ARI application connected (the app's websocket).
         wait_until("the app's ARI connection",
@@ -142,3 +178,10 @@ async def test_forwarded_call_answered_with_history_and_cdr(container, tmp_path)
     assert cdr[1]["userfield"].split(":")[1:3] == ["3", "forward"]
     assert cdr[1]["dstchannel"].startswith("PJSIP/102-")
     assert {c["userfield"].split(":")[0] for c in cdr} == {row["call_id"]}, "CDR and history name the same call"
+
+
+def test_unit_tests_pass_on_the_image_python(image):
+    done = image_script("unit", timeout=900)
+    assert done.returncode == 0, f"scripts/image unit:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    assert re.search(r"^Python 3\.1[3-9]", done.stdout, re.MULTILINE), done.stdout[:500]
+    assert re.search(r"\d+ passed", done.stdout), done.stdout[-500:]
