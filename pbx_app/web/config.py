@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..announcements.store import MAX_BYTES
 from ..sounds import CUSTOM_DIR
 
+# sounds/<lang>/*.wav: in a source checkout next to the package; an installed wheel carries
+# them as data files under its prefix (pyproject's data-files).
 REPO_SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
+INSTALLED_SOUNDS = Path(sys.prefix) / "share" / "pbx_app" / "sounds"
+STANDARD_SOUNDS = REPO_SOUNDS if REPO_SOUNDS.is_dir() else INSTALLED_SOUNDS
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,7 @@ class WebConfig:
     announcements_dir: Path = Path(CUSTOM_DIR)
     secure_cookies: bool = False  # set when the page is served over HTTPS (a reverse proxy)
     max_upload_bytes: int = MAX_BYTES
-    standard_sounds: Path = REPO_SOUNDS  # sounds/<lang>/forward-notice.wav, to preview it
+    standard_sounds: Path = STANDARD_SOUNDS  # sounds/<lang>/forward-notice.wav, to preview it
 
     @classmethod
     def from_settings(cls, settings) -> "WebConfig":
