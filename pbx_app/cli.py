@@ -10,18 +10,29 @@ import sys
 from .history.report import add_arguments as add_history_arguments
 from .history.report import cmd_history
 from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
+from .settings import Settings
 from .users.cli import add_user_commands
+from .web.server import serve as serve_web
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_app
-    from .settings import Settings
 
     settings = Settings.from_env()
     if args.policy:
         settings = type(settings)(**{**settings.__dict__, "policy_path": args.policy})
     try:
         return asyncio.run(run_app(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(need_ari=False)
+    if args.policy:
+        settings = type(settings)(**{**settings.__dict__, "policy_path": args.policy})
+    try:
+        return asyncio.run(serve_web(settings))
     except KeyboardInterrupt:
         return 0
 
@@ -34,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run the ARI app (settings from PBX_* environment variables)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("web", help="serve the self-service page in its own process (PBX_WEB_BIND; no ARI needed)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")
