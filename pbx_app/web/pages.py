@@ -87,9 +87,12 @@ async def profile(request: web.Request, session: Session, user: User) -> web.Str
 
 
 async def _form(request: web.Request, status: int = 200, error: str | None = None, name: str = "") -> web.Response:
-    """The sign-in form with a fresh signed token, in the form and in its cookie."""
+    """The sign-in form with a signed token, in the form and in its cookie: the visitor's own
+    while it is still good, else a fresh one."""
     web_ = state(request)
-    token = web_.forms.issue()
+    token = request.cookies.get(FORM_COOKIE, "")
+    if not web_.forms.valid(token, token):
+        token = web_.forms.issue()
     response = await render(request, "login.html", status=status, form_token=token, error=error, name=name)
     response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="Strict", path="/login",
                         secure=web_.config.secure_cookies, max_age=int(web_.forms.max_age))
