@@ -147,7 +147,7 @@ class AnnouncementStore:
             wait = made[0] + 3600 - now
             raise AnnouncementError(
                 f"you made {len(made)} sounds in the last hour, the limit is {self.per_hour}: "
-                f"try again in {wait / 60:.0f} min", 429, "too_many", retry_after=wait)
+                f"try again in {max(1, round(wait / 60))} min", 429, "too_many", retry_after=wait)
         used = self.index.used_by(owner)
         if used >= self.quota_bytes:
             raise AnnouncementError(
