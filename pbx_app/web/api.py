@@ -155,7 +155,7 @@ async def put_no_answer(request: web.Request, session: Session, user: User) -> w
                      problems=problems)
     store.referenced(saved.before.text)  # a sound just dropped from a setting keeps its grace period
     store.referenced(saved.after.text)
-    web_.policy_changed()
+    web_.saved()
     log.info("%s (%s) set the no-answer setting of %s", user.name, user.role, ext)
     return web.json_response(employee_view(saved.after, ext))
 

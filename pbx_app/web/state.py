@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -47,10 +48,29 @@ class Web:
         )
     )
     _reported: str = ""
+    # One thread parses the policy, and requests arriving meanwhile share its result: a burst
+    # of readers costs one parse, and the event loop competes with one busy thread, not eight.
+    _reader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "pbx-policy-read"))
+    _reading: asyncio.Future | None = None
 
     async def snapshot(self) -> Snapshot:
-        """The policy as it stands, parsed and validated off the event loop."""
-        return await asyncio.to_thread(self.policy.read)
+        """The policy as it stands, parsed and validated off the event loop (PolicyBroken when
+        it does not validate)."""
+        if self._reading is None:
+            self._reading = asyncio.get_running_loop().run_in_executor(self._reader, self.policy.read)
+            self._reading.add_done_callback(self._read_done)
+        return await asyncio.shield(self._reading)
+
+    def saved(self) -> None:
+        """After a save: a read begun before it must not answer requests made after it."""
+        self._reading = None
+        self.policy_changed()
+
+    def _read_done(self, future: asyncio.Future) -> None:
+        if self._reading is future:
+            self._reading = None
+        if not future.cancelled():
+            future.exception()  # retrieved here: a reader that went away must not leave it unlogged
 
     async def record(self, action: str, user: str, **details) -> dict:
         """An audit entry, written and fsynced off the event loop."""
