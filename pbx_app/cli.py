@@ -1,4 +1,4 @@
-"""pbx-app: run the ARI app; check and explain a policy; manage web users; read the call history."""
+"""pbx-app: run the call engines and the web page; check and explain a policy; manage web users; read the call history."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from .runner import run_engine
 from .settings import Settings
 from .supervisor import supervise
 from .users.cli import add_user_commands
+from .web.server import serve as serve_web
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
+def _settings(args: argparse.Namespace, need_ari: bool = True) -> Settings:
+    settings = Settings.from_env(need_ari=need_ari)
     if args.policy:
         settings = replace(settings, policy_path=Path(args.policy))
     return settings
@@ -39,6 +40,13 @@ def cmd_engine(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(serve_web(_settings(args, need_ari=False)))
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pbx-app", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -51,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("engine", help="run one call engine (ARI app pbx_app-$PBX_ENGINE_NAME; settings from PBX_*)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.set_defaults(func=cmd_engine)
+
+    p = sub.add_parser("web", help="serve the self-service page in its own process (PBX_WEB_BIND; no ARI needed)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")

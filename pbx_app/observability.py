@@ -151,12 +151,12 @@ class LiveState:
 
 
 def health(app: Any, policy: Any) -> tuple[bool, dict]:
+    """Yes/no and counts only: anyone who reaches /health may read it, so no ARI address, error
+    text or file path (the log has those)."""
     current = policy() if callable(policy) else None
     body = {
         "ari_connected": app.events.connected.is_set(),
-        "ari_error": app.events.last_error,
         "policy_loaded": current is not None,
-        "policy": getattr(current, "source", None),
         "calls_in_progress": len(app.calls),
         "max_calls": getattr(app, "max_calls", 0),
     }

@@ -24,6 +24,7 @@ from .history.spool import SpoolBusy
 from .policy import PolicyError
 from .policy.store import PolicyHolder
 from .settings import Settings
+from .web.edge import allowed_hosts_middleware
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ async def run_engine(settings: Settings) -> int:
     reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url) if settings.cdr_url else None,
                             grace=settings.reconcile_grace, busy=lambda call_id: call_id in engine.calls)
     sweeper = Sweeper(engine, settings.sweep_interval, on_listing=reconciler.reconcile)
-    webapp = web.Application()
+    # Only the Host names the site allows: a DNS-rebinding page must not read /health or /metrics.
+    webapp = web.Application(middlewares=[allowed_hosts_middleware(settings.web_allowed_hosts)])
     observability.setup(webapp, engine, policy, metrics)
     try:
         web_runner = await serve_web(webapp, settings.engine_bind)

@@ -36,9 +36,18 @@ class Settings:
     web_bind: str = "127.0.0.1:8090"  # the self-service page (pbx-app web)
     max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
     ari_give_up_after: float | None = None  # seconds without ARI before exiting non-zero; None: never
+    # The page under attack (docs/security.md): which Host names it answers for, which peers'
+    # X-Forwarded-For is believed, and what one employee may store in the announcements folder.
+    web_allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    web_trusted_proxies: tuple[str, ...] = ()
+    web_upload_quota_mb: float = 20.0  # per user: recordings and messages made from text
+    web_uploads_per_hour: int = 20  # per user: uploads and messages made from text
+    web_conversions: int = 2  # sox/espeak-ng runs at a time
+    web_unused_upload_hours: float = 24.0  # a page-made sound nothing refers to is removed after this
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, need_ari: bool = True) -> "Settings":
+        """``need_ari=False``: the web page's own process, which never talks to Asterisk."""
         env = dict(os.environ if env is None else env)
         password = env.get("PBX_ARI_PASSWORD", "")
         secret_file = env.get("PBX_ARI_PASSWORD_FILE")
@@ -47,7 +56,7 @@ class Settings:
                 password = Path(secret_file).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise SystemExit(f"PBX_ARI_PASSWORD_FILE={secret_file}: cannot read it ({exc.strerror})") from None
-        if not password:
+        if not password and need_ari:
             raise SystemExit("no ARI password: set PBX_ARI_PASSWORD or PBX_ARI_PASSWORD_FILE")
         return cls(
             ari_url=env.get("PBX_ARI_URL", cls.ari_url),
@@ -69,6 +78,12 @@ class Settings:
             web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
             max_calls=_number(env, "PBX_MAX_CALLS", int, cls.max_calls),
             ari_give_up_after=_number(env, "PBX_ARI_GIVE_UP_AFTER", float, None),
+            web_allowed_hosts=_names(env, "PBX_WEB_ALLOWED_HOSTS", cls.web_allowed_hosts),
+            web_trusted_proxies=_names(env, "PBX_WEB_TRUSTED_PROXIES", ()),
+            web_upload_quota_mb=_number(env, "PBX_WEB_UPLOAD_QUOTA_MB", float, cls.web_upload_quota_mb),
+            web_uploads_per_hour=_number(env, "PBX_WEB_UPLOADS_PER_HOUR", int, cls.web_uploads_per_hour),
+            web_conversions=max(1, _number(env, "PBX_WEB_CONVERSIONS", int, cls.web_conversions)),
+            web_unused_upload_hours=_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
         )
 
 
@@ -83,3 +98,9 @@ def _number(env: dict[str, str], name: str, kind, default):
     if value < 0:
         raise SystemExit(f"{name}={text!r}: must not be negative")
     return value
+
+
+def _names(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list; unset or empty keeps the default."""
+    items = tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+    return items or default

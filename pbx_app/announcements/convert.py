@@ -14,7 +14,14 @@ TARGET = ["-t", "wav", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-intege
 
 
 class AnnouncementError(ValueError):
-    """A sound we refuse, with a message meant for the person who sent it."""
+    """A sound we refuse, with a message meant for the person who sent it, and how the page
+    answers: 400 by default; 413 over the quota, 429 too many (with Retry-After), 503 busy."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_sound", retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -36,20 +43,38 @@ def _reason(stderr: bytes) -> str:
     return re.sub(r"^sox FAIL \w+:\s*", "", reason).strip()
 
 
-async def convert_to_asterisk_wav(src: Path, fmt: str, dst: Path) -> None:
-    """Decodes ``src`` (of format ``fmt``) and writes ``dst`` in Asterisk's wav format."""
+async def _sox(*args: str, what: str) -> bytes:
+    """Runs sox; its stdout, or AnnouncementError with sox's reason."""
     proc = await asyncio.create_subprocess_exec(
-        "sox", "-V1", "-t", fmt, str(src), *TARGET, str(dst),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        "sox", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        _, stderr = await asyncio.wait_for(proc.communicate(), SOX_TIMEOUT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), SOX_TIMEOUT)
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AnnouncementError(f"decoding the {fmt.upper()} file took longer than {SOX_TIMEOUT:.0f} s") from None
+        raise AnnouncementError(f"{what} took longer than {SOX_TIMEOUT:.0f} s") from None
     if proc.returncode != 0:
-        raise AnnouncementError(f"the file could not be decoded as {fmt.upper()}: {_reason(stderr)}")
+        raise AnnouncementError(f"the file could not be decoded as {what.rsplit(' ', 1)[-1]}: {_reason(stderr)}")
+    return stdout
+
+
+async def probe_seconds(src: Path, fmt: str) -> float:
+    """The duration the file's header declares, read without decoding it (``sox --i``); 0.0
+    when the format does not say. ``src`` must end in ``.fmt``: sox picks the reader by it."""
+    out = await _sox("--i", "-D", str(src), what=f"reading the {fmt.upper()}")
+    try:
+        return max(0.0, float(out.decode().strip() or 0))
+    except ValueError:
+        return 0.0
+
+
+async def convert_to_asterisk_wav(src: Path, fmt: str, dst: Path, max_seconds: float | None = None) -> None:
+    """Decodes ``src`` (of format ``fmt``) and writes ``dst`` in Asterisk's wav format. With
+    ``max_seconds`` the output stops there (``trim``), so its size is bounded whatever the
+    input claims: the caller then refuses a sound that reached the bound."""
+    limit = ["trim", "0", f"{max_seconds:.3f}"] if max_seconds else []
+    await _sox("-V1", "-t", fmt, str(src), *TARGET, str(dst), *limit, what=f"decoding the {fmt.upper()}")
 
 
 def wav_seconds(path: Path) -> float:

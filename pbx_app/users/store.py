@@ -4,6 +4,7 @@ never leaves half a file, and it is readable by its owner only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -42,6 +43,12 @@ class User:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def stamp(self) -> str:
+        """Changes whenever the password does (a new hash has a new salt): sessions made with
+        an older stamp are over. Derived, so users files from before it need no change."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+
     def may_edit(self, extension: str) -> bool:
         """Administrators edit anyone; an employee edits only their own number."""
         return self.is_admin or self.extension == extension
@@ -50,10 +57,26 @@ class User:
 class UserStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # The page asks on every request; the file is parsed again only when it changed.
+        self._cache: tuple[tuple, dict[str, User]] | None = None
 
     # ---- reading ---------------------------------------------------------------------------
 
     def load(self) -> dict[str, User]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot read the users file: {exc.strerror}") from None
+        identity = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+        if self._cache is not None and self._cache[0] == identity:
+            return dict(self._cache[1])
+        users = self._parse()
+        self._cache = (identity, users)
+        return dict(users)
+
+    def _parse(self) -> dict[str, User]:
         try:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -89,7 +112,8 @@ class UserStore:
         if user is None:
             return None
         if _hasher.check_needs_rehash(user.password_hash):
-            self._put(User(**{**asdict(user), "password_hash": _hasher.hash(password)}))
+            user = User(**{**asdict(user), "password_hash": _hasher.hash(password)})
+            self._put(user)
         return user
 
     # ---- writing ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The self-service web page and its JSON API: every employee sets what happens when they do
 not answer; administrators set it for anyone. ``setup(webapp, config, reload)`` adds the routes
-to the app's one aiohttp Application (runner.py)."""
+to an aiohttp Application; ``pbx-app web`` (server.py) serves them in their own process."""
 
-from .app import WEB, Web, setup
+from .app import setup
 from .config import WebConfig
+from .state import WEB, Web
 
 __all__ = ["WEB", "Web", "WebConfig", "setup"]

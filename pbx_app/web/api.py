@@ -1,5 +1,7 @@
 """The JSON API under the page, with the page's rules: administrators read and change anyone's
-setting; an employee only their own (403 otherwise, and nothing changes)."""
+setting; an employee only their own (403 otherwise, and nothing changes). Every body is read
+bounded (bodies.py); slow work — the policy's parse and validation, saves, fsync — runs in
+worker threads, sox and espeak-ng as subprocesses, never on the event loop."""
 
 from __future__ import annotations
 
@@ -8,17 +10,23 @@ import tempfile
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..announcements import AnnouncementError
 from ..users import User
+from .bodies import BadInput, read_json, text
 from .guard import api, client_address, error, state
-from .policy_file import InvalidEdit, PolicyBroken, StaleVersion, UnknownEmployee
+from .policy_file import FileChanged, InvalidEdit, PolicyBroken, Snapshot, StaleVersion, UnknownEmployee
 from .sessions import Session
-from .setting import SettingError, setting_from_json
+from .setting import MAX_TEXT, SettingError, setting_from_json
+from .state import Web
 from .view import employee_view, visible_employees
 
 log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
+MAX_EXT = 32  # an extension or department id, as the policy allows
+MAX_PARTS = 5  # form parts looked at before the file
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 def add_routes(webapp: web.Application) -> None:
@@ -33,13 +41,30 @@ def add_routes(webapp: web.Application) -> None:
     r.add_get("/api/sounds/standard/{lang}", play_standard)
 
 
-def _broken(exc: PolicyBroken) -> web.Response:
-    return error(503, "the policy file has errors; an administrator must fix it first", "policy_invalid",
-                 problems=[str(p) for p in exc.error.problems])
+def broken(web_: Web, user: User, exc: PolicyBroken) -> web.Response:
+    """Administrators get the problems; an employee only that an administrator knows."""
+    web_.report_broken(exc)
+    if user.is_admin:
+        return error(503, "the policy file has errors; an administrator must fix it first", "policy_invalid",
+                     problems=[str(p) for p in exc.error.problems])
+    return error(503, "the policy has a problem, an administrator has been told; "
+                 "your calls keep following the last good settings", "policy_invalid")
 
 
 def _forbidden(user: User, ext: str) -> web.Response:
     return error(403, f"{user.name} may change only their own setting (extension {user.extension})", "forbidden")
+
+
+def _extension(request: web.Request) -> str:
+    ext = request.match_info["ext"]
+    if len(ext) > MAX_EXT:
+        raise BadInput(404, "no such employee in the policy", "not_found")
+    return ext
+
+
+def _current_file(snapshot: Snapshot, ext: str) -> str | None:
+    raw = snapshot.raw_announcement(ext)
+    return raw.get("file") if isinstance(raw, dict) and isinstance(raw.get("file"), str) else None
 
 
 @api()
@@ -50,22 +75,24 @@ async def me(request: web.Request, session: Session, user: User) -> web.Response
 
 @api()
 async def employees(request: web.Request, session: Session, user: User) -> web.Response:
+    web_ = state(request)
     try:
-        snapshot = state(request).policy.read()
+        snapshot = await web_.snapshot()
     except PolicyBroken as exc:
-        return _broken(exc)
+        return broken(web_, user, exc)
     return web.json_response({"employees": visible_employees(snapshot, user)})
 
 
 @api()
 async def get_no_answer(request: web.Request, session: Session, user: User) -> web.Response:
-    ext = request.match_info["ext"]
+    ext = _extension(request)
     if not user.may_edit(ext):
         return _forbidden(user, ext)
+    web_ = state(request)
     try:
-        view = employee_view(state(request).policy.read(), ext)
+        view = employee_view(await web_.snapshot(), ext)
     except PolicyBroken as exc:
-        return _broken(exc)
+        return broken(web_, user, exc)
     if view is None:
         return error(404, f"no employee {ext} in the policy", "not_found")
     return web.json_response(view)
@@ -73,52 +100,83 @@ async def get_no_answer(request: web.Request, session: Session, user: User) -> w
 
 @api(mutating=True)
 async def put_no_answer(request: web.Request, session: Session, user: User) -> web.Response:
-    ext = request.match_info["ext"]
+    ext = _extension(request)
     if not user.may_edit(ext):
         return _forbidden(user, ext)
     web_ = state(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        return error(400, "expected a JSON body: {version, setting}", "bad_request")
-    if not isinstance(body, dict) or not isinstance(body.get("version"), str):
+    body = await read_json(request, "{version, setting}")
+    version = body.get("version")
+    if not isinstance(version, str) or len(version) > 64:
         return error(400, "expected a JSON body with 'version' (from the GET) and 'setting'", "bad_request")
     try:
-        snapshot = web_.policy.read()
+        snapshot = await web_.snapshot()
     except PolicyBroken as exc:
-        return _broken(exc)
+        return broken(web_, user, exc)
     if snapshot.policy.employee(ext) is None:
         return error(404, f"no employee {ext} in the policy", "not_found")
+    store, keep = web_.announcements, _current_file(snapshot, ext)
     try:
         setting = setting_from_json(body.get("setting"), snapshot.policy, ext,
-                                    lambda name: web_.announcements.path(name) is not None)
+                                    lambda name: store.may_use(name, user, keep))
     except SettingError as exc:
         return error(400, f"the setting is not valid: {exc}", "invalid", problems=exc.problems)
+    address = client_address(request)
 
-    def audit(before, after) -> None:
+    def audit(before, after) -> None:  # runs in the save's worker thread
         web_.audit.record(
-            "set_no_answer", user.name, role=user.role, address=client_address(request), employee=ext,
+            "set_no_answer", user.name, role=user.role, address=address, employee=ext,
             before=employee_view(before, ext)["setting"], after=setting.to_json(),
             version_before=before.version(ext), version_after=after.version(ext),
         )
 
     try:
-        saved = await web_.policy.save_no_answer(ext, setting, body["version"], before_write=audit)
+        saved = await web_.policy.save_no_answer(ext, setting, version, before_write=audit)
     except StaleVersion as exc:
-        current = employee_view(web_.policy.read(), ext)
+        try:
+            current = employee_view(await web_.snapshot(), ext)
+        except PolicyBroken:
+            current = None
         return error(409, "someone changed this setting after you opened it; nothing was saved. "
                      "Reload to see the current setting, then make your change again.", "stale",
                      version=exc.current, current=current)
+    except FileChanged as exc:
+        if exc.audited:
+            await web_.record("set_no_answer_not_saved", user.name, role=user.role, address=address, employee=ext,
+                              reason="the policy file changed on disk during the save")
+        return error(409, "the policy file was changed by someone else while saving; nothing was saved. "
+                     "Reload, then make your change again.", "file_changed")
     except UnknownEmployee:
         return error(404, f"no employee {ext} in the policy", "not_found")
     except PolicyBroken as exc:
-        return _broken(exc)
+        return broken(web_, user, exc)
     except InvalidEdit as exc:
+        problems = [p.message for p in exc.error.problems] if user.is_admin else []
         return error(400, "the policy would not be valid with this change; nothing was saved", "invalid",
-                     problems=[p.message for p in exc.error.problems])
-    web_.policy_changed()
+                     problems=problems)
+    store.referenced(saved.before.text)  # a sound just dropped from a setting keeps its grace period
+    store.referenced(saved.after.text)
+    web_.saved()
     log.info("%s (%s) set the no-answer setting of %s", user.name, user.role, ext)
     return web.json_response(employee_view(saved.after, ext))
+
+
+async def _file_part(request: web.Request):
+    """The multipart part named 'file', having skipped at most a few others."""
+    try:
+        reader = await request.multipart()
+        for _ in range(MAX_PARTS):
+            part = await reader.next()
+            if part is None:
+                break
+            if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
+                return part
+    except (ValueError, AssertionError, KeyError, LookupError, HttpProcessingError, RuntimeError):
+        pass
+    raise BadInput(400, "expected a form upload with a 'file' field")
+
+
+def _sound_error(exc: AnnouncementError) -> web.Response:
+    return error(exc.status, str(exc), exc.code, retry_after=exc.retry_after)
 
 
 @api(mutating=True)
@@ -126,64 +184,72 @@ async def upload_announcement(request: web.Request, session: Session, user: User
     web_ = state(request)
     limit = web_.announcements.max_bytes
     too_large = f"the file is too large: the limit is {limit / 1024 / 1024:.1f} MiB"
-    if request.content_length is not None and request.content_length > limit + CHUNK:
+    # The whole form, every part, is bounded by the length the browser declares.
+    if request.content_length is None:
+        return error(411, "send the upload with a Content-Length", "length_required")
+    if request.content_length > limit + MULTIPART_OVERHEAD:
         return error(413, too_large, "too_large")
+    part = await _file_part(request)
     try:
-        reader = await request.multipart()
-        part = await reader.next()
-        while part is not None and getattr(part, "name", None) != "file":
-            part = await reader.next()
-    except (ValueError, AssertionError, KeyError):
-        return error(400, "expected a form upload with a 'file' field", "bad_request")
-    if part is None:
-        return error(400, "expected a form upload with a 'file' field", "bad_request")
+        sent_as = text(part.filename or "", "file name", 1000)[:200]
+    except (BadInput, ValueError, LookupError):
+        sent_as = "?"
     # Saved outside the announcements folder first, under our own name: the sender's file name
     # never becomes a path.
     with tempfile.TemporaryDirectory(prefix="pbx-upload-") as tmp:
         upload = Path(tmp) / "upload"
         size = 0
-        with open(upload, "wb") as f:
-            while chunk := await part.read_chunk(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    return error(413, too_large, "too_large")
-                f.write(chunk)
         try:
-            stored = await web_.announcements.import_upload(upload)
+            with open(upload, "wb") as f:
+                while chunk := await part.read_chunk(CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        return error(413, too_large, "too_large")
+                    f.write(chunk)
+        except (ValueError, AssertionError, HttpProcessingError, RuntimeError):
+            return error(400, "the upload was cut short or is not a valid form", "bad_request")
+        try:
+            stored = await web_.announcements.import_upload(upload, owner=user.name)
         except AnnouncementError as exc:
-            return error(400, str(exc), "bad_sound")
-    web_.audit.record("announcement_upload", user.name, role=user.role, address=client_address(request),
-                      file=stored.name, seconds=stored.seconds, bytes=size, sent_as=(part.filename or "")[:200])
+            return _sound_error(exc)
+    await web_.record("announcement_upload", user.name, role=user.role, address=client_address(request),
+                      file=stored.name, seconds=stored.seconds, bytes=size, sent_as=sent_as)
     return web.json_response({"file": stored.name, "seconds": stored.seconds, "url": f"/api/announcements/{stored.name}"})
 
 
 @api(mutating=True)
 async def tts_announcement(request: web.Request, session: Session, user: User) -> web.Response:
     web_ = state(request)
+    body = await read_json(request, "{text, language}")
+    said = text(body.get("text"), "text", MAX_TEXT)
+    language = body.get("language") or "en"
+    if not isinstance(language, str) or len(language) > 10:
+        return error(400, "'language' must be en or ru", "bad_text")
     try:
-        body = await request.json()
-    except ValueError:
-        return error(400, "expected a JSON body: {text, language}", "bad_request")
-    if not isinstance(body, dict):
-        return error(400, "expected a JSON body: {text, language}", "bad_request")
-    text = " ".join(str(body.get("text") or "").split())
-    language = str(body.get("language") or "en")
-    try:
-        stored = await web_.announcements.from_text(text, language)
+        stored = await web_.announcements.from_text(said, language, owner=user.name)
     except AnnouncementError as exc:
-        return error(400, str(exc), "bad_text")
-    web_.audit.record("announcement_tts", user.name, role=user.role, address=client_address(request),
-                      file=stored.name, seconds=stored.seconds, language=language, text=text)
-    return web.json_response({"file": stored.name, "seconds": stored.seconds, "text": text,
+        if exc.code == "bad_sound":
+            exc.code = "bad_text"
+        return _sound_error(exc)
+    await web_.record("announcement_tts", user.name, role=user.role, address=client_address(request),
+                      file=stored.name, seconds=stored.seconds, language=language, text=said)
+    return web.json_response({"file": stored.name, "seconds": stored.seconds, "text": said,
                               "url": f"/api/announcements/{stored.name}"})
 
 
 @api()
 async def play_announcement(request: web.Request, session: Session, user: User) -> web.StreamResponse:
-    path = state(request).announcements.path(request.match_info["name"])
-    if path is None:
+    web_ = state(request)
+    name = request.match_info["name"]
+    keep = None
+    if not user.is_admin and user.extension:
+        try:
+            keep = _current_file(await web_.snapshot(), user.extension)
+        except PolicyBroken:
+            pass
+    if not web_.announcements.may_use(name, user, keep):
         return error(404, "no such announcement", "not_found")
-    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+    return web.FileResponse(web_.announcements.path(name), headers={"Content-Type": "audio/wav"})
 
 
 @api()

@@ -1,71 +1,76 @@
-"""Wiring of the web feature: its state (users, sessions, the policy file, announcements, the
-audit log) and its routes on the shared aiohttp Application."""
+"""Wiring of the web feature: its state, its routes, the Host check and the housekeeping of the
+announcements folder, on an aiohttp Application (the page's own process: web/server.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import jinja2
 from aiohttp import web
 
 from ..announcements import AnnouncementStore, TextToSpeech
 from ..users import UserStore
+from . import api, pages
 from .audit import AuditLog
 from .config import WebConfig
+from .edge import allowed_hosts_middleware
 from .policy_file import PolicyFile
-from .ratelimit import LoginLimiter
-from .sessions import SessionStore
+from .state import WEB, Web
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass
-class Web:
-    config: WebConfig
-    users: UserStore
-    policy: PolicyFile
-    announcements: AnnouncementStore
-    audit: AuditLog
-    # Called after a save so the next call follows it (the app's PolicyHolder.reload).
-    reload: Callable[[], object] | None = None
-    sessions: SessionStore = field(default_factory=SessionStore)
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
-    templates: jinja2.Environment = field(
-        default_factory=lambda: jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
-        )
-    )
-
-    def policy_changed(self) -> None:
-        if self.reload is None:
-            return
-        try:
-            self.reload()
-        except Exception:  # the file is saved; the holder's own polling will pick it up
-            log.exception("policy reload after a web save failed")
-
-
-WEB = web.AppKey("pbx_app.web", Web)
+COLLECT_EVERY = 300.0  # seconds between looks for page-made sounds nothing uses any more
 
 
 def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], object] | None = None,
           tts: TextToSpeech | None = None) -> Web:
-    from . import api, pages
-
     state = Web(
         config=config,
         users=UserStore(config.users_path),
         policy=PolicyFile(config.policy_path),
-        announcements=AnnouncementStore(config.announcements_dir, max_bytes=config.max_upload_bytes, tts=tts),
+        announcements=AnnouncementStore(
+            config.announcements_dir, max_bytes=config.max_upload_bytes, tts=tts, conversions=config.conversions,
+            quota_bytes=config.upload_quota_bytes, per_hour=config.uploads_per_hour,
+            unused_seconds=config.unused_upload_seconds),
         audit=AuditLog(config.audit_path),
         reload=reload,
     )
     webapp[WEB] = state
+    webapp.middlewares.append(allowed_hosts_middleware(config.allowed_hosts))
     pages.add_routes(webapp)
     api.add_routes(webapp)
     webapp.router.add_static("/ui/static/", HERE / "static", name="pbx_web_static")
+    webapp.cleanup_ctx.append(_housekeeping)
     return state
+
+
+async def collect_unused(state: Web) -> list[str]:
+    """One pass: page-made sounds the policy does not mention, unused past the grace period."""
+    try:
+        text = await asyncio.to_thread(state.policy.path.read_text, encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []  # cannot tell what is in use: remove nothing
+    removed = await state.announcements.collect(text)
+    for name in removed:
+        log.info("removed the announcement %s: made on the page, no setting has used it for %g h",
+                 name, state.config.unused_upload_seconds / 3600)
+    return removed
+
+
+async def _housekeeping(webapp: web.Application):
+    async def loop() -> None:
+        while True:
+            try:
+                await collect_unused(webapp[WEB])
+            except Exception:  # never let housekeeping take the page down
+                log.exception("announcements housekeeping failed")
+            await asyncio.sleep(COLLECT_EVERY)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -11,15 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+MAX_FIELD = 1000  # characters of any one text field: a line never grows with what a visitor sent
+
 
 class AuditLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
     def record(self, action: str, user: str, **details: Any) -> dict:
-        entry = {"at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "user": user, "action": action,
-                 **details}
-        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
+        entry = {"at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "user": _bounded(user),
+                 "action": action, **{k: _bounded(v) for k, v in details.items()}}
+        # backslashreplace: a lone surrogate becomes a JSON \uXXXX escape instead of an error.
+        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8", "backslashreplace")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # O_APPEND: each line lands whole at the end, even with several writers.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -36,3 +39,7 @@ class AuditLog:
         except FileNotFoundError:
             return []
         return [json.loads(l) for l in lines if l.strip()]
+
+
+def _bounded(value: Any) -> Any:
+    return value[:MAX_FIELD] + "…" if isinstance(value, str) and len(value) > MAX_FIELD else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..sounds import CUSTOM_DIR
 REPO_SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
 INSTALLED_SOUNDS = Path(sys.prefix) / "share" / "pbx_app" / "sounds"
 STANDARD_SOUNDS = REPO_SOUNDS if REPO_SOUNDS.is_dir() else INSTALLED_SOUNDS
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,14 @@ class WebConfig:
     secure_cookies: bool = False  # set when the page is served over HTTPS (a reverse proxy)
     max_upload_bytes: int = MAX_BYTES
     standard_sounds: Path = STANDARD_SOUNDS  # sounds/<lang>/forward-notice.wav, to preview it
+    # Host header names the page answers for ("*": any); a port in the header is ignored.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    # Peers whose X-Forwarded-For is believed (the site's reverse proxies); nobody's by default.
+    trusted_proxies: tuple[Network, ...] = ()
+    upload_quota_bytes: int = 20 * 1024 * 1024
+    uploads_per_hour: int = 20
+    conversions: int = 2
+    unused_upload_seconds: float = 24 * 3600.0
 
     @classmethod
     def from_settings(cls, settings) -> "WebConfig":
@@ -35,4 +45,21 @@ class WebConfig:
             audit_path=Path(getattr(settings, "audit_path", cls.audit_path)),
             announcements_dir=Path(getattr(settings, "announcements_dir", cls.announcements_dir)),
             secure_cookies=bool(getattr(settings, "web_secure_cookies", False)),
+            allowed_hosts=tuple(h.lower() for h in settings.web_allowed_hosts),
+            trusted_proxies=networks(settings.web_trusted_proxies),
+            upload_quota_bytes=int(settings.web_upload_quota_mb * 1024 * 1024),
+            uploads_per_hour=settings.web_uploads_per_hour,
+            conversions=settings.web_conversions,
+            unused_upload_seconds=settings.web_unused_upload_hours * 3600.0,
         )
+
+
+def networks(entries: tuple[str, ...] | list[str]) -> tuple[Network, ...]:
+    """PBX_WEB_TRUSTED_PROXIES: addresses or CIDR blocks, e.g. ``127.0.0.1,10.0.0.0/8``."""
+    found = []
+    for entry in entries:
+        try:
+            found.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise SystemExit(f"PBX_WEB_TRUSTED_PROXIES: '{entry}' is not an address or a network like 10.0.0.0/8") from None
+    return tuple(found)

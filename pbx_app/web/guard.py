@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import functools
 import hmac
+import logging
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from ..users import User
-from .app import WEB, Web
+from ..users import User, UserError
+from .bodies import BadInput
+from .edge import client_address as edge_address
 from .sessions import COOKIE, Session
+from .state import WEB, Web
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 CSRF_HEADER = "X-CSRF-Token"
@@ -33,12 +38,18 @@ def state(request: web.Request) -> Web:
 
 
 def current(request: web.Request) -> tuple[Session | None, User | None]:
+    """The signed-in session and its user, checked against the users file on every request: a
+    user removed or given a new password since (by any process) is signed out here."""
     web_ = state(request)
     session = web_.sessions.get(request.cookies.get(COOKIE))
-    if session is None or session.user is None:
-        return session, None
-    user = web_.users.get(session.user)
-    if user is None:  # removed since they signed in
+    if session is None:
+        return None, None
+    try:
+        user = web_.users.get(session.user)
+    except UserError as exc:  # a broken users file: nobody is let in until it is fixed
+        log.error("%s", exc)
+        return None, None
+    if user is None or not hmac.compare_digest(user.stamp, session.stamp):
         web_.sessions.drop(session.id)
         return None, None
     return session, user
@@ -50,7 +61,7 @@ def set_cookie(request: web.Request, response: web.StreamResponse, session: Sess
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "?"
+    return edge_address(request, state(request).config.trusted_proxies)
 
 
 def same_origin(request: web.Request) -> bool:
@@ -64,7 +75,9 @@ def same_origin(request: web.Request) -> bool:
 
 
 def token_ok(session: Session | None, token: str | None) -> bool:
-    return session is not None and bool(token) and hmac.compare_digest(session.csrf, token)  # type: ignore[arg-type]
+    # As bytes: compare_digest refuses str with non-ASCII characters, and a header may have them.
+    return (session is not None and bool(token)
+            and hmac.compare_digest(session.csrf.encode(), token.encode("utf-8", "surrogateescape")))  # type: ignore[union-attr]
 
 
 def with_headers(response: web.StreamResponse) -> web.StreamResponse:
@@ -103,6 +116,8 @@ def api(mutating: bool = False) -> Callable[[Handler], Handler]:
                 return with_headers(error(403, "the request did not come from this page (CSRF check failed): reload the page", "csrf"))
             try:
                 return with_headers(await handler(request, session, user))
+            except BadInput as exc:
+                return with_headers(error(exc.status, exc.message, exc.code))
             except web.HTTPException as exc:
                 raise with_headers(exc)
 
@@ -111,5 +126,8 @@ def api(mutating: bool = False) -> Callable[[Handler], Handler]:
     return decorate
 
 
-def error(status: int, message: str, code: str, **extra) -> web.Response:
-    return web.json_response({"error": message, "code": code, **extra}, status=status)
+def error(status: int, message: str, code: str, retry_after: float | None = None, **extra) -> web.Response:
+    response = web.json_response({"error": message, "code": code, **extra}, status=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    return response

@@ -1,5 +1,9 @@
 """The HTML pages: sign in, sign out, and an employee's profile with "If the employee does not
-answer". The page's state comes embedded as JSON; app.js drives the Configure dialog."""
+answer". The page's state comes embedded as JSON; app.js drives the Configure dialog.
+
+Signing in keeps no server state until the password is right: the form's CSRF token is a signed
+cookie (formtoken.py). Each attempt is counted before the password is checked (ratelimit.py),
+and the check itself (argon2) runs in a worker thread, a couple at a time."""
 
 from __future__ import annotations
 
@@ -8,10 +12,17 @@ import asyncio
 from aiohttp import web
 
 from ..users import User
+from ..users.store import NAME_RE
+from .bodies import BadInput, read_form
+from .formtoken import COOKIE as FORM_COOKIE
 from .guard import CSRF_FIELD, client_address, current, page, same_origin, set_cookie, state, token_ok, with_headers
 from .policy_file import PolicyBroken
+from .sessions import COOKIE
 from .sessions import Session
 from .view import employee_view, visible_employees
+
+MAX_NAME = 64
+MAX_PASSWORD = 1024
 
 
 def add_routes(webapp: web.Application) -> None:
@@ -26,11 +37,11 @@ def redirect(location: str) -> web.Response:
     return with_headers(web.Response(status=303, headers={"Location": location}))
 
 
-def render(request: web.Request, template: str, status: int = 200, **context) -> web.Response:
+async def render(request: web.Request, template: str, status: int = 200, **context) -> web.Response:
     user = context.get("user")
     if user is not None and user.extension and not user.display_name:
         try:  # the header names the person as the policy does
-            employee = state(request).policy.read().policy.employee(user.extension)
+            employee = (await state(request).snapshot()).policy.employee(user.extension)
             context["who"] = employee.name if employee else None
         except PolicyBroken:
             pass
@@ -38,91 +49,110 @@ def render(request: web.Request, template: str, status: int = 200, **context) ->
     return with_headers(web.Response(text=html, content_type="text/html", status=status))
 
 
+async def _broken_page(request: web.Request, session: Session, user: User, exc: PolicyBroken) -> web.Response:
+    state(request).report_broken(exc)
+    problems = exc.error.problems if user.is_admin else []
+    return await render(request, "broken.html", status=503, user=user, session=session, problems=problems)
+
+
 @page
 async def home(request: web.Request, session: Session, user: User) -> web.StreamResponse:
     if user.extension and not user.is_admin:
         raise web.HTTPSeeOther(f"/employees/{user.extension}")
     try:
-        snapshot = state(request).policy.read()
+        snapshot = await state(request).snapshot()
     except PolicyBroken as exc:
-        return render(request, "broken.html", status=503, user=user, session=session, problems=exc.error.problems)
+        return await _broken_page(request, session, user, exc)
     first = user.extension if user.extension in snapshot.policy.employees else next(iter(snapshot.policy.employees), None)
     if first is None:
-        return render(request, "broken.html", user=user, session=session, problems=["the policy has no employees yet"])
+        return await render(request, "broken.html", user=user, session=session, problems=["the policy has no employees yet"])
     raise web.HTTPSeeOther(f"/employees/{first}")
 
 
 @page
 async def profile(request: web.Request, session: Session, user: User) -> web.StreamResponse:
-    ext = request.match_info["ext"]
+    ext = request.match_info["ext"][:32]
     if not user.may_edit(ext):
-        return render(request, "forbidden.html", status=403, user=user, session=session)
+        return await render(request, "forbidden.html", status=403, user=user, session=session)
     try:
-        snapshot = state(request).policy.read()
+        snapshot = await state(request).snapshot()
     except PolicyBroken as exc:
-        return render(request, "broken.html", status=503, user=user, session=session, problems=exc.error.problems)
+        return await _broken_page(request, session, user, exc)
     view = employee_view(snapshot, ext)
     if view is None:
-        return render(request, "missing.html", status=404, user=user, session=session, extension=ext)
+        return await render(request, "missing.html", status=404, user=user, session=session, extension=ext)
     people = visible_employees(snapshot, user) if user.is_admin else []
     max_mib = f"{state(request).config.max_upload_bytes / 1024 / 1024:g}"
-    return render(request, "profile.html", user=user, session=session, view=view, people=people, max_mib=max_mib)
+    return await render(request, "profile.html", user=user, session=session, view=view, people=people, max_mib=max_mib)
+
+
+async def _form(request: web.Request, status: int = 200, error: str | None = None, name: str = "") -> web.Response:
+    """The sign-in form with a signed token, in the form and in its cookie: the visitor's own
+    while it is still good, else a fresh one."""
+    web_ = state(request)
+    token = request.cookies.get(FORM_COOKIE, "")
+    if not web_.forms.valid(token, token):
+        token = web_.forms.issue()
+    response = await render(request, "login.html", status=status, form_token=token, error=error, name=name)
+    response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="Strict", path="/login",
+                        secure=web_.config.secure_cookies, max_age=int(web_.forms.max_age))
+    return response
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    session, user = current(request)
+    _, user = current(request)
     if user is not None:
         raise with_headers(web.HTTPSeeOther("/"))
-    web_ = state(request)
-    if session is None:
-        session = web_.sessions.new()
-    response = render(request, "login.html", session=session, error=None, name="")
-    set_cookie(request, response, session)
-    return response
+    return await _form(request)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
     web_ = state(request)
-    session = web_.sessions.get(request.cookies.get("pbx_session"))
-    form = await request.post()
-    name = str(form.get("name", "")).strip()
-    password = str(form.get("password", ""))
+    try:
+        form = await read_form(request)
+    except BadInput as exc:
+        return await _form(request, exc.status, "The sign-in form could not be read. Please try again.")
+    name = form.get("name", "").strip()
+    password = form.get("password", "")
+    if not same_origin(request) or not web_.forms.valid(request.cookies.get(FORM_COOKIE), form.get(CSRF_FIELD)):
+        return await _form(request, 403, "Your sign-in form expired. Please try again.")
+    if len(name) > MAX_NAME or not NAME_RE.match(name) or len(password) > MAX_PASSWORD:
+        shown = name if len(name) <= MAX_NAME else ""
+        return await _form(request, 400, "No such user name or password (too long or not allowed characters).", shown)
     address = client_address(request)
-
-    def again(message: str, status: int) -> web.Response:
-        fresh = session or web_.sessions.new()
-        response = render(request, "login.html", status=status, session=fresh, error=message, name=name)
-        set_cookie(request, response, fresh)
+    attempt = web_.limiter.begin(name, address)  # counted now, before the password is checked
+    if attempt.wait > 0:
+        seconds = int(attempt.wait) + 1
+        response = await _form(request, 429, f"Too many failed attempts. Try again in {seconds} seconds.", name)
+        response.headers["Retry-After"] = str(seconds)
         return response
-
-    if not same_origin(request) or not token_ok(session, str(form.get(CSRF_FIELD, ""))):
-        return again("Your sign-in form expired. Please try again.", 403)
-    wait = web_.limiter.retry_after(name, address)
-    if wait > 0:
-        response = again(f"Too many failed attempts. Try again in {int(wait) + 1} seconds.", 429)
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return response
-    user = await asyncio.to_thread(web_.users.authenticate, name, password)
+    if attempt.delay:
+        await asyncio.sleep(attempt.delay)  # the name is under attack: everyone slows down a little
+    async with web_.hashing:
+        user = await asyncio.to_thread(web_.users.authenticate, name, password)
     if user is None:
-        web_.limiter.failed(name, address)
-        web_.audit.record("sign_in_failed", name, address=address)
-        return again("Wrong user name or password.", 401)
-    web_.limiter.succeeded(name)
-    web_.sessions.drop(session.id if session else None)
-    fresh = web_.sessions.new(user.name)  # a new id at sign-in: a planted one is worth nothing
-    web_.audit.record("sign_in", user.name, role=user.role, address=address)
+        await web_.record("sign_in_failed", name, address=address)
+        return await _form(request, 401, "Wrong user name or password.", name)
+    web_.limiter.succeeded(attempt)
+    web_.sessions.drop(request.cookies.get(COOKIE))
+    fresh = web_.sessions.new(user.name, user.stamp)  # a new id at sign-in: a planted one is worth nothing
+    await web_.record("sign_in", user.name, role=user.role, address=address)
     response = redirect("/")
     set_cookie(request, response, fresh)
+    response.del_cookie(FORM_COOKIE, path="/login")
     return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     web_ = state(request)
-    session = web_.sessions.get(request.cookies.get("pbx_session"))
-    form = await request.post()
-    if not (same_origin(request) and token_ok(session, str(form.get(CSRF_FIELD, "")))):
+    session, _ = current(request)
+    try:
+        form = await read_form(request)
+    except BadInput:
+        form = {}
+    if session is None or not (same_origin(request) and token_ok(session, form.get(CSRF_FIELD))):
         raise with_headers(web.HTTPSeeOther("/"))  # not from our page: change nothing
-    web_.sessions.drop(session.id)  # type: ignore[union-attr]
+    web_.sessions.drop(session.id)
     response = redirect("/login")
-    response.del_cookie("pbx_session", path="/")
+    response.del_cookie(COOKIE, path="/")
     return response

@@ -5,17 +5,26 @@ employee's ``on_no_answer``/``ring_time`` in the round-trip tree (comments, key 
 stay as the sysadmin wrote them), validates the new text with the policy loader, and replaces
 the file atomically. The version is a hash of that employee's entry: an edit made on an
 outdated view of the entry is refused, while two people saving different employees do not
-get in each other's way (each save re-reads the file, so neither loses the other's change)."""
+get in each other's way (each save re-reads the file, so neither loses the other's change).
+
+Saves hold a flock on ``.<file>.lock`` beside the policy (across processes), and just before
+the file is replaced it is checked once more: if it changed meanwhile — the sysadmin's editor
+or script — the save is refused (the page answers 409) and the hand edit stays."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +54,15 @@ class InvalidEdit(Exception):
     def __init__(self, error: PolicyError):
         self.error = error
         super().__init__(str(error))
+
+
+class FileChanged(Exception):
+    """The file changed on disk (a hand edit) while a save was being made; nothing was written.
+    ``audited``: the audit log already has the change, which then did not happen."""
+
+    def __init__(self, audited: bool = True):
+        self.audited = audited
+        super().__init__("the policy file changed while the save was being made")
 
 
 class PolicyBroken(Exception):
@@ -118,12 +136,31 @@ class Saved:
 
 
 class PolicyFile:
+    """The policy file as the page reads and edits it. Everything here is blocking (parsing,
+    validating, fsync): the page calls it from worker threads, never on its event loop."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()  # one save at a time in this process; flock across processes
+        self._cache: tuple[tuple, Snapshot] | None = None
 
     def read(self) -> Snapshot:
-        """Raises PolicyBroken when the file does not validate as it stands."""
+        """Raises PolicyBroken when the file does not validate as it stands. An unchanged file
+        (same inode, size and mtime) is not parsed again."""
+        try:
+            st = os.stat(self.path)
+            identity = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+        except OSError:
+            identity = None
+        cached = self._cache
+        if identity is not None and cached is not None and cached[0] == identity:
+            return cached[1]
+        snapshot = self._read_fresh()
+        if identity is not None:
+            self._cache = (identity, snapshot)
+        return snapshot
+
+    def _read_fresh(self) -> Snapshot:
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -135,13 +172,23 @@ class PolicyFile:
         doc = _yaml_for(text).load(text) or CommentedMap()
         return Snapshot(text, doc, policy)
 
+    @property
+    def lock_path(self) -> Path:
+        """A script that edits the policy may take this flock too, to never race a save."""
+        target = Path(os.path.realpath(self.path))
+        return target.with_name(f".{target.name}.lock")
+
     async def save_no_answer(self, ext: str, setting: NoAnswerSetting, version: str,
                              before_write=None) -> Saved:
+        return await asyncio.to_thread(self.save_no_answer_now, ext, setting, version, before_write)
+
+    def save_no_answer_now(self, ext: str, setting: NoAnswerSetting, version: str, before_write=None) -> Saved:
         """Writes ``setting`` for ``ext`` if the entry is still at ``version``. ``before_write``
         (the audit record) runs after validation and before the file is replaced: a change it
-        cannot record is not made."""
-        async with self._lock:
-            before = self.read()
+        cannot record is not made. Raises FileChanged when the file changed (a hand edit) while
+        this save was being made: nothing is written then."""
+        with self._lock, _flocked(self.lock_path):
+            before = self._read_fresh()
             body = before.employee_body(ext)
             if body is None:
                 raise UnknownEmployee(ext)
@@ -157,9 +204,11 @@ class PolicyFile:
             if errors:
                 raise InvalidEdit(PolicyError(errors))
             after = Snapshot(text, doc, policy)
+            if _current_text(self.path) != before.text:
+                raise FileChanged(audited=False)
             if before_write is not None:
                 before_write(before, after)
-            write_atomically(self.path, text)
+            write_atomically(self.path, text, expected=before.text)
             return Saved(before, after)
 
 
@@ -215,9 +264,12 @@ def _announcement_yaml(setting: NoAnswerSetting) -> Any:
     return node
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, rename over the target: a reader sees the old file
-    or the new one, never a mix. Mode and owner of the old file are kept."""
+def write_atomically(path: Path, text: str, expected: str | None = None) -> None:
+    """Temp file in the same folder, fsync, then it takes the target's place in one step: a
+    reader sees the old file or the new one, never a mix. Mode and owner of the old file are
+    kept. With ``expected``, the file must still hold that text: the two are exchanged
+    atomically (renameat2 RENAME_EXCHANGE), and if what came out is not ``expected`` — a hand
+    edit landed at that instant — it is put back and FileChanged raised, so no edit is lost."""
     target = Path(os.path.realpath(path))  # a symlinked policy: replace the file it points at
     try:
         st = target.stat()
@@ -235,12 +287,56 @@ def write_atomically(path: Path, text: str) -> None:
                 except PermissionError:
                     pass
             os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
+        if expected is None or st is None or not _exchange(tmp, target):
+            if expected is not None and _current_text(target) != expected:
+                raise FileChanged()
+            os.replace(tmp, target)
+        else:
+            displaced = _current_text(Path(tmp))
+            if displaced != expected:
+                _exchange(tmp, target)  # the hand edit goes back in place
+                if _current_text(Path(tmp)) != text:
+                    _exchange(tmp, target)  # a newer edit had replaced ours meanwhile: it stays
+                raise FileChanged()
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _current_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def _exchange(a: str | Path, b: str | Path) -> bool:
+    """Swaps two paths in one step; False where the system or file system cannot."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+@contextlib.contextmanager
+def _flocked(path: Path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -1,6 +1,13 @@
-"""Server-side sessions: the cookie holds only a random id; who is signed in and the CSRF
-token stay in memory here. A restart signs everyone out, which is acceptable for a settings page.
-Signing in always starts a new session, so an id planted before sign-in is worth nothing."""
+"""Server-side sessions of signed-in users. The cookie holds only a random id; the user, their
+credential stamp and the CSRF token stay in memory here (a restart signs everyone out, which is
+acceptable for a settings page).
+
+No session exists before sign-in (the sign-in form has a signed cookie instead, formtoken.py),
+so anonymous traffic cannot push anyone out. Each user keeps at most ``per_user`` sessions:
+signing in once more ends their oldest, never someone else's. A session carries the user's
+credential stamp at sign-in (users/store.py); when the stamp in the users file changes — a new
+password — or the user is gone, the session ends at its next request, whichever process
+(`pbx-app user passwd/remove`) changed the file."""
 
 from __future__ import annotations
 
@@ -10,30 +17,34 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 COOKIE = "pbx_session"
-IDLE_SECONDS = 8 * 3600  # signed in: idle this long and you sign in again
-ANONYMOUS_IDLE_SECONDS = 3600  # the login form's session
-MAX_SESSIONS = 10_000  # past this the least recently used sessions are dropped
+IDLE_SECONDS = 8 * 3600  # idle this long and you sign in again
+PER_USER = 10  # browsers one user may be signed in on at once
 
 
 @dataclass
 class Session:
     id: str
     csrf: str
-    user: str | None
+    user: str
+    stamp: str  # the user's credential stamp when they signed in
     seen: float = field(default=0.0)
 
 
 class SessionStore:
     def __init__(self, idle: float = IDLE_SECONDS, clock: Callable[[], float] = time.monotonic,
-                 max_sessions: int = MAX_SESSIONS):
+                 per_user: int = PER_USER):
         self.idle = idle
         self.clock = clock
-        self.max_sessions = max_sessions
+        self.per_user = per_user
         self._sessions: dict[str, Session] = {}
 
-    def new(self, user: str | None = None) -> Session:
-        self._evict()
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, self.clock())
+    def new(self, user: str, stamp: str) -> Session:
+        now = self.clock()
+        self._expire(now)
+        mine = sorted((s for s in self._sessions.values() if s.user == user), key=lambda s: s.seen)
+        for old in mine[: max(0, len(mine) - self.per_user + 1)]:
+            del self._sessions[old.id]
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, stamp, now)
         self._sessions[session.id] = session
         return session
 
@@ -41,8 +52,7 @@ class SessionStore:
         session = self._sessions.get(session_id or "")
         if session is None:
             return None
-        limit = self.idle if session.user else min(self.idle, ANONYMOUS_IDLE_SECONDS)
-        if self.clock() - session.seen > limit:
+        if self.clock() - session.seen > self.idle:
             del self._sessions[session.id]
             return None
         session.seen = self.clock()
@@ -51,13 +61,9 @@ class SessionStore:
     def drop(self, session_id: str | None) -> None:
         self._sessions.pop(session_id or "", None)
 
-    def drop_user(self, user: str) -> None:
-        for sid in [s.id for s in self._sessions.values() if s.user == user]:
-            del self._sessions[sid]
+    def __len__(self) -> int:
+        return len(self._sessions)
 
-    def _evict(self) -> None:
-        if len(self._sessions) < self.max_sessions:
-            return
-        by_age = sorted(self._sessions.values(), key=lambda s: s.seen)
-        for session in by_age[: len(by_age) - self.max_sessions + 1]:
-            del self._sessions[session.id]
+    def _expire(self, now: float) -> None:
+        for sid in [s.id for s in self._sessions.values() if now - s.seen > self.idle]:
+            del self._sessions[sid]

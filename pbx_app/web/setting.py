@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from ..policy import Policy
 from ..policy.model import MAX_RING_TIME, MIN_RING_TIME, Action, Employee
+from .bodies import writable
 
 ACTIONS = ("forward", "voicemail", "drop")
 DROPS = ("busy", "message")
@@ -89,7 +90,7 @@ def setting_from_json(data: Any, policy: Policy, extension: str, file_exists: Ca
         elif to == extension:
             problems["to"] = "an employee cannot forward to themselves"
         elif to not in policy.employees and to not in policy.departments:
-            problems["to"] = f"'{to}' is not a colleague or department in the policy"
+            problems["to"] = f"'{to[:40]}' is not a colleague or department in the policy"
         announcement = _announcement(data.get("announcement"), file_exists, problems)
     else:
         to = None
@@ -108,15 +109,17 @@ def _announcement(data: Any, file_exists: Callable[[str], bool], problems: dict[
     if kind in ("standard", "none"):
         return AnnouncementChoice(kind)
     name = data.get("file")
-    if not isinstance(name, str) or not file_exists(name):
+    if not isinstance(name, str) or len(name) > 200 or not file_exists(name):
         what = "upload a recording" if kind == "custom" else "make the message from the text"
-        problems["announcement"] = f"{what} first (no such announcement file: {name!r})"
+        shown = repr(name[:40]) if isinstance(name, str) else repr(None)
+        problems["announcement"] = f"{what} first (no such announcement of yours: {shown})"
         return AnnouncementChoice()
     text = None
     if kind == "tts":
-        text = " ".join(str(data.get("text") or "").split())
-        if not text or len(text) > MAX_TEXT:
-            problems["announcement"] = f"the text must be 1..{MAX_TEXT} characters"
+        raw = data.get("text")
+        text = " ".join(raw.split()) if isinstance(raw, str) and len(raw) <= 4 * MAX_TEXT else ""
+        if not text or len(text) > MAX_TEXT or not writable(text):
+            problems["announcement"] = f"the text must be 1..{MAX_TEXT} characters of readable text"
     return AnnouncementChoice(kind, name, text)
 
 

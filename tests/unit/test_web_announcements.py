@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from pbx_app.sounds import CUSTOM_DIR, announcement_sound
-from tests.unit.test_announcements import tone
+from tests.unit.test_announcements import sounds_in, tone
 from tests.unit.test_web_api import WebBed, announcements_env, forward  # noqa: F401 (a fixture)
 
 
@@ -53,7 +53,7 @@ async def test_a_corrupt_upload_is_refused_with_a_clear_message(bed):
     assert response.status == 400
     body = await response.json()
     assert body["error"].startswith("the file could not be decoded as WAV:"), body
-    assert not bed.sounds.exists() or not list(bed.sounds.iterdir())
+    assert not bed.sounds.exists() or not sounds_in(bed.sounds)
 
 
 async def test_an_oversized_upload_is_refused_with_a_clear_message(bed, tmp_path):
@@ -62,7 +62,7 @@ async def test_an_oversized_upload_is_refused_with_a_clear_message(bed, tmp_path
     response = await anna.post("/api/announcements", data=form(big.read_bytes()))
     assert response.status == 413
     assert (await response.json())["error"] == "the file is too large: the limit is 0.2 MiB"
-    assert not bed.sounds.exists() or not list(bed.sounds.iterdir())
+    assert not bed.sounds.exists() or not sounds_in(bed.sounds)
 
 
 async def test_an_uploaded_name_never_becomes_a_path(bed, tmp_path):
@@ -70,7 +70,7 @@ async def test_an_uploaded_name_never_becomes_a_path(bed, tmp_path):
     data = tone(tmp_path / "in.wav", seconds=0.5).read_bytes()
     response = await anna.post("/api/announcements", data=form(data, filename="../../../../tmp/evil.wav"))
     assert response.status == 200
-    assert [p.name for p in bed.sounds.iterdir()] == [(await response.json())["file"]]
+    assert sounds_in(bed.sounds) == [(await response.json())["file"]]
     assert not (tmp_path / "evil.wav").exists()
     for name in ("..%2Fpolicy.yaml", "%2E%2E%2Fusers.json", "policy.yaml"):
         assert (await anna.get(f"/api/announcements/{name}")).status == 404

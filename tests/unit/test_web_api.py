@@ -245,16 +245,17 @@ async def test_a_change_without_the_csrf_token_or_from_another_site_is_refused(b
     assert upload.status == 403, "uploads need the token too"
 
 
-async def test_session_cookie_is_httponly_samesite_and_changes_at_sign_in(bed):
+async def test_session_cookie_is_httponly_samesite_and_only_made_at_sign_in(bed):
     client = await bed.client()
+    client.session.cookie_jar.update_cookies({"pbx_session": "planted-by-someone"})
     form = await client.get("/login")
-    before = form.cookies["pbx_session"]
-    assert before["httponly"] and before["samesite"] == "Lax"
+    assert "pbx_session" not in form.cookies, "no server session before sign-in"
+    assert form.cookies["pbx_login"]["httponly"], "the form's token is a signed cookie"
     token = re.search(r'name="csrf_token" value="([^"]+)"', await form.text()).group(1)
     signed = await client.post("/login", data={"name": "anna", "password": PASSWORD, "csrf_token": token},
                                allow_redirects=False)
     after = signed.cookies["pbx_session"]
-    assert signed.status == 303 and after.value != before.value, "a new session id at sign-in"
+    assert signed.status == 303 and after.value != "planted-by-someone", "a new session id at sign-in"
     assert after["httponly"] and after["samesite"] == "Lax"
     assert "script-src 'self'" in form.headers["Content-Security-Policy"]
     assert form.headers["X-Frame-Options"] == "DENY"
@@ -359,18 +360,28 @@ async def test_a_bad_setting_is_refused_naming_the_field(bed, setting, field):
     assert bed.text == before
 
 
-async def test_a_broken_policy_file_is_reported_and_not_edited(bed):
-    anna = await bed.login("anna")
+async def test_a_broken_policy_file_is_reported_and_not_edited(bed, caplog):
+    anna, boss = await bed.login("anna"), await bed.login("boss")
     version = (await anna.setting("103"))["version"]
     bed.policy_path.write_text(POLICY.replace("ring_time: 30", "ring_time: thirty"))
     broken = bed.text
-    got = await anna.get("/api/employees/103/no-answer")
+    got = await boss.get("/api/employees/103/no-answer")
     assert got.status == 503
-    assert any("ring_time" in p for p in (await got.json())["problems"])
+    assert any("ring_time" in p for p in (await got.json())["problems"]), "an administrator gets the details"
+    page = await boss.get("/employees/103")
+    assert page.status == 503 and "has errors" in await page.text() and "policy.yaml" in await page.text()
+
+    got = await anna.get("/api/employees/103/no-answer")
+    body = await got.json()
+    assert got.status == 503 and body["error"].startswith("the policy has a problem, an administrator has been told")
+    assert "problems" not in body and "policy.yaml" not in await got.text(), "no paths or lines for employees"
     response = await anna.save("103", {"action": "voicemail"}, version=version)
     assert response.status == 503 and bed.text == broken
     page = await anna.get("/employees/103")
-    assert page.status == 503 and "has errors" in await page.text()
+    html = await page.text()
+    assert page.status == 503 and "an administrator has been told" in html and "policy.yaml" not in html
+    told = [r for r in caplog.records if "policy file has errors" in r.getMessage()]
+    assert len(told) == 1 and "ring_time" in told[0].getMessage(), "the log tells the administrators, once"
 
 
 async def test_an_employee_not_in_the_policy_is_told_so(bed):
