@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .agi import run_agi
 from .history.report import add_arguments as add_history_arguments
 from .history.report import cmd_history
 from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
@@ -39,6 +40,18 @@ def cmd_engine(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_agi(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(ari=False)  # FastAGI needs no ARI password
+    if args.policy:
+        settings = replace(settings, policy_path=Path(args.policy))
+    if args.bind:
+        settings = replace(settings, agi_bind=args.bind)
+    try:
+        return asyncio.run(run_agi(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pbx-app", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -51,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("engine", help="run one call engine (ARI app pbx_app-$PBX_ENGINE_NAME; settings from PBX_*)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.set_defaults(func=cmd_engine)
+
+    p = sub.add_parser("agi", help="run the FastAGI server for dialplan/pbx_agi.conf (docs/fastagi.md)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.add_argument("--bind", help="HOST:PORT to listen on (default: $PBX_AGI_BIND or 127.0.0.1:4573)")
+    p.set_defaults(func=cmd_agi)
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")

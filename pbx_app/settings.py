@@ -36,9 +36,11 @@ class Settings:
     web_bind: str = "127.0.0.1:8090"  # the self-service page (pbx-app web)
     max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
     ari_give_up_after: float | None = None  # seconds without ARI before exiting non-zero; None: never
+    agi_bind: str = "127.0.0.1:4573"  # `pbx-app agi`: where the FastAGI server listens
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, ari: bool = True) -> "Settings":
+        """``ari=False``: the FastAGI server, which never talks to ARI, needs no password."""
         env = dict(os.environ if env is None else env)
         password = env.get("PBX_ARI_PASSWORD", "")
         secret_file = env.get("PBX_ARI_PASSWORD_FILE")
@@ -47,7 +49,7 @@ class Settings:
                 password = Path(secret_file).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise SystemExit(f"PBX_ARI_PASSWORD_FILE={secret_file}: cannot read it ({exc.strerror})") from None
-        if not password:
+        if not password and ari:
             raise SystemExit("no ARI password: set PBX_ARI_PASSWORD or PBX_ARI_PASSWORD_FILE")
         return cls(
             ari_url=env.get("PBX_ARI_URL", cls.ari_url),
@@ -69,6 +71,7 @@ class Settings:
             web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
             max_calls=_number(env, "PBX_MAX_CALLS", int, cls.max_calls),
             ari_give_up_after=_number(env, "PBX_ARI_GIVE_UP_AFTER", float, None),
+            agi_bind=env.get("PBX_AGI_BIND", cls.agi_bind),
         )
 
 
