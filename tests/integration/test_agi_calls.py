@@ -92,7 +92,7 @@ async def test_dropped_with_the_message(agi_app, sip):
         ("no_answer", legs(app)[0].cause), ("played", "sound:pbx_app/manager-unavailable")]
     assert app.ended()[-1].detail == "message, then hangup"
     assert caller.received(183) and not caller.received(200), "the message went out as early media"
-    assert (row.status, row.what_happened) == ("missed", "no answer; message, then hangup")
+    assert (row.status, row.what_happened) == ("missed", "no answer; message played, then hung up")
     [leg] = await cdr_of(started.channel_id, 1)
     assert (leg.dst, leg.disposition) == ("105", "NO ANSWER"), "no row for the message"
 
@@ -168,9 +168,12 @@ async def test_department_ringall_one_answers(agi_app, sip):
         assert loser.received("CANCEL")
     assert answering.sent(200)
 
-    first, second = await cdr_of(started.channel_id, 2)
-    assert (second.dst, second.disposition, second.leg) == ("sales", "ANSWERED", ("2", "forward", "102+103+104"))
-    assert second.dstchannel.startswith("PJSIP/103-")
+    # Dial() to a group: one CDR row per phone rung, all with the leg's userfield.
+    first, *group = await cdr_of(started.channel_id, 4)
+    assert (first.dst, first.disposition, first.leg) == ("101", "NO ANSWER", ("1", "employee", "101"))
+    assert {c.leg for c in group} == {("2", "forward", "102+103+104")} and {c.dst for c in group} == {"sales"}
+    assert sorted((c.dstchannel.split("-")[0], c.disposition) for c in group) == [
+        ("PJSIP/102", "NO ANSWER"), ("PJSIP/103", "ANSWERED"), ("PJSIP/104", "NO ANSWER")]
 
 
 async def test_voicemail_without_a_message(agi_app, sip):
@@ -316,6 +319,61 @@ async def test_answered_by_the_employee_who_hangs_up_first(agi_app, sip):
     [leg] = await cdr_of(started.channel_id, 1)
     assert (leg.dst, leg.disposition, leg.leg) == ("102", "ANSWERED", ("1", "employee", "102"))
     assert near(leg.answer, phone.sent(200)[0].at)
+
+
+# ---- the same call through both engines ----------------------------------------------------------
+
+
+def journal_story(events) -> list[tuple]:
+    """The journal without ids and clock times: what the two engines must agree on."""
+    story = []
+    for e in events:
+        if isinstance(e, CallStarted):
+            story.append(("started", e.caller, e.extension, e.reasons))
+        elif isinstance(e, LegStarted):
+            story.append(("leg", e.leg, e.role, e.targets, e.department))
+        elif isinstance(e, LegEnded):
+            story.append(("leg ended", e.leg, e.outcome, e.answered_by, e.answered_at is not None, e.cause))
+        else:
+            story.append(("ended", e.result, e.detail))
+    return story
+
+
+def cdr_story(rows) -> list[tuple]:
+    return sorted((c.dst, c.disposition, c.leg, c.dstchannel.split("-")[0], c.answer is not None) for c in rows)
+
+
+CASES = {
+    "forward answered": (POLICY, "101", {"101": "ring_forever", "102": "answer"}, 2),
+    "department": (DEPARTMENT, "101", {"101": "ring_forever", "102": "ring_forever", "103": "answer", "104": "busy"}, 4),
+    "voicemail": (POLICY, "104", {"104": "ring_forever"}, 2),
+    "drop message": (POLICY.replace('"105": {name: Sergei Volkov, ring_time: 2}',
+                                    '"105": {name: Sergei Volkov, ring_time: 2, on_no_answer: {action: drop, drop: message}}'),
+                     "105", {"105": "ring_forever"}, 1),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_both_engines_write_the_same_journal_and_cdr(case, agi_app, start_app, sip):
+    policy, ext, phones, rows = CASES[case]
+    stories = []
+    for engine in ("ari", "agi"):
+        clear_mailbox("104")
+        app = await (start_app(policy) if engine == "ari" else agi_app(policy))
+        for phone, behaviour in phones.items():
+            sip.phone(phone, behaviour, answer_delay_ms=500)
+        caller = sip.call(ext, talk_ms=1500, source_ip="127.0.0.1" if engine == "ari" else AGI_CALLER_IP)
+        await caller.wait(30)
+        await sip.finish()
+        await app.wait_calls_ended()
+        [started] = [e for e in app.journal.events if isinstance(e, CallStarted)]
+        stories.append((journal_story(app.journal.events), cdr_story(await cdr_of(started.channel_id, rows))))
+        if engine == "ari":
+            await app.app.drain(5)
+            app.task.cancel()
+    (ari_journal, ari_cdr), (agi_journal, agi_cdr) = stories
+    assert agi_journal == ari_journal
+    assert agi_cdr == ari_cdr
 
 
 # ---- the server down ------------------------------------------------------------------------------
