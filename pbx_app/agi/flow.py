@@ -66,12 +66,15 @@ class AgiFlow:
 
     # ---- the three requests -------------------------------------------------------------------
 
-    async def start(self, caller: str, channel_id: str, channel_name: str) -> Instruction:
-        """A new call: journal it and hand out its first step."""
+    async def start(self, caller: str, channel_id: str, channel_name: str, refuse: bool = False) -> Instruction:
+        """A new call: journal it and hand out its first step (``refuse``: busy at once, the call
+        cannot be carried out — its plan does not fit on the channel)."""
         await self.journal.record(
             CallStarted(self.call_id, self.clock(), caller, self.plan.extension, channel_id, self.plan.reasons,
                         channel_name=channel_name)
         )
+        if refuse:
+            return await self.fail()
         if self.plan.first is not None:
             return await self.ring(self.plan.first)
         return await self.carry_out("no_answer", 0)

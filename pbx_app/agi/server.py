@@ -22,7 +22,7 @@ from ..policy import Policy
 from ..routing.decide import CallContext, decide
 from .flow import AgiFlow, Instruction, Report
 from .protocol import AgiError, AgiRequest
-from .state import ENDED, Cursor, decode_plan, encode_plan
+from .state import ENDED, Cursor, PlanTooLarge, decode_plan, encode_plan
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class AgiServer:
         except (AgiError, TimeoutError, ConnectionError) as exc:
             # The dialplan sees no PBX_DO and takes its own way out (busy, or the fallback ring).
             log.error("FastAGI %s for %s: %s", request.script, request.headers.get("agi_uniqueid"), exc or "timeout")
+        except Exception:  # a bug: this request gets no answer, the dialplan still ends the call
+            log.exception("FastAGI %s for %s failed", request.script, request.headers.get("agi_uniqueid"))
         finally:
             self.requests -= 1
             await request.close()
@@ -90,12 +92,11 @@ class AgiServer:
         plan = decide(policy, context, random.Random())
         flow = AgiFlow(plan, call_id, self.journal, self.clock)
         try:
-            instruction = await flow.start(caller, call_id, request.headers.get("agi_channel", ""))
             plan_vars = encode_plan(plan)
-        except Exception:
-            log.exception("call %s: could not start; the caller gets busy", call_id)
-            instruction = await flow.fail()
+        except PlanTooLarge as exc:
+            log.error("call %s to %s: %s; the caller gets busy", call_id, extension, exc)
             plan_vars = {}
+        instruction = await flow.start(caller, call_id, request.headers.get("agi_channel", ""), refuse=not plan_vars)
         for name, value in plan_vars.items():
             await request.set_variable(name, value)
         await self.answer(request, flow, instruction)

@@ -175,3 +175,12 @@ def test_a_plan_beyond_four_chunks_is_refused():
     targets = tuple(Target(f"{rng.getrandbits(64):x}", f"PJSIP/{rng.getrandbits(64):x}") for _ in range(400))
     with pytest.raises(PlanTooLarge):
         encode_plan(Plan("101", None, (Ring(targets, 20, "forward"),), (), ()))
+
+
+async def test_a_call_whose_plan_cannot_ride_on_the_channel_is_journalled_as_failed_with_busy():
+    call = Call("105")
+    flow = call.flow()
+    end = await flow.start("7900", "1.1", "PJSIP/c-1", refuse=True)
+    assert (end.do, end.cdr_off, flow.state) == ("busy", False, "end")
+    assert [type(e).__name__ for e in call.journal.events] == ["CallStarted", "CallEnded"]
+    assert call.story() == [("ended", "failed", "internal error, busy given")]
