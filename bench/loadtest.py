@@ -39,6 +39,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 EMPLOYEE, COLLEAGUE = "101", "102"
 APP_CALLER_IP, BASELINE_CALLER_IP = "127.0.0.1", "127.0.0.3"
+AGI_CALLER_IP = "127.0.0.5"  # endpoint bench-agi → pbx-bench-agi → the FastAGI context
 
 POLICY = """
 employees:
@@ -118,9 +119,11 @@ class Sipp:
 
 class AppProcess:
     """``engines`` call engines (`pbx-app engine`), each its own ARI app, spool and /health port,
-    sharing one journal database as engines of one site do."""
+    sharing one journal database as engines of one site do. ``command="agi"``: FastAGI servers
+    (`pbx-app agi`, /health on PBX_WEB_BIND) instead."""
 
-    def __init__(self, workdir: Path, policy: Path, profile: bool = False, entry: str | None = None, engines: int = 1):
+    def __init__(self, workdir: Path, policy: Path, profile: bool = False, entry: str | None = None, engines: int = 1,
+                 command: str = "engine"):
         self.ports = [free_port() for _ in range(engines)]
         self.procs = []
         self.log = workdir / "app.log"
@@ -128,10 +131,13 @@ class AppProcess:
             env = {**os.environ, "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
                    "PBX_ENGINE_NAME": f"bench{n}", "PBX_ENGINE_BIND": f"127.0.0.1:{port}", "PBX_MAX_CALLS": "0",
                    "PBX_DATABASE_URL": f"sqlite:///{workdir}/journal.db", "PBX_SPOOL_DIR": str(workdir / f"spool{n}")}
+            if command == "agi":
+                env.update(PBX_WEB_BIND=f"127.0.0.1:{port}", PBX_AGI_BIND=f"127.0.0.1:{4572 + n}",
+                           PBX_USERS=str(workdir / "users.json"), PBX_AUDIT_LOG=str(workdir / "audit.jsonl"))
             profiler = ["-m", "cProfile", "-o", str(workdir / f"app{n}.prof")] if profile else []
             main = [entry] if entry else ["-m", "pbx_app"]
             self.procs.append(subprocess.Popen(
-                [str(REPO / ".venv/bin/python"), *profiler, *main, "engine", "--policy", str(policy)],
+                [str(REPO / ".venv/bin/python"), *profiler, *main, command, "--policy", str(policy)],
                 cwd=REPO, env=env, stdout=open(workdir / f"app{n}.log", "w"), stderr=subprocess.STDOUT))
 
     @property
@@ -244,14 +250,15 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
     pdir.mkdir()
     app = None
     if flow in ENGINES:
-        app = AppProcess(pdir, policy, args.profile, args.app_entry, engines=ENGINES[flow])
+        app = AppProcess(pdir, policy, args.profile, args.app_entry, engines=ENGINES[flow],
+                         command="agi" if flow == "agi" else "engine")
         await app.ready()
     many = ["-m", str(calls)]
     employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
                     ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
     colleague = Sipp(pdir, "colleague", "phone_answer.xml", {"answer_delay": args.answer_ms},
                      ["-i", "127.0.0.1", "-p", str(5000 + int(COLLEAGUE)), "-mi", "127.0.0.1", "-mp", "42000", *many])
-    ip = BASELINE_CALLER_IP if flow == "baseline" else APP_CALLER_IP
+    ip = {"baseline": BASELINE_CALLER_IP, "agi": AGI_CALLER_IP}.get(flow, APP_CALLER_IP)
     await asyncio.sleep(0.5)
     ast = asterisk_pid()
     ast_cpu0 = cpu_seconds(ast)
@@ -314,7 +321,7 @@ HEADER = ("| calls/s | flow | attempted | succeeded | failed | forward delay med
           "| Asterisk CPU/call | app CPU/call | ARI requests/call | app RSS max (at the most calls in progress) | left after |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
 # The flows that run engines, and how many.
-ENGINES = {"app": 1, "app×2": 2}
+ENGINES = {"app": 1, "app×2": 2, "agi": 1}  # agi: one FastAGI server (dialplan/pbx_agi.conf)
 
 
 async def main_async(args) -> int:
@@ -371,7 +378,8 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="run the app under cProfile (app.prof in each phase's folder)")
     p.add_argument("--app-entry", help="a Python script to run instead of `-m pbx_app` (experiments: patch, then call pbx_app.cli.main)")
     p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
-    p.add_argument("--flows", default="baseline,app,app×2", help="phases at each rate: baseline, app (one engine), app×2 (two)")
+    p.add_argument("--flows", default="baseline,app,app×2,agi",
+                   help="phases at each rate: baseline, app (one engine), app×2 (two), agi (FastAGI mode)")
     args = p.parse_args()
     args.flows = args.flows.split(",")
     args.rates = [int(r) for r in args.rates.split(",")]

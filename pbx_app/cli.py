@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .agi import run_agi
 from .history.report import add_arguments as add_history_arguments
 from .history.report import cmd_history
 from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
@@ -47,6 +48,16 @@ def cmd_web(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_agi(args: argparse.Namespace) -> int:
+    settings = _settings(args, need_ari=False)  # FastAGI needs no ARI password
+    if args.bind:
+        settings = replace(settings, agi_bind=args.bind)
+    try:
+        return asyncio.run(run_agi(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pbx-app", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -63,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("web", help="serve the self-service page in its own process (PBX_WEB_BIND; no ARI needed)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("agi", help="run the FastAGI server for dialplan/pbx_agi.conf (docs/fastagi.md)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.add_argument("--bind", help="HOST:PORT to listen on (default: $PBX_AGI_BIND or 127.0.0.1:4573)")
+    p.set_defaults(func=cmd_agi)
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")

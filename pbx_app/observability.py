@@ -180,3 +180,13 @@ def setup(webapp: web.Application, app: Any, policy: Any, metrics: Metrics) -> N
 
     webapp.router.add_get("/metrics", get_metrics)
     webapp.router.add_get("/health", get_health)
+
+
+async def serve(webapp: web.Application, bind: str) -> web.AppRunner:
+    """Serves ``webapp`` on HOST:PORT (an engine's or the FastAGI server's /health and /metrics)."""
+    host, _, port = bind.rpartition(":")
+    runner = web.AppRunner(webapp, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    log.info("/health and /metrics on http://%s/", bind)
+    return runner

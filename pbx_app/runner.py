@@ -54,7 +54,7 @@ async def run_engine(settings: Settings) -> int:
     webapp = web.Application(middlewares=[allowed_hosts_middleware(settings.web_allowed_hosts)])
     observability.setup(webapp, engine, policy, metrics)
     try:
-        web_runner = await serve_web(webapp, settings.engine_bind)
+        web_runner = await observability.serve(webapp, settings.engine_bind)
     except OSError as exc:
         log.error("cannot serve /health and /metrics on PBX_ENGINE_BIND=%s: %s", settings.engine_bind, exc.strerror or exc)
         await journal.close()
@@ -89,12 +89,3 @@ async def run_engine(settings: Settings) -> int:
     await web_runner.cleanup()
     await ari.close()
     return code
-
-
-async def serve_web(webapp: web.Application, bind: str) -> web.AppRunner:
-    host, _, port = bind.rpartition(":")
-    runner = web.AppRunner(webapp, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
-    log.info("web endpoints on http://%s/", bind)
-    return runner

@@ -44,10 +44,11 @@ class Settings:
     web_uploads_per_hour: int = 20  # per user: uploads and messages made from text
     web_conversions: int = 2  # sox/espeak-ng runs at a time
     web_unused_upload_hours: float = 24.0  # a page-made sound nothing refers to is removed after this
+    agi_bind: str = "127.0.0.1:4573"  # `pbx-app agi`: where the FastAGI server listens
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, need_ari: bool = True) -> "Settings":
-        """``need_ari=False``: the web page's own process, which never talks to Asterisk."""
+        """``need_ari=False``: the web page's and the FastAGI server's processes, which never talk to ARI."""
         env = dict(os.environ if env is None else env)
         password = env.get("PBX_ARI_PASSWORD", "")
         secret_file = env.get("PBX_ARI_PASSWORD_FILE")
@@ -84,6 +85,7 @@ class Settings:
             web_uploads_per_hour=_number(env, "PBX_WEB_UPLOADS_PER_HOUR", int, cls.web_uploads_per_hour),
             web_conversions=max(1, _number(env, "PBX_WEB_CONVERSIONS", int, cls.web_conversions)),
             web_unused_upload_hours=_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
+            agi_bind=env.get("PBX_AGI_BIND", cls.agi_bind),
         )
 
 

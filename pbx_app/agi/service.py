@@ -1,0 +1,127 @@
+"""`pbx-app agi`: the FastAGI server as a process — policy store with hot reload, CRM, the call
+journal, and its own /metrics and /health on PBX_ENGINE_BIND (the page is `pbx-app web`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from .. import observability
+from ..crm import CrmDirectory
+from ..history.events import CallEnded, CallStarted, Journal, JournalEvent
+from ..history.journal import open_journal
+from ..history.spool import SpoolBusy
+from ..policy import PolicyError
+from ..policy.store import PolicyHolder
+from ..settings import Settings
+from .server import AgiServer
+
+log = logging.getLogger(__name__)
+
+
+class CallCount:
+    """Calls started and ended through this server (another server may end a call this one
+    started, so "in progress" is this process's view)."""
+
+    def __init__(self, inner: Journal):
+        self.inner = inner
+        self.started = 0
+        self.ended = 0
+
+    @property
+    def in_progress(self) -> int:
+        return max(0, self.started - self.ended)
+
+    async def record(self, event: JournalEvent) -> None:
+        if isinstance(event, CallStarted):
+            self.started += 1
+        elif isinstance(event, CallEnded):
+            self.ended += 1
+        await self.inner.record(event)
+
+
+class AgiState:
+    """/metrics at scrape time."""
+
+    def __init__(self, server: AgiServer, calls: CallCount, policy: PolicyHolder):
+        self.server, self.calls, self.policy = server, calls, policy
+
+    def collect(self):
+        yield GaugeMetricFamily("pbx_calls_in_progress", "Calls this FastAGI server started and has not seen end",
+                                value=self.calls.in_progress)
+        served = CounterMetricFamily("pbx_agi_requests", "FastAGI requests served, by route", labels=["route"])
+        for route, count in self.server.served.items():
+            served.add_metric([route], count)
+        yield served
+        reloads = CounterMetricFamily("pbx_policy_reloads", "Policy reloads, by result", labels=["result"])
+        for result, count in self.policy.reloads.items():
+            reloads.add_metric([result], count)
+        yield reloads
+
+
+def add_health(webapp: web.Application, server: AgiServer, calls: CallCount, policy: PolicyHolder, bind: str) -> None:
+    async def health(request: web.Request) -> web.Response:
+        current = policy()
+        return web.json_response({
+            "status": "ok", "agi": bind, "policy_loaded": current is not None, "policy": getattr(current, "source", None),
+            "calls_in_progress": calls.in_progress, "requests_in_progress": server.requests,
+        })
+
+    webapp.router.add_get("/health", health)
+
+
+async def run_agi(settings: Settings) -> int:
+    try:
+        policy = PolicyHolder(settings.policy_path)
+    except PolicyError as exc:
+        log.error("cannot start, the policy is not valid:\n%s", exc)
+        return 2
+    try:
+        journal = await open_journal(settings.database_url, settings.spool_dir)
+    except (SpoolBusy, OSError) as exc:
+        log.error("cannot start, the call journal's spool PBX_SPOOL_DIR=%s is not usable: %s", settings.spool_dir, exc)
+        return 2
+    metrics = observability.Metrics()
+    calls = CallCount(metrics.observing(journal))
+    crm = CrmDirectory()
+    server = AgiServer(policy, calls, crm=crm)
+    host, _, port = settings.agi_bind.rpartition(":")
+    try:
+        listening = await server.serve(host or "127.0.0.1", int(port))
+        webapp = web.Application()
+        metrics.registry.register(AgiState(server, calls, policy))
+        webapp.router.add_get("/metrics", _metrics_handler(metrics))
+        add_health(webapp, server, calls, policy, settings.agi_bind)
+        web_runner = await observability.serve(webapp, settings.engine_bind)
+    except OSError as exc:
+        log.error("cannot listen (PBX_AGI_BIND=%s, PBX_ENGINE_BIND=%s): %s", settings.agi_bind, settings.engine_bind,
+                  exc.strerror or exc)
+        await crm.close()
+        await journal.close()
+        return 2
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task] = set()
+
+    def reload_on_sighup() -> None:
+        task = asyncio.create_task(policy.reload_in_thread())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("pbx_app FastAGI on agi://%s/ (routes call, next, hangup), policy %s", settings.agi_bind, settings.policy_path)
+    watcher = asyncio.create_task(policy.watch())
+    await stop.wait()
+    watcher.cancel()
+    listening.close()
+    await listening.wait_closed()  # the requests in progress finish: each is one short step
+    await crm.close()
+    await journal.close()
+    await web_runner.cleanup()
+    return 0
