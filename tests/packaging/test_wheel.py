@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # The subcommand that serves the self-service page. `run` serves it beside the call engine
 # today; once the page has its own process this becomes ["web"].
-SERVE_PAGE = ["run"]
+SERVE_PAGE = ["web"]
 
 
 def free_port() -> int:
