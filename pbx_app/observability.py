@@ -160,6 +160,9 @@ def health(app: Any, policy: Any) -> tuple[bool, dict]:
         "calls_in_progress": len(app.calls),
         "max_calls": getattr(app, "max_calls", 0),
     }
+    nodes = getattr(app, "nodes", None)
+    if nodes is not None:  # several Asterisk nodes: healthy while any is served, each one shown
+        body["ari_nodes"] = nodes
     ok = body["ari_connected"] and body["policy_loaded"]
     body["status"] = "ok" if ok else "unhealthy"
     return ok, body

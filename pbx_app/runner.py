@@ -1,6 +1,7 @@
 """One call engine, wired together: settings → policy (hot reload), journal, ARI client → the
 engine, the sweep for abandoned callers, the reconciler, and the engine's own /health and
-/metrics. The self-service page is another process (pbx-app web): nothing a browser does waits
+/metrics. With several Asterisk nodes (PBX_ARI_URL=url,url) there is one ARI client, engine and
+sweep per node, one reconciler fed by every node's listing (pbx_app/nodes.py). The self-service page is another process (pbx-app web): nothing a browser does waits
 on this event loop."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .history.cdr import open_cdr
 from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
+from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
 from .policy.store import PolicyHolder
 from .settings import Settings
@@ -36,7 +38,7 @@ async def run_engine(settings: Settings) -> int:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
     app = app_name(settings.engine_name)
-    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, app)
+    aris = [AriClient(url, settings.ari_user, settings.ari_password, app) for url in settings.ari_urls]
     try:
         journal = await open_journal(settings.database_url, settings.spool_dir)
     except (SpoolBusy, OSError) as exc:
@@ -45,14 +47,20 @@ async def run_engine(settings: Settings) -> int:
     metrics = observability.Metrics()
     crm = CrmDirectory()  # the policy's static CRM mapping, then its webhook (with deadline)
     observed = metrics.observing(journal)
-    engine = CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls)
-    engine.events.give_up_after = settings.ari_give_up_after
+    engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls) for ari in aris]
+    for engine in engines:
+        engine.events.give_up_after = settings.ari_give_up_after
+    group = EngineGroup(engines)
     reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url) if settings.cdr_url else None,
-                            grace=settings.reconcile_grace, busy=lambda call_id: call_id in engine.calls)
-    sweeper = Sweeper(engine, settings.sweep_interval, on_listing=reconciler.reconcile)
+                            grace=settings.reconcile_grace, busy=group.busy)
+    # A listing older than a few sweeps means that node is down or unreachable: no call is ended
+    # while some node could still have its channel.
+    listings = NodeListings(len(engines), reconciler.reconcile, max_age=3 * settings.sweep_interval + 5)
+    sweepers = [Sweeper(engine, settings.sweep_interval, on_listing=listings.listener(i))
+                for i, engine in enumerate(engines)]
     # Only the Host names the site allows: a DNS-rebinding page must not read /health or /metrics.
     webapp = web.Application(middlewares=[allowed_hosts_middleware(settings.web_allowed_hosts)])
-    observability.setup(webapp, engine, policy, metrics)
+    observability.setup(webapp, engines[0] if len(engines) == 1 else group, policy, metrics)
     try:
         web_runner = await observability.serve(webapp, settings.engine_bind)
     except OSError as exc:
@@ -72,20 +80,25 @@ async def run_engine(settings: Settings) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("engine %s: ARI %s as %s, policy %s", app, settings.ari_url, settings.ari_user, settings.policy_path)
-    runner = asyncio.create_task(engine.run())
-    helpers = [asyncio.create_task(sweeper.run()), asyncio.create_task(policy.watch())]
+    log.info("engine %s: ARI %s as %s, policy %s", app, ", ".join(settings.ari_urls), settings.ari_user,
+             settings.policy_path)
+    runners = [asyncio.create_task(engine.run()) for engine in engines]
+    helpers = [asyncio.create_task(s.run()) for s in sweepers] + [asyncio.create_task(policy.watch())]
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    # One node given up on (PBX_ARI_GIVE_UP_AFTER) leaves the others served; all of them: exit.
+    everyone_gone = asyncio.create_task(asyncio.wait(runners))
+    await asyncio.wait({everyone_gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
-    if runner.done():
-        log.error("stopping: %s", runner.exception())  # gave up on ARI (PBX_ARI_GIVE_UP_AFTER)
+    if everyone_gone.done():
+        log.error("stopping: %s", runners[0].exception())  # gave up on ARI (PBX_ARI_GIVE_UP_AFTER)
         code = 3
-    for task in (runner, stopping, *helpers):
+    for task in (*runners, everyone_gone, stopping, *helpers):
         task.cancel()
-    await engine.drain()
+    for engine in engines:
+        await engine.drain()
     await crm.close()
     await journal.close()
     await web_runner.cleanup()
-    await ari.close()
+    for ari in aris:
+        await ari.close()
     return code

@@ -10,6 +10,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Settings:
+    # One Asterisk, or several nodes of one site as a comma-separated list: an engine serves them all.
     ari_url: str = "http://127.0.0.1:8088"
     ari_user: str = "pbx_app"
     ari_password: str = field(default="", repr=False)
@@ -45,6 +46,10 @@ class Settings:
     web_conversions: int = 2  # sox/espeak-ng runs at a time
     web_unused_upload_hours: float = 24.0  # a page-made sound nothing refers to is removed after this
     agi_bind: str = "127.0.0.1:4573"  # `pbx-app agi`: where the FastAGI server listens
+
+    @property
+    def ari_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.ari_url.split(",") if u.strip()) or (type(self).ari_url,)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, need_ari: bool = True) -> "Settings":
