@@ -9,6 +9,7 @@ node has its channel any more, and /health and /metrics, which describe the whol
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import ChainMap
 from typing import Awaitable, Callable, Sequence
@@ -18,7 +19,8 @@ class NodeListings:
     """The channels each node had at its last listing. ``reconcile`` gets their union, and only
     while every node's listing is recent: a node that is down, unreachable or whose listing
     failed could still have the channel of a call the journal has open, so it blocks ending
-    any call until it lists again (its calls are then ended from its own listing)."""
+    any call until it lists again (its calls are then ended from its own listing). One reconcile
+    at a time: the nodes' sweeps come in together, and the journal's store has one connection."""
 
     def __init__(self, nodes: int, reconcile: Callable[[set[str]], Awaitable[int]], max_age: float,
                  clock: Callable[[], float] = time.monotonic):
@@ -26,13 +28,15 @@ class NodeListings:
         self.max_age = max_age
         self.clock = clock
         self._listings: list[tuple[float, frozenset[str]] | None] = [None] * nodes
+        self._running = asyncio.Lock()
 
     def listener(self, node: int) -> Callable[[set[str]], Awaitable[None]]:
         async def listed(channels: set[str]) -> None:
             self._listings[node] = (self.clock(), frozenset(channels))
             union = self.union()
-            if union is not None:
-                await self.reconcile(union)
+            if union is not None and not self._running.locked():  # a busy one already sees this
+                async with self._running:
+                    await self.reconcile(union)
 
         return listed
 
