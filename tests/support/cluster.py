@@ -1,0 +1,118 @@
+"""The several-node deployment of scripts/cluster, driven from the tests: Kamailio on 127.0.0.10,
+Asterisk nodes a (127.0.0.11) and b (127.0.0.12), PostgreSQL, the engines and the web page.
+Callers dial Kamailio; the employees' phones are the test bed's SIPp phones on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+
+from pbx_app.history.records import CallRecord
+from pbx_app.history.store import open_store
+from tests.support.sipp import ASTERISK_SIP, SipBed, Sipp
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "cluster"
+FRONT_SIP = "127.0.0.10:5060"
+ENGINE_HEALTH = ("http://127.0.0.10:8091/health", "http://127.0.0.10:8092/health")
+
+
+class Cluster:
+    """``start`` runs scripts/cluster start for a caller that already holds the test bed lock."""
+
+    def __init__(self, policy: Path):
+        self.policy = policy
+        self.env: dict[str, str] = {}
+
+    def run(self, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PBX_TESTBED_LOCK_HELD": "1", "PBX_POLICY": str(self.policy), **extra}
+        done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=180)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"scripts/cluster {' '.join(args)} failed:\n{done.stderr}")
+        return done
+
+    def start(self) -> "Cluster":
+        # Sweeps every second and a 1 s grace: calls left in progress are ended quickly.
+        self.run("start", PBX_CLUSTER_FRESH="1", PBX_SWEEP_INTERVAL="1", PBX_RECONCILE_GRACE="1")
+        for line in self.run("env").stdout.splitlines():
+            key, _, value = line.partition("=")
+            self.env[key] = value
+        return self
+
+    def stop(self) -> None:
+        self.run("stop", check=False)
+
+    @property
+    def database_url(self) -> str:
+        return self.env["PBX_DATABASE_URL"]
+
+    def node(self, name: str, action: str) -> None:
+        self.run(f"node-{action}", name)
+
+    def cli(self, name: str, command: str) -> str:
+        root = subprocess.run([str(REPO / "scripts" / "testbed"), "root"], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["chroot", root, "/usr/sbin/asterisk", "-C", f"/cluster/node-{name}/etc/asterisk.conf",
+                               "-rx", command], capture_output=True, text=True).stdout
+
+    def active_nodes(self) -> set[str]:
+        """The nodes Kamailio's dispatcher sends calls to now (their probes answered)."""
+        out = subprocess.run(["kamcmd", "-s", "unix:/var/cache/pbx_app/cluster/kamailio/ctl.sock", "dispatcher.list"],
+                             capture_output=True, text=True).stdout
+        active, uri = set(), None
+        for line in out.splitlines():
+            line = line.strip()
+            if line.startswith("URI:"):
+                uri = line.split()[-1]
+            elif line.startswith("FLAGS:") and uri:
+                if line.split()[-1].startswith("A"):
+                    active.add({"sip:127.0.0.11:5060": "a", "sip:127.0.0.12:5060": "b"}[uri])
+                uri = None
+        return active
+
+    async def engines_health(self) -> list[dict]:
+        async with aiohttp.ClientSession() as s:
+            out = []
+            for url in ENGINE_HEALTH:
+                async with s.get(url) as r:
+                    out.append(await r.json())
+            return out
+
+
+class FrontSipBed(SipBed):
+    """The test bed's callers and phones, with callers dialling Kamailio instead of Asterisk."""
+
+    def _spawn(self, name: str, args: list[str]) -> Sipp:
+        return super()._spawn(name, [FRONT_SIP if a == ASTERISK_SIP else a for a in args])
+
+
+def node_of(call: CallRecord) -> str:
+    """The node that carried a call: Asterisk's systemname prefixes its uniqueid (= our call id)."""
+    return call.call_id.split("-", 1)[0]
+
+
+async def calls_since(url: str, since: datetime) -> list[CallRecord]:
+    store = open_store(url)
+    try:
+        now = datetime.now(timezone.utc)
+        return [c for c in await store.calls(since - timedelta(seconds=1), now + timedelta(hours=1)) if c.started_at and c.started_at >= since]
+    finally:
+        await store.close()
+
+
+async def ended_since(url: str, since: datetime, count: int, timeout: float = 30.0) -> list[CallRecord]:
+    """The calls that started after ``since``, once ``count`` of them have ended in the journal."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        calls = await calls_since(url, since)
+        ended = [c for c in calls if c.result is not None]
+        if len(ended) >= count:
+            return ended
+        if loop.time() > deadline:
+            raise TimeoutError(f"{len(ended)} of {count} calls ended in the journal: {calls}")
+        await asyncio.sleep(0.2)
