@@ -3,6 +3,10 @@ flow against the same flow in plain dialplan (dialplan/bench.conf), on the same 
 same run: with one call engine ("app") and with two ("app×2", sharing the calls by claiming them).
 SIPp plays the callers and the phones. Prints a markdown table; see bench/README.md.
 
+`--cluster`: instead, the same app flow through Kamailio (scripts/cluster) with one Asterisk node
+in service, then with two, at the same rates: failed calls, forward delay and CPU per call of
+each process (Kamailio, each node, the engines).
+
 Never run in CI: it holds the test-bed lock and restarts the shared Asterisk."""
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ sys.path.insert(0, str(HERE))
 from traces import forward_delays, percentile  # noqa: E402
 
 TESTBED = REPO / "scripts" / "testbed"
+CLUSTER = REPO / "scripts" / "cluster"
+CLUSTER_DIR = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "cluster"
+FRONT_SIP = "127.0.0.10:5060"
+NODE_ARI = {"a": "http://127.0.0.11:8088", "b": "http://127.0.0.12:8088"}
 LOCK = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "testbed.lock"
 ARI_URL = os.environ.get("PBX_ARI_URL", "http://127.0.0.1:8088")
 ARI_USER = os.environ.get("PBX_ARI_USER", "pbx_app")
@@ -368,6 +376,157 @@ def print_soak(phase: Phase) -> None:
     print("t (s) → RSS (MB): " + ", ".join(f"{t:.0f}→{r:.1f}" for t, r in samples[::step]))
 
 
+# ---- --cluster: one node vs two behind Kamailio -------------------------------------------------
+
+
+def cluster(*args: str) -> str:
+    env = {**os.environ, "PBX_TESTBED_LOCK_HELD": "1"}  # main() holds it
+    return subprocess.run([str(CLUSTER), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def process_tree(pid: int) -> list[int]:
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            out += process_tree(int(child))
+    return out
+
+
+def cluster_processes() -> dict[str, list[int]]:
+    """The processes whose CPU is reported, by role."""
+    status = cluster("status")
+    found: dict[str, list[int]] = {}
+    for line in status.splitlines():
+        if line.startswith("node ") and "running pid" in line:
+            found[f"node {line.split()[1].rstrip(':')}"] = [int(line.split("pid ")[1].split()[0])]
+    kamailio = int((CLUSTER_DIR / "kamailio" / "kamailio.pid").read_text())
+    found["Kamailio"] = process_tree(kamailio)
+    found["engines"] = process_tree(int((CLUSTER_DIR / "app" / "run.pid").read_text()))
+    return found
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+async def node_channels(node: str) -> int:
+    async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth(ARI_USER, ARI_PASSWORD)}) as s:
+        try:
+            async with s.get(f"{NODE_ARI[node]}/ari/channels") as r:
+                return len(await r.json())
+        except aiohttp.ClientError:
+            return 0
+
+
+async def both_nodes_served(timeout: float = 60) -> None:
+    """Node b back: Kamailio's probes bring it into service and both engines reconnect to it."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            healths = []
+            for port in (8091, 8092):
+                try:
+                    async with s.get(f"http://127.0.0.10:{port}/health") as r:
+                        healths.append(await r.json())
+                except aiohttp.ClientError:
+                    healths.append({})
+            if all(all((h.get("ari_nodes") or {"-": False}).values()) for h in healths):
+                await asyncio.sleep(3)  # a probe or two: Kamailio sends to b again
+                return
+            await asyncio.sleep(0.5)
+    raise SystemExit("bench: node b did not come back into service")
+
+
+async def run_cluster_phase(nodes: int, rate: int, duration: float, args, workdir: Path) -> tuple[Phase, dict[str, float]]:
+    phase = Phase(f"{nodes} node{'s' if nodes > 1 else ''}", rate)
+    calls = int(rate * duration)
+    pdir = workdir / f"nodes{nodes}-{rate}"
+    pdir.mkdir()
+    many = ["-m", str(calls)]
+    employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
+                    ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
+    colleague = Sipp(pdir, "colleague", "phone_answer.xml", {"answer_delay": args.answer_ms},
+                     ["-i", "127.0.0.1", "-p", str(5000 + int(COLLEAGUE)), "-mi", "127.0.0.1", "-mp", "42000", *many])
+    await asyncio.sleep(0.5)
+    procs = cluster_processes()
+    cpu0 = {role: cpu_of(pids) for role, pids in procs.items()}
+    callers = Sipp(pdir, "callers", "caller.xml", {"talk": args.talk_ms},
+                   [FRONT_SIP, "-s", EMPLOYEE, "-i", APP_CALLER_IP, "-p", "5290", "-mi", APP_CALLER_IP, "-mp", "43000",
+                    "-r", str(rate), "-rp", "1000", "-l", str(max(5000, calls)), *many,
+                    "-recv_timeout", "30000", "-timeout", f"{int(duration + 90)}s"])
+    while callers.proc.poll() is None:
+        await asyncio.sleep(0.5)
+    cpu = {role: cpu_of(procs[role]) - cpu0[role] for role in procs}
+    await asyncio.sleep(1)
+    for p in (employee, colleague):
+        p.stop()
+    totals = callers.totals()
+    phase.attempted = totals.get("OutgoingCall", 0)
+    phase.succeeded = totals.get("SuccessfulCall", 0)
+    phase.failed = totals.get("FailedCall", 0)
+    phase.delays = forward_delays(employee.trace, colleague.trace)
+    await asyncio.sleep(2)
+    left = sum([await node_channels(n) for n in NODE_ARI])
+    phase.leftovers = f"{left} channels" if left else ""
+    return phase, {role: seconds / max(1, phase.attempted) for role, seconds in cpu.items()}
+
+
+async def main_cluster(args) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="pbx-bench-cluster-"))
+    policy = workdir / "policy.yaml"
+    policy.write_text(POLICY.format(employee=EMPLOYEE, colleague=COLLEAGUE, ring=args.ring))
+    print(f"bench: working in {workdir}", file=sys.stderr)
+    testbed("stop")
+    env_policy = os.environ.get("PBX_POLICY")
+    os.environ["PBX_POLICY"] = str(policy)
+    rows = []
+    try:
+        subprocess.run([str(CLUSTER), "start"], check=True, env={**os.environ, "PBX_TESTBED_LOCK_HELD": "1",
+                                                                 "PBX_CLUSTER_FRESH": "1"})
+        for rate in args.rates:
+            for nodes in (1, 2):
+                if nodes == 1:
+                    cluster("node-stop", "b")
+                    await asyncio.sleep(4)  # Kamailio's probes take node b out of service
+                else:
+                    cluster("node-start", "b")
+                    await both_nodes_served()
+                print(f"bench: {nodes} node(s) at {rate} calls/s for {args.duration} s", file=sys.stderr)
+                phase, cpu = await run_cluster_phase(nodes, rate, args.duration, args, workdir)
+                rows.append((phase, cpu))
+                print("  " + cluster_row(phase, cpu), file=sys.stderr)
+    finally:
+        subprocess.run([str(CLUSTER), "stop"], env={**os.environ, "PBX_TESTBED_LOCK_HELD": "1"})
+        if env_policy is None:
+            os.environ.pop("PBX_POLICY", None)
+    print(CLUSTER_HEADER)
+    for phase, cpu in rows:
+        print(cluster_row(phase, cpu))
+    return 0 if all(p.failed == 0 and not p.leftovers for p, _ in rows) else 1
+
+
+CLUSTER_HEADER = ("| calls/s | Asterisk nodes | attempted | succeeded | failed | forward delay median (ms) | p99 (ms) "
+                  "| CPU/call: Kamailio | node a | node b | engines (2, + web) | left after |\n"
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def cluster_row(phase: Phase, cpu: dict[str, float]) -> str:
+    med = statistics.median(phase.delays) * 1000 if phase.delays else float("nan")
+    p99 = percentile(phase.delays, 0.99) * 1000
+
+    def ms(role: str) -> str:
+        return f"{cpu[role] * 1000:.1f} ms" if role in cpu else "—"
+
+    return (f"| {phase.rate} | {phase.flow} | {phase.attempted} | {phase.succeeded} | {phase.failed} | {med:.1f} | {p99:.1f} "
+            f"| {ms('Kamailio')} | {ms('node a')} | {ms('node b')} | {ms('engines')} | {phase.leftovers or 'none'} |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     p.add_argument("--rates", default="20,50,100,150", help="calls per second, comma separated")
@@ -380,6 +539,8 @@ def main() -> int:
     p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
     p.add_argument("--flows", default="baseline,app,app×2,agi",
                    help="phases at each rate: baseline, app (one engine), app×2 (two), agi (FastAGI mode)")
+    p.add_argument("--cluster", action="store_true",
+                   help="instead: one Asterisk node vs two behind Kamailio (scripts/cluster) at each rate")
     args = p.parse_args()
     args.flows = args.flows.split(",")
     args.rates = [int(r) for r in args.rates.split(",")]
@@ -390,7 +551,7 @@ def main() -> int:
         except BlockingIOError:
             print(f"bench: waiting for the test-bed lock {LOCK} (tests are running)", file=sys.stderr)
             fcntl.flock(lock, fcntl.LOCK_EX)
-        return asyncio.run(main_async(args))
+        return asyncio.run(main_cluster(args) if args.cluster else main_async(args))
 
 
 if __name__ == "__main__":
