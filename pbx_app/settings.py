@@ -19,6 +19,9 @@ class Settings:
     engine_name: str = "1"
     engine_bind: str = "127.0.0.1:8091"  # an engine's own /health and /metrics
     engines: int = 2  # how many engines `pbx-app run` starts on this host
+    # Put before the numbers `pbx-app run` names its engines by: hosts whose engines serve the same
+    # Asterisk nodes need different prefixes (e.g. "hostA-"), or two engines would share an ARI app.
+    engine_prefix: str = ""
     # Asterisk's CDR, read back to end calls left in progress while no engine watched them.
     cdr_url: str | None = None
     reconcile_grace: float = 10.0  # seconds a call's channel must be gone before it is ended from the CDR
@@ -71,6 +74,7 @@ class Settings:
             engine_name=env.get("PBX_ENGINE_NAME", cls.engine_name),
             engine_bind=env.get("PBX_ENGINE_BIND", cls.engine_bind),
             engines=_number(env, "PBX_ENGINES", int, cls.engines),
+            engine_prefix=env.get("PBX_ENGINE_PREFIX", cls.engine_prefix),
             cdr_url=env.get("PBX_CDR_URL") or None,
             reconcile_grace=_number(env, "PBX_RECONCILE_GRACE", float, cls.reconcile_grace),
             sweep_interval=_number(env, "PBX_SWEEP_INTERVAL", float, cls.sweep_interval) or cls.sweep_interval,

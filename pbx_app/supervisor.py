@@ -32,7 +32,7 @@ def children(settings: Settings, policy: str | None) -> list[Child]:
     host, _, port = settings.engine_bind.rpartition(":")
     out = []
     for n in range(1, settings.engines + 1):
-        env = {"PBX_ENGINE_NAME": str(n), "PBX_SPOOL_DIR": str(Path(settings.spool_dir) / f"engine-{n}"),
+        env = {"PBX_ENGINE_NAME": f"{settings.engine_prefix}{n}", "PBX_SPOOL_DIR": str(Path(settings.spool_dir) / f"engine-{n}"),
                "PBX_ENGINE_BIND": f"{host or '127.0.0.1'}:{int(port) + n - 1}"}
         out.append(Child(f"engine {n}", (*base, "engine", *extra), env))
     out.append(Child("web", (*base, "web", *extra), {}))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from pbx_app.nodes import NodeListings
+from pbx_app import observability
+from pbx_app.nodes import EngineGroup, NodeListings
+from pbx_app.settings import Settings
+from pbx_app.supervisor import children
 
 
 class Clock:
@@ -68,3 +71,41 @@ async def test_one_reconcile_at_a_time():
     release.set()
     await first
     assert count == 1
+
+
+class FakeEvents:
+    def __init__(self, connected: bool):
+        self.connected = asyncio.Event()
+        if connected:
+            self.connected.set()
+        self.reconnects = 1
+        self.skipped = 0
+
+
+class FakeEngine:
+    def __init__(self, connected: bool, calls: dict):
+        self.events = FakeEvents(connected)
+        self.calls = calls
+        self.max_calls = 500
+        self.refused = self.taken_over = 0
+        self.event_counts = {"StasisStart": 2}
+        self.ari = type("Ari", (), {"request_counts": {"POST /channels/{id}/continue": 3}})()
+
+
+def test_health_of_an_engine_serving_two_nodes_one_down():
+    group = EngineGroup([FakeEngine(False, {}), FakeEngine(True, {"b-1.0": object()})])
+    ok, body = observability.health(group, lambda: object())
+    assert ok, "the engine still serves node 2: healthy"
+    assert body["ari_nodes"] == {"node1": False, "node2": True}
+    assert body["calls_in_progress"] == 1
+    assert group.busy("b-1.0") and not group.busy("a-1.0")
+    assert group.event_counts == {"StasisStart": 4}
+
+
+def test_several_ari_urls_and_engine_names_per_host():
+    settings = Settings.from_env({"PBX_ARI_URL": "http://127.0.0.11:8088, http://127.0.0.12:8088",
+                                  "PBX_ARI_PASSWORD": "x", "PBX_ENGINE_PREFIX": "hostA-"})
+    assert settings.ari_urls == ("http://127.0.0.11:8088", "http://127.0.0.12:8088")
+    names = [c.env["PBX_ENGINE_NAME"] for c in children(settings, None) if "PBX_ENGINE_NAME" in c.env]
+    assert names == ["hostA-1", "hostA-2"]
+    assert Settings.from_env({"PBX_ARI_PASSWORD": "x"}).ari_urls == ("http://127.0.0.1:8088",)
