@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "cluster"
 FRONT_SIP = "127.0.0.10:5060"
 ENGINE_HEALTH = ("http://127.0.0.10:8091/health", "http://127.0.0.10:8092/health")
+WEB = "http://127.0.0.10:8090"
 
 
 class Cluster:
@@ -81,6 +84,41 @@ class Cluster:
                 async with s.get(url) as r:
                     out.append(await r.json())
             return out
+
+
+class WebPage:
+    """The cluster's self-service page over HTTP, as the page's own script uses it: sign in with the
+    form's CSRF token, then the JSON API with the session's token."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    def add_admin(self, name: str, password: str, workdir: Path) -> None:
+        secret = workdir / "password"
+        secret.write_text(password + "\n")
+        subprocess.run([sys.executable, "-m", "pbx_app", "user", "--users", self.cluster.env["PBX_USERS"], "add", name,
+                        "--role", "admin", "--password-file", str(secret)], check=True, capture_output=True, cwd=REPO)
+
+    async def login(self, name: str, password: str) -> None:
+        async with self.session.get(f"{WEB}/login") as r:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text()).group(1)
+        async with self.session.post(f"{WEB}/login", data={"name": name, "password": password, "csrf_token": token}) as r:
+            assert r.status == 200, await r.text()
+        async with self.session.get(f"{WEB}/api/me") as r:
+            self.csrf = (await r.json())["csrf_token"]
+
+    async def save_no_answer(self, ext: str, setting: dict) -> None:
+        url = f"{WEB}/api/employees/{ext}/no-answer"
+        async with self.session.get(url) as r:
+            version = (await r.json())["version"]
+        async with self.session.put(url, json={"version": version, "setting": setting},
+                                    headers={"X-CSRF-Token": self.csrf}) as r:
+            assert r.status == 200, await r.text()
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 class FrontSipBed(SipBed):
