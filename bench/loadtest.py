@@ -120,7 +120,7 @@ class Sipp:
 class AppProcess:
     """``engines`` call engines (`pbx-app engine`), each its own ARI app, spool and /health port,
     sharing one journal database as engines of one site do. ``command="agi"``: FastAGI servers
-    (`pbx-app agi`, /health on PBX_WEB_BIND) instead."""
+    (`pbx-app agi`, /health on PBX_ENGINE_BIND) instead."""
 
     def __init__(self, workdir: Path, policy: Path, profile: bool = False, entry: str | None = None, engines: int = 1,
                  command: str = "engine"):
@@ -182,6 +182,60 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class WebLoad:
+    """`pbx-app web` with a signed-in employee asking for the employees list on ``connections``
+    connections as fast as it answers: the page under load while the engines carry calls."""
+
+    def __init__(self, workdir: Path, policy: Path, connections: int = 8):
+        self.port = free_port()
+        self.connections = connections
+        self.served = 0
+        self.env = {**os.environ, "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_POLICY": str(policy),
+                    "PBX_USERS": str(workdir / "users.json"), "PBX_AUDIT_LOG": str(workdir / "audit.jsonl"),
+                    "PBX_ANNOUNCEMENTS_DIR": str(workdir / "sounds")}
+        secret = workdir / "bench-password"
+        secret.write_text("bench-password-123\n")
+        subprocess.run([str(REPO / ".venv/bin/pbx-app"), "user", "add", "bench", "--role", "employee",
+                        "--extension", EMPLOYEE, "--password-file", str(secret)], env=self.env, check=True,
+                       capture_output=True)
+        self.proc = subprocess.Popen([str(REPO / ".venv/bin/pbx-app"), "web"], cwd=REPO, env=self.env,
+                                     stdout=open(workdir / "web.log", "w"), stderr=subprocess.STDOUT)
+        self.tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        url = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(url + "/login") as r:
+                        if r.status == 200:
+                            break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        self.session = aiohttp.ClientSession()
+        form = await (await self.session.get(url + "/login")).text()
+        token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        signed = await self.session.post(url + "/login", data={"name": "bench", "password": "bench-password-123",
+                                                               "csrf_token": token})
+        assert signed.status in (200, 303), f"bench could not sign in to the page: {signed.status}"
+
+        async def hammer() -> None:
+            while True:
+                async with self.session.get(url + "/api/employees") as r:
+                    await r.read()
+                    self.served += r.status == 200
+
+        self.tasks = [asyncio.create_task(hammer()) for _ in range(self.connections)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.session.close()
+        self.proc.terminate()
+        self.proc.wait()
 
 
 def ari_requests(metrics_texts: list[str]) -> float:
@@ -253,6 +307,9 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         app = AppProcess(pdir, policy, args.profile, args.app_entry, engines=ENGINES[flow],
                          command="agi" if flow == "agi" else "engine")
         await app.ready()
+    web = WebLoad(pdir, policy) if flow == "app+web" else None
+    if web:
+        await web.start()
     many = ["-m", str(calls)]
     employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
                     ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
@@ -283,6 +340,9 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         phase.app_cpu = sum(map(cpu_seconds, app.pids)) - app_cpu0
         phase.app_peak_rss_mb = sum(memory_kb(pid, "VmHWM") for pid in app.pids) / 1024
         phase.peak_in_progress, phase.rss_at_peak_mb = peak
+    if web:
+        await web.stop()
+        print(f"  the page answered {web.served} GET /api/employees during the calls", file=sys.stderr)
     await asyncio.sleep(1)
     for p in (employee, colleague):
         p.stop()
@@ -321,7 +381,7 @@ HEADER = ("| calls/s | flow | attempted | succeeded | failed | forward delay med
           "| Asterisk CPU/call | app CPU/call | ARI requests/call | app RSS max (at the most calls in progress) | left after |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
 # The flows that run engines, and how many.
-ENGINES = {"app": 1, "app×2": 2, "agi": 1}  # agi: one FastAGI server (dialplan/pbx_agi.conf)
+ENGINES = {"app": 1, "app×2": 2, "app+web": 1, "agi": 1}  # app+web: one engine, the page hammered meanwhile  # agi: one FastAGI server (dialplan/pbx_agi.conf)
 
 
 async def main_async(args) -> int:
@@ -378,8 +438,9 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="run the app under cProfile (app.prof in each phase's folder)")
     p.add_argument("--app-entry", help="a Python script to run instead of `-m pbx_app` (experiments: patch, then call pbx_app.cli.main)")
     p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
-    p.add_argument("--flows", default="baseline,app,app×2,agi",
-                   help="phases at each rate: baseline, app (one engine), app×2 (two), agi (FastAGI mode)")
+    p.add_argument("--flows", default="baseline,app,app×2,app+web,agi",
+                   help="phases at each rate: baseline, app (one engine), app×2 (two), "
+                        "app+web (one engine, 8 connections on the page's API meanwhile), agi (FastAGI mode)")
     args = p.parse_args()
     args.flows = args.flows.split(",")
     args.rates = [int(r) for r in args.rates.split(",")]
