@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 
@@ -24,6 +23,7 @@ from .history.spool import SpoolBusy
 from .policy import PolicyError
 from .policy.store import PolicyHolder
 from .settings import Settings
+from .signals import handle_signals
 from .web.edge import allowed_hosts_middleware
 
 log = logging.getLogger(__name__)
@@ -59,19 +59,7 @@ async def run_engine(settings: Settings) -> int:
         log.error("cannot serve /health and /metrics on PBX_ENGINE_BIND=%s: %s", settings.engine_bind, exc.strerror or exc)
         await journal.close()
         return 2
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    # Checking a large policy takes a moment: off the event loop, so ringing calls never wait on it.
-    reloads: set[asyncio.Task] = set()
-
-    def reload_on_sighup() -> None:
-        task = asyncio.create_task(policy.reload_in_thread())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = handle_signals(policy)
     log.info("engine %s: ARI %s as %s, policy %s", app, settings.ari_url, settings.ari_user, settings.policy_path)
     runner = asyncio.create_task(engine.run())
     helpers = [asyncio.create_task(sweeper.run()), asyncio.create_task(policy.watch())]
