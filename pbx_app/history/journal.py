@@ -20,7 +20,8 @@ from pathlib import Path
 from .codec import BadLine, decode, encode
 from .events import JournalEvent
 from .spool import DEFAULT_SEGMENT_BYTES, Position, SpoolReader, SpoolWriter, spool_id
-from .store import Store, StoreError, open_store
+from .database import open_store
+from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pbx_app.crm import CrmDirectory
 from pbx_app.history.events import CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.history.journal import Fanout, SpooledJournal
 from pbx_app.history.rows import history_row
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from pbx_app.policy import parse_policy
 
 from tests.support.postgres import _free_port

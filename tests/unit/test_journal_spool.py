@@ -19,7 +19,7 @@ from pbx_app.history.events import LegEnded
 from pbx_app.history.journal import SpooledJournal, replay
 from pbx_app.history.records import fold
 from pbx_app.history.spool import SpoolBusy, SpoolReader, segments
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
 from tests.unit.test_journal_store import T0, WHOLE_DAY, forwarded_call
 
@@ -124,7 +124,7 @@ async def test_a_clean_stop_with_the_database_away_keeps_rows_for_the_next_start
 KILLED_APP = """
 import asyncio, sys
 from pbx_app.history.journal import SpooledJournal
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from tests.unit.test_journal_store import forwarded_call
 
 async def main():
