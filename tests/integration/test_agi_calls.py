@@ -419,7 +419,7 @@ async def test_agi_server_killed_while_the_employee_rings_another_takes_the_next
         async with aiohttp.ClientSession() as session:
             for _ in range(100):
                 try:
-                    async with session.get(f"http://{env['PBX_WEB_BIND']}/health") as r:
+                    async with session.get(f"http://{env['PBX_ENGINE_BIND']}/health") as r:
                         if (await r.json())["status"] == "ok":
                             return proc
                 except aiohttp.ClientError:
