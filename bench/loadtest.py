@@ -214,7 +214,7 @@ class WebLoad:
                             break
             except aiohttp.ClientError:
                 await asyncio.sleep(0.1)
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # cookies for 127.0.0.1
         form = await (await self.session.get(url + "/login")).text()
         token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
         signed = await self.session.post(url + "/login", data={"name": "bench", "password": "bench-password-123",

@@ -17,6 +17,7 @@ from .calls.engine import CallEngine
 from .calls.recovery import Sweeper
 from .crm import CrmDirectory
 from .history.cdr import open_cdr
+from .history.events import CallStarted
 from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
@@ -38,7 +39,7 @@ async def run_engine(settings: Settings) -> int:
     app = app_name(settings.engine_name)
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, app)
     try:
-        journal = await open_journal(settings.database_url, settings.spool_dir)
+        journal = await open_journal(settings.database_url, settings.spool_dir, wait_for=(CallStarted,))
     except (SpoolBusy, OSError) as exc:
         log.error("cannot start, the call journal's spool PBX_SPOOL_DIR=%s is not usable: %s", settings.spool_dir, exc)
         return 2
