@@ -186,12 +186,15 @@ class AppProcess:
 
 class WebLoad:
     """`pbx-app web` with a signed-in employee asking for the employees list on ``connections``
-    connections as fast as it answers: the page under load while the engines carry calls."""
+    connections as fast as it answers: the page under load while the engines carry calls. The
+    clients run in a process of their own at the lowest CPU priority: real visitors' browsers
+    are not on the PBX, so their CPU must not be counted against the calls."""
 
     def __init__(self, workdir: Path, policy: Path, connections: int = 8):
         self.port = free_port()
         self.connections = connections
         self.served = 0
+        self.count_file = workdir / "web-requests.txt"
         self.env = {**os.environ, "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_POLICY": str(policy),
                     "PBX_USERS": str(workdir / "users.json"), "PBX_AUDIT_LOG": str(workdir / "audit.jsonl"),
                     "PBX_ANNOUNCEMENTS_DIR": str(workdir / "sounds")}
@@ -202,40 +205,30 @@ class WebLoad:
                        capture_output=True)
         self.proc = subprocess.Popen([str(REPO / ".venv/bin/pbx-app"), "web"], cwd=REPO, env=self.env,
                                      stdout=open(workdir / "web.log", "w"), stderr=subprocess.STDOUT)
-        self.tasks: list[asyncio.Task] = []
+        self.clients: subprocess.Popen | None = None
 
     async def start(self) -> None:
-        url = f"http://127.0.0.1:{self.port}"
         for _ in range(100):
             try:
                 async with aiohttp.ClientSession() as s:
-                    async with s.get(url + "/login") as r:
+                    async with s.get(f"http://127.0.0.1:{self.port}/login") as r:
                         if r.status == 200:
                             break
             except aiohttp.ClientError:
                 await asyncio.sleep(0.1)
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # cookies for 127.0.0.1
-        form = await (await self.session.get(url + "/login")).text()
-        token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        signed = await self.session.post(url + "/login", data={"name": "bench", "password": "bench-password-123",
-                                                               "csrf_token": token})
-        assert signed.status in (200, 303), f"bench could not sign in to the page: {signed.status}"
-
-        async def hammer() -> None:
-            while True:
-                async with self.session.get(url + "/api/employees") as r:
-                    await r.read()
-                    self.served += r.status == 200
-
-        self.tasks = [asyncio.create_task(hammer()) for _ in range(self.connections)]
+        self.clients = subprocess.Popen(
+            ["nice", "-n", "19", str(REPO / ".venv/bin/python"), str(HERE / "webload.py"), str(self.port),
+             str(self.connections), str(self.count_file)], stderr=subprocess.STDOUT,
+            stdout=open(self.count_file.with_suffix(".log"), "w"))
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.session.close()
-        self.proc.terminate()
-        self.proc.wait()
+        if self.clients is not None and self.clients.poll() is None:
+            self.clients.terminate()
+            self.clients.wait()
+            self.served = int(self.count_file.read_text() or 0) if self.count_file.exists() else 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
 
 
 def ari_requests(metrics_texts: list[str]) -> float:
@@ -307,9 +300,27 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         app = AppProcess(pdir, policy, args.profile, args.app_entry, engines=ENGINES[flow],
                          command="agi" if flow == "agi" else "engine")
         await app.ready()
+    try:
+        return await _measure(phase, flow, rate, duration, calls, args, pdir, policy, app)
+    finally:
+        if app:
+            app.stop()  # also when the phase failed: a stray engine would claim the next phase's calls
+
+
+async def _measure(phase: Phase, flow: str, rate: int, duration: float, calls: int, args, pdir: Path, policy: Path,
+                   app: "AppProcess | None") -> Phase:
     web = WebLoad(pdir, policy) if flow == "app+web" else None
-    if web:
-        await web.start()
+    try:
+        if web:
+            await web.start()
+        return await _calls(phase, flow, rate, duration, calls, args, pdir, app, web)
+    finally:
+        if web:
+            await web.stop()
+
+
+async def _calls(phase: Phase, flow: str, rate: int, duration: float, calls: int, args, pdir: Path,
+                 app: "AppProcess | None", web: "WebLoad | None") -> Phase:
     many = ["-m", str(calls)]
     employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
                     ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
@@ -341,7 +352,7 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         phase.app_peak_rss_mb = sum(memory_kb(pid, "VmHWM") for pid in app.pids) / 1024
         phase.peak_in_progress, phase.rss_at_peak_mb = peak
     if web:
-        await web.stop()
+        await web.stop()  # before the phones stop: the page was loaded for the calls' whole span
         print(f"  the page answered {web.served} GET /api/employees during the calls", file=sys.stderr)
     await asyncio.sleep(1)
     for p in (employee, colleague):
@@ -372,7 +383,6 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
             if subs.get("channel_ids"):
                 left.append(f"{len(subs['channel_ids'])} subscriptions")
         (pdir / "metrics.txt").write_text("\n".join(await app.metrics()))
-        app.stop()
     phase.leftovers = ", ".join(left)
     return phase
 
