@@ -128,7 +128,7 @@ class Sipp:
 class AppProcess:
     """``engines`` call engines (`pbx-app engine`), each its own ARI app, spool and /health port,
     sharing one journal database as engines of one site do. ``command="agi"``: FastAGI servers
-    (`pbx-app agi`, /health on PBX_WEB_BIND) instead."""
+    (`pbx-app agi`, /health on PBX_ENGINE_BIND) instead."""
 
     def __init__(self, workdir: Path, policy: Path, profile: bool = False, entry: str | None = None, engines: int = 1,
                  command: str = "engine"):
@@ -190,6 +190,53 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class WebLoad:
+    """`pbx-app web` with a signed-in employee asking for the employees list on ``connections``
+    connections as fast as it answers: the page under load while the engines carry calls. The
+    clients run in a process of their own at the lowest CPU priority: real visitors' browsers
+    are not on the PBX, so their CPU must not be counted against the calls."""
+
+    def __init__(self, workdir: Path, policy: Path, connections: int = 8):
+        self.port = free_port()
+        self.connections = connections
+        self.served = 0
+        self.count_file = workdir / "web-requests.txt"
+        self.env = {**os.environ, "PBX_WEB_BIND": f"127.0.0.1:{self.port}", "PBX_POLICY": str(policy),
+                    "PBX_USERS": str(workdir / "users.json"), "PBX_AUDIT_LOG": str(workdir / "audit.jsonl"),
+                    "PBX_ANNOUNCEMENTS_DIR": str(workdir / "sounds")}
+        secret = workdir / "bench-password"
+        secret.write_text("bench-password-123\n")
+        subprocess.run([str(REPO / ".venv/bin/pbx-app"), "user", "add", "bench", "--role", "employee",
+                        "--extension", EMPLOYEE, "--password-file", str(secret)], env=self.env, check=True,
+                       capture_output=True)
+        self.proc = subprocess.Popen([str(REPO / ".venv/bin/pbx-app"), "web"], cwd=REPO, env=self.env,
+                                     stdout=open(workdir / "web.log", "w"), stderr=subprocess.STDOUT)
+        self.clients: subprocess.Popen | None = None
+
+    async def start(self) -> None:
+        for _ in range(100):
+            try:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"http://127.0.0.1:{self.port}/login") as r:
+                        if r.status == 200:
+                            break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        self.clients = subprocess.Popen(
+            ["nice", "-n", "19", str(REPO / ".venv/bin/python"), str(HERE / "webload.py"), str(self.port),
+             str(self.connections), str(self.count_file)], stderr=subprocess.STDOUT,
+            stdout=open(self.count_file.with_suffix(".log"), "w"))
+
+    async def stop(self) -> None:
+        if self.clients is not None and self.clients.poll() is None:
+            self.clients.terminate()
+            self.clients.wait()
+            self.served = int(self.count_file.read_text() or 0) if self.count_file.exists() else 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
 
 
 def ari_requests(metrics_texts: list[str]) -> float:
@@ -261,6 +308,27 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         app = AppProcess(pdir, policy, args.profile, args.app_entry, engines=ENGINES[flow],
                          command="agi" if flow == "agi" else "engine")
         await app.ready()
+    try:
+        return await _measure(phase, flow, rate, duration, calls, args, pdir, policy, app)
+    finally:
+        if app:
+            app.stop()  # also when the phase failed: a stray engine would claim the next phase's calls
+
+
+async def _measure(phase: Phase, flow: str, rate: int, duration: float, calls: int, args, pdir: Path, policy: Path,
+                   app: "AppProcess | None") -> Phase:
+    web = WebLoad(pdir, policy) if flow == "app+web" else None
+    try:
+        if web:
+            await web.start()
+        return await _calls(phase, flow, rate, duration, calls, args, pdir, app, web)
+    finally:
+        if web:
+            await web.stop()
+
+
+async def _calls(phase: Phase, flow: str, rate: int, duration: float, calls: int, args, pdir: Path,
+                 app: "AppProcess | None", web: "WebLoad | None") -> Phase:
     many = ["-m", str(calls)]
     employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
                     ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
@@ -291,6 +359,9 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
         phase.app_cpu = sum(map(cpu_seconds, app.pids)) - app_cpu0
         phase.app_peak_rss_mb = sum(memory_kb(pid, "VmHWM") for pid in app.pids) / 1024
         phase.peak_in_progress, phase.rss_at_peak_mb = peak
+    if web:
+        await web.stop()  # before the phones stop: the page was loaded for the calls' whole span
+        print(f"  the page answered {web.served} GET /api/employees during the calls", file=sys.stderr)
     await asyncio.sleep(1)
     for p in (employee, colleague):
         p.stop()
@@ -320,7 +391,6 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
             if subs.get("channel_ids"):
                 left.append(f"{len(subs['channel_ids'])} subscriptions")
         (pdir / "metrics.txt").write_text("\n".join(await app.metrics()))
-        app.stop()
     phase.leftovers = ", ".join(left)
     return phase
 
@@ -329,7 +399,7 @@ HEADER = ("| calls/s | flow | attempted | succeeded | failed | forward delay med
           "| Asterisk CPU/call | app CPU/call | ARI requests/call | app RSS max (at the most calls in progress) | left after |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
 # The flows that run engines, and how many.
-ENGINES = {"app": 1, "app×2": 2, "agi": 1}  # agi: one FastAGI server (dialplan/pbx_agi.conf)
+ENGINES = {"app": 1, "app×2": 2, "app+web": 1, "agi": 1}  # app+web: one engine, the page hammered meanwhile  # agi: one FastAGI server (dialplan/pbx_agi.conf)
 
 
 async def main_async(args) -> int:
@@ -537,8 +607,9 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="run the app under cProfile (app.prof in each phase's folder)")
     p.add_argument("--app-entry", help="a Python script to run instead of `-m pbx_app` (experiments: patch, then call pbx_app.cli.main)")
     p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
-    p.add_argument("--flows", default="baseline,app,app×2,agi",
-                   help="phases at each rate: baseline, app (one engine), app×2 (two), agi (FastAGI mode)")
+    p.add_argument("--flows", default="baseline,app,app×2,app+web,agi",
+                   help="phases at each rate: baseline, app (one engine), app×2 (two), "
+                        "app+web (one engine, 8 connections on the page's API meanwhile), agi (FastAGI mode)")
     p.add_argument("--cluster", action="store_true",
                    help="instead: one Asterisk node vs two behind Kamailio (scripts/cluster) at each rate")
     args = p.parse_args()

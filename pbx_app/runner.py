@@ -1,14 +1,13 @@
 """One call engine, wired together: settings → policy (hot reload), journal, ARI client → the
 engine, the sweep for abandoned callers, the reconciler, and the engine's own /health and
 /metrics. With several Asterisk nodes (PBX_ARI_URL=url,url) there is one ARI client, engine and
-sweep per node, one reconciler fed by every node's listing (pbx_app/nodes.py). The self-service page is another process (pbx-app web): nothing a browser does waits
-on this event loop."""
+sweep per node, one reconciler fed by every node's listing (pbx_app/nodes.py). The self-service
+page is another process (pbx-app web): nothing a browser does waits on this event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 
@@ -19,6 +18,7 @@ from .calls.engine import CallEngine
 from .calls.recovery import Sweeper
 from .crm import CrmDirectory
 from .history.cdr import open_cdr
+from .history.events import CallStarted
 from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
@@ -26,6 +26,7 @@ from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
 from .policy.store import PolicyHolder
 from .settings import Settings
+from .signals import handle_signals
 from .web.edge import allowed_hosts_middleware
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ async def run_engine(settings: Settings) -> int:
     app = app_name(settings.engine_name)
     aris = [AriClient(url, settings.ari_user, settings.ari_password, app) for url in settings.ari_urls]
     try:
-        journal = await open_journal(settings.database_url, settings.spool_dir)
+        journal = await open_journal(settings.database_url, settings.spool_dir, wait_for=(CallStarted,))
     except (SpoolBusy, OSError) as exc:
         log.error("cannot start, the call journal's spool PBX_SPOOL_DIR=%s is not usable: %s", settings.spool_dir, exc)
         return 2
@@ -67,19 +68,7 @@ async def run_engine(settings: Settings) -> int:
         log.error("cannot serve /health and /metrics on PBX_ENGINE_BIND=%s: %s", settings.engine_bind, exc.strerror or exc)
         await journal.close()
         return 2
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    # Checking a large policy takes a moment: off the event loop, so ringing calls never wait on it.
-    reloads: set[asyncio.Task] = set()
-
-    def reload_on_sighup() -> None:
-        task = asyncio.create_task(policy.reload_in_thread())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = handle_signals(policy)
     log.info("engine %s: ARI %s as %s, policy %s", app, ", ".join(settings.ari_urls), settings.ari_user,
              settings.policy_path)
     runners = [asyncio.create_task(engine.run()) for engine in engines]

@@ -38,6 +38,7 @@ class Settings:
     database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
     spool_dir: Path = Path("/var/lib/pbx_app/spool")
     web_bind: str = "127.0.0.1:8090"  # the self-service page (pbx-app web)
+    web_nice: int = 10  # the page's CPU priority below the engines' and Asterisk's (nice(2) increment)
     max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
     ari_give_up_after: float | None = None  # seconds without ARI before exiting non-zero; None: never
     # The page under attack (docs/security.md): which Host names it answers for, which peers'
@@ -86,6 +87,7 @@ class Settings:
             database_url=env.get("PBX_DATABASE_URL", cls.database_url),
             spool_dir=Path(env.get("PBX_SPOOL_DIR", str(cls.spool_dir))),
             web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
+            web_nice=_number(env, "PBX_WEB_NICE", int, cls.web_nice),
             max_calls=_number(env, "PBX_MAX_CALLS", int, cls.max_calls),
             ari_give_up_after=_number(env, "PBX_ARI_GIVE_UP_AFTER", float, None),
             web_allowed_hosts=_names(env, "PBX_WEB_ALLOWED_HOSTS", cls.web_allowed_hosts),

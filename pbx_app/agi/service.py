@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -18,6 +17,7 @@ from ..history.spool import SpoolBusy
 from ..policy import PolicyError
 from ..policy.store import PolicyHolder
 from ..settings import Settings
+from ..signals import handle_signals
 from .server import AgiServer
 
 log = logging.getLogger(__name__)
@@ -103,18 +103,7 @@ async def run_agi(settings: Settings) -> int:
         await crm.close()
         await journal.close()
         return 2
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    reloads: set[asyncio.Task] = set()
-
-    def reload_on_sighup() -> None:
-        task = asyncio.create_task(policy.reload_in_thread())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = handle_signals(policy)
     log.info("pbx_app FastAGI on agi://%s/ (routes call, next, hangup), policy %s", settings.agi_bind, settings.policy_path)
     watcher = asyncio.create_task(policy.watch())
     await stop.wait()
@@ -125,3 +114,12 @@ async def run_agi(settings: Settings) -> int:
     await journal.close()
     await web_runner.cleanup()
     return 0
+
+
+def _metrics_handler(metrics: observability.Metrics):
+    async def get_metrics(request: web.Request) -> web.Response:
+        resp = web.Response(body=observability.generate_latest(metrics.registry))
+        resp.headers["Content-Type"] = observability.CONTENT_TYPE_LATEST
+        return resp
+
+    return get_metrics

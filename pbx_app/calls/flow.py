@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from ..ari import AriError
 from ..history.events import CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from . import contract as dp

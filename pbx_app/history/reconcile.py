@@ -13,12 +13,12 @@ from typing import Callable
 
 from .cdr import CdrLeg, CdrReader
 from .events import CallEnded, CallResult, Journal, LegEnded, LegOutcome, LegStarted
+from .records import WHILE_DOWN as DOWN
 from .records import CallRecord
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-DOWN = "while the app was down"
 _OUTCOME: dict[str, LegOutcome] = {"ANSWERED": "answered", "NO ANSWER": "no_answer", "BUSY": "busy",
                                    "FAILED": "unreachable", "CONGESTION": "unreachable"}
 

@@ -12,6 +12,10 @@ from typing import Iterable
 from .events import CallEnded, CallStarted, JournalEvent, LegEnded, LegStarted
 
 
+# In a call's detail: it was ended from Asterisk's CDR by an engine that found it left open.
+WHILE_DOWN = "while the app was down"
+
+
 @dataclass(frozen=True)
 class LegRecord:
     leg: int

@@ -17,7 +17,8 @@ from typing import Iterable
 
 from .journal import replay
 from .rows import HistoryRow, history
-from .store import StoreError, open_store
+from .database import open_store
+from .store import StoreError
 
 DEFAULT_DAYS = 7
 CSV_COLUMNS = ("call_id", "started_at", "caller", "employee", "employee_name", "label", "status", "dialled",

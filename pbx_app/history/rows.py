@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Literal
 
-from .records import CallRecord, LegRecord
+from .records import WHILE_DOWN, CallRecord, LegRecord
 
 Status = Literal["answered", "missed", "in progress"]
 VOICEMAIL = "Voicemail"
@@ -111,7 +111,9 @@ def _describe(call: CallRecord) -> str:
             parts.append("message played, then hung up")
     if call.legs and not any(l.role == "employee" for l in call.legs):
         parts.insert(0, "not rung")  # away, or a rule sent the call elsewhere at once
-    if call.result == "failed":
+    if WHILE_DOWN in call.detail:
+        parts.append(f"{'carried on by the dialplan ' if 'by the dialplan' in call.detail else ''}{WHILE_DOWN}")
+    elif call.result == "failed":
         parts.append("internal error, busy given")
     elif call.result == "dropped" and call.detail == "busy":
         parts.append("busy tone")

@@ -128,18 +128,3 @@ def records(call_rows: list[dict], leg_rows: list[dict], time) -> list[CallRecor
         )
         for row in call_rows
     ]
-
-
-def open_store(url: str) -> Store:
-    """The store a database URL names. Connecting happens on first use (and again after an
-    outage), so an unreachable database never stops the app from taking calls."""
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "sqlite":
-        from .sqlite_store import SqliteStore
-
-        return SqliteStore(url)
-    if scheme in ("postgresql", "postgres"):
-        from .postgres_store import PostgresStore
-
-        return PostgresStore(url)
-    raise ValueError(f"PBX_DATABASE_URL={url!r}: use sqlite:////path/journal.db or postgresql://user@host:port/db")

@@ -112,6 +112,9 @@ def api(mutating: bool = False) -> Callable[[Handler], Handler]:
             session, user = current(request)
             if user is None:
                 return with_headers(error(401, "not signed in", "unauthenticated"))
+            wait = state(request).api_rate.take(user.name)
+            if wait:
+                return with_headers(error(429, "too many requests: slow down", "rate", retry_after=wait))
             if mutating and not (same_origin(request) and token_ok(session, request.headers.get(CSRF_HEADER))):
                 return with_headers(error(403, "the request did not come from this page (CSRF check failed): reload the page", "csrf"))
             try:

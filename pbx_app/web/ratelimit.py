@@ -92,3 +92,28 @@ class LoginLimiter:
         if len(self._times) >= MAX_KEYS:  # a flood inside one window: keep the newest half
             newest = sorted(self._times.items(), key=lambda kv: kv[1][-1])[len(self._times) // 2:]
             self._times = dict(newest)
+
+
+class RequestRate:
+    """A token bucket per signed-in user for the API: a page open in a browser asks a few times
+    a second at most; a script asking thousands of times a second gets 429 for all but ``rate``
+    of them, and the 429 costs the page next to nothing (no policy view is built)."""
+
+    def __init__(self, rate: float = 20.0, burst: float = 40.0, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # user → (tokens, when)
+
+    def take(self, user: str) -> float:
+        """0 when the request may go on; else the seconds until it may."""
+        now = self.clock()
+        tokens, when = self._buckets.get(user, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - when) * self.rate)
+        if tokens < 1:
+            self._buckets[user] = (tokens, now)
+            return (1 - tokens) / self.rate
+        if len(self._buckets) > MAX_KEYS:
+            self._buckets.clear()
+        self._buckets[user] = (tokens - 1, now)
+        return 0.0

@@ -20,7 +20,7 @@ from .audit import AuditLog
 from .config import WebConfig
 from .formtoken import FormTokens
 from .policy_file import PolicyBroken, PolicyFile, Snapshot
-from .ratelimit import LoginLimiter
+from .ratelimit import LoginLimiter, RequestRate
 from .sessions import SessionStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Web:
     reload: Callable[[], object] | None = None
     sessions: SessionStore = field(default_factory=SessionStore)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    api_rate: RequestRate = field(default_factory=RequestRate)
     forms: FormTokens = field(default_factory=FormTokens)
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HASHES_AT_ONCE))
     templates: jinja2.Environment = field(

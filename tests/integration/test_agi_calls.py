@@ -21,7 +21,7 @@ from pbx_app.crm import CrmDirectory
 from pbx_app.history.events import CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.history.journal import Fanout, SpooledJournal
 from pbx_app.history.rows import history_row
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from pbx_app.policy import parse_policy
 
 from tests.support.postgres import _free_port
@@ -419,7 +419,7 @@ async def test_agi_server_killed_while_the_employee_rings_another_takes_the_next
         async with aiohttp.ClientSession() as session:
             for _ in range(100):
                 try:
-                    async with session.get(f"http://{env['PBX_WEB_BIND']}/health") as r:
+                    async with session.get(f"http://{env['PBX_ENGINE_BIND']}/health") as r:
                         if (await r.json())["status"] == "ok":
                             return proc
                 except aiohttp.ClientError:

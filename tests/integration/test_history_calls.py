@@ -21,7 +21,7 @@ import pytest
 from pbx_app.history.events import CallStarted
 from pbx_app.history.journal import Fanout, SpooledJournal
 from pbx_app.history.rows import HistoryRow, history_row
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
 
 from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, asterisk_root

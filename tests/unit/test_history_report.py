@@ -14,7 +14,7 @@ import pytest
 from pbx_app.cli import main
 from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted
 from pbx_app.history.journal import SpooledJournal
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from tests.unit.test_journal_store import at, forwarded_call
 
 POLICY = """

@@ -10,16 +10,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from pbx_app.history.codec import decode, encode
-from pbx_app.history.events import LegEnded
+from pbx_app.history.events import CallStarted, LegEnded
 from pbx_app.history.journal import SpooledJournal, replay
 from pbx_app.history.records import fold
 from pbx_app.history.spool import SpoolBusy, SpoolReader, segments
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
 from tests.unit.test_journal_store import T0, WHOLE_DAY, forwarded_call
 
@@ -124,7 +125,7 @@ async def test_a_clean_stop_with_the_database_away_keeps_rows_for_the_next_start
 KILLED_APP = """
 import asyncio, sys
 from pbx_app.history.journal import SpooledJournal
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from tests.unit.test_journal_store import forwarded_call
 
 async def main():
@@ -264,3 +265,29 @@ def test_the_reader_waits_for_a_line_being_written(tmp_path):
     reader = SpoolReader(spool)
     lines, end = reader.read(reader.start())
     assert len(lines) == 1 and end.offset == len(encode(forwarded_call()[0]))
+
+
+async def test_an_engine_waits_for_the_disk_only_for_a_calls_start(tmp_path):
+    """Engines pass wait_for=(CallStarted,): the rest of a call's story is on its channel and in
+    the CDR, so a ringing call never waits on an fsync; every event still lands, in order."""
+    url = f"sqlite:///{tmp_path}/journal.db"
+    journal = await SpooledJournal(tmp_path / "spool", open_store(url), wait_for=(CallStarted,)).start()
+    slow_append = journal.writer.append
+
+    def append_slowly(lines):
+        time.sleep(0.3)  # a busy disk
+        return slow_append(lines)
+
+    journal.writer.append = append_slowly
+    start, *rest = forwarded_call()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await journal.record(start)
+    assert loop.time() - began >= 0.3, "the call's start is on disk before the call goes on"
+    began = loop.time()
+    for event in rest:
+        await journal.record(event)
+    assert loop.time() - began < 0.1, "the legs did not wait for the disk"
+    assert await journal.wait_shipped(10)
+    await journal.close()
+    assert await calls_in(url) == fold([start, *rest])

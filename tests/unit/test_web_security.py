@@ -20,7 +20,7 @@ import pytest
 from pbx_app.announcements.convert import convert_to_asterisk_wav
 from pbx_app.web.app import collect_unused
 from pbx_app.web.config import networks
-from pbx_app.web.ratelimit import LoginLimiter
+from pbx_app.web.ratelimit import LoginLimiter, RequestRate
 from tests.unit.test_announcements import sounds_in, tone
 from tests.unit.test_web_api import PASSWORD, Browser, WebBed, announcements_env, forward  # noqa: F401 (a fixture)
 
@@ -136,6 +136,20 @@ async def test_anonymous_visitors_never_sign_anyone_out(bed):
 
     await asyncio.gather(*(visit(1_006) for _ in range(10)))  # 10,060 cookieless visits
     assert (await boss.get("/api/me")).status == 200, "the administrator is still signed in"
+
+
+async def test_a_signed_in_script_flooding_the_api_is_slowed_to_the_rate_and_others_are_not(bed):
+    bed.web.api_rate = RequestRate(rate=20, burst=40, clock=lambda: 0.0)  # no refill during the test
+    anna, boss = await bed.login("anna"), await bed.login("boss")
+    answers = [(await anna.get("/api/employees")).status for _ in range(30)]
+    assert answers == [200] * 30, "a page's own requests are never refused"
+    for _ in range(20):  # the sign-in's own requests took a few of the 40
+        refused = await anna.get("/api/employees")
+        if refused.status != 200:
+            break
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert (await refused.json())["code"] == "rate"
+    assert (await boss.get("/api/employees")).status == 200, "another user is not slowed down"
 
 
 # ---- 3. password change and removal end sessions, from another process ------------------------

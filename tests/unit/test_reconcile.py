@@ -1,0 +1,82 @@
+"""Calls left "in progress" by an engine that died: ended from Asterisk's CDR once their channel
+has been gone for the grace period, and shown in history as the manager expects."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from pbx_app.history.cdr import CdrLeg
+from pbx_app.history.events import CallStarted, LegEnded, LegStarted, MemoryJournal
+from pbx_app.history.reconcile import Reconciler
+from pbx_app.history.records import fold
+from pbx_app.history.rows import history_row
+
+T0 = datetime(2026, 11, 29, 8, 40, tzinfo=timezone.utc)
+
+
+class Store:
+    """The journal's database, as far as the reconciler reads it: the calls not ended yet."""
+
+    def __init__(self, journal: MemoryJournal):
+        self.journal = journal
+
+    async def calls(self, start, end, open_only=False):
+        return [c for c in fold(self.journal.events) if not open_only or c.result is None]
+
+
+class Cdr:
+    def __init__(self, rows):
+        self.rows = rows
+
+    async def legs(self, linkedid):
+        return self.rows
+
+
+def leg(n, role, who, disposition, answer=None, fallback=False):
+    return CdrLeg("1795.2", n, role, who, fallback, disposition, "Dial", f"PJSIP/{who}-0001", T0, answer,
+                  T0 + timedelta(seconds=10))
+
+
+async def started(journal):
+    await journal.record(CallStarted("1795.2", T0, "79001234567", "101", "1795.2"))
+    await journal.record(LegStarted("1795.2", 1, T0, "employee", ("101",)))
+
+
+async def test_a_call_whose_channel_is_gone_for_the_grace_period_is_ended_from_its_cdr():
+    journal = MemoryJournal()
+    await started(journal)
+    now = [T0 + timedelta(minutes=1)]
+    cdr = Cdr([leg(1, "employee", "101", "NO ANSWER"),
+               leg(3, "forward", "102", "ANSWERED", answer=T0 + timedelta(seconds=8), fallback=True)])
+    reconciler = Reconciler(Store(journal), journal, cdr, grace=5, clock=lambda: now[0])
+    assert await reconciler.reconcile({"1795.2"}) == 0, "its channel is still there: in progress"
+    assert await reconciler.reconcile(set()) == 0, "gone only now: its owner may still write its end"
+    now[0] += timedelta(seconds=6)
+    assert await reconciler.reconcile(set()) == 1
+    [call] = fold(journal.events)
+    row = history_row(call)
+    assert (row.employee, row.status, row.forwarded_from) == ("102", "answered", "101")
+    assert row.what_happened == ("no answer; forwarded to 102, answered by 102; "
+                                 "carried on by the dialplan while the app was down")
+    assert await reconciler.reconcile(set()) == 0, "ended once"
+
+
+async def test_a_flow_of_ours_still_on_the_call_is_left_alone():
+    journal = MemoryJournal()
+    await started(journal)
+    now = [T0]
+    reconciler = Reconciler(Store(journal), journal, Cdr([]), grace=0, clock=lambda: now[0], busy=lambda c: True)
+    assert await reconciler.reconcile(set()) == 0
+    assert fold(journal.events)[0].result is None
+
+
+async def test_without_a_cdr_the_call_ends_as_failed_and_its_open_legs_are_closed():
+    journal = MemoryJournal()
+    await started(journal)
+    now = [T0]
+    reconciler = Reconciler(Store(journal), journal, None, grace=0, clock=lambda: now[0])
+    assert await reconciler.reconcile(set()) == 1
+    [call] = fold(journal.events)
+    assert call.result == "failed" and call.legs[0].outcome == "caller_hung_up"
+    assert history_row(call).status == "missed"
+    assert [e for e in journal.events if isinstance(e, LegEnded)][0].cause == "while the app was down"
