@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from pbx_app.history.records import CallRecord
-from pbx_app.history.store import open_store
+from pbx_app.history.database import open_store
 from tests.support.sipp import ASTERISK_SIP, SipBed, Sipp
 
 REPO = Path(__file__).resolve().parents[2]
