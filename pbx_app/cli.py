@@ -9,10 +9,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
+
 from .agi import run_agi
 from .history.report import add_arguments as add_history_arguments
 from .history.report import cmd_history
+from .policy import PolicyError
 from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
+from .policy.published import publish, publish_on_change
 from .runner import run_engine
 from .settings import Settings
 from .supervisor import supervise
@@ -58,6 +62,29 @@ def cmd_agi(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """The policy file, checked, to the store PBX_POLICY_URL names (engines on several hosts)."""
+    settings = _settings(args, need_ari=False)
+    if not settings.policy_url:
+        print("error: set PBX_POLICY_URL=postgresql://... (where the engines read the policy)", file=sys.stderr)
+        return 2
+    try:
+        if args.watch:
+            asyncio.run(publish_on_change(settings.policy_url, settings.policy_path, settings.announcements_dir))
+            return 0
+        version = publish(settings.policy_url, settings.policy_path, settings.announcements_dir)
+    except PolicyError as exc:
+        print(f"error: not published, the policy has errors:\n{exc}", file=sys.stderr)
+        return 1
+    except (psycopg.Error, OSError) as exc:
+        print(f"error: cannot publish: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    print(f"{settings.policy_path}: published as version {version}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pbx-app", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -79,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.add_argument("--bind", help="HOST:PORT to listen on (default: $PBX_AGI_BIND or 127.0.0.1:4573)")
     p.set_defaults(func=cmd_agi)
+
+    p = sub.add_parser("publish", help="check the policy file and publish it to PBX_POLICY_URL for every engine (docs/cluster.md)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.add_argument("--watch", action="store_true", help="keep running: publish the file again whenever it changes")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")

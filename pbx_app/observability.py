@@ -160,6 +160,9 @@ def health(app: Any, policy: Any) -> tuple[bool, dict]:
         "calls_in_progress": len(app.calls),
         "max_calls": getattr(app, "max_calls", 0),
     }
+    store = getattr(policy, "store_status", None)
+    if store is not None:  # the policy follows PostgreSQL (PBX_POLICY_URL)
+        body["policy_store"] = store
     nodes = getattr(app, "nodes", None)
     if nodes is not None:  # several Asterisk nodes: healthy while any is served, each one shown
         body["ari_nodes"] = nodes

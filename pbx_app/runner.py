@@ -24,6 +24,7 @@ from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
 from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
+from .policy.published import PublishedPolicy
 from .policy.store import PolicyHolder
 from .settings import Settings
 from .signals import handle_signals
@@ -38,6 +39,8 @@ async def run_engine(settings: Settings) -> int:
     except PolicyError as exc:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
+    if settings.policy_url:
+        policy = PublishedPolicy(settings.policy_url, policy)
     app = app_name(settings.engine_name)
     aris = [AriClient(url, settings.ari_user, settings.ari_password, app) for url in settings.ari_urls]
     try:

@@ -27,6 +27,9 @@ class Settings:
     reconcile_grace: float = 10.0  # seconds a call's channel must be gone before it is ended from the CDR
     sweep_interval: float = 10.0  # seconds between looks for abandoned callers and calls left in progress
     policy_path: Path = Path("config/policy.yaml")
+    # Engines on several hosts: follow the policy `pbx-app publish` stores here (postgresql://...),
+    # starting from the file's. Unset: the file, polled every second.
+    policy_url: str | None = None
     # The self-service page: who may sign in (pbx-app user add), the audit log of changes, and
     # where uploaded/TTS announcements are written (Asterisk sees them at sounds.CUSTOM_DIR).
     users_path: Path = Path("var/users.json")
@@ -80,6 +83,7 @@ class Settings:
             reconcile_grace=_number(env, "PBX_RECONCILE_GRACE", float, cls.reconcile_grace),
             sweep_interval=_number(env, "PBX_SWEEP_INTERVAL", float, cls.sweep_interval) or cls.sweep_interval,
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
+            policy_url=env.get("PBX_POLICY_URL") or None,
             users_path=Path(env.get("PBX_USERS", str(cls.users_path))),
             audit_path=Path(env.get("PBX_AUDIT_LOG", str(cls.audit_path))),
             announcements_dir=Path(env.get("PBX_ANNOUNCEMENTS_DIR") or str(cls.announcements_dir)),
