@@ -106,6 +106,8 @@ async def test_a_change_on_the_web_page_reaches_the_next_call_on_both_nodes(clus
     finally:
         await page.close()
     await asyncio.sleep(2)  # the promise: every engine of every node has it within 2 s
+    # The page wrote the YAML; the publisher put it in PostgreSQL; the engines follow it there.
+    assert [h["policy_store"] for h in await cluster.engines_health()] == ["ok", "ok"]
     since = now()
     for n in range(1, 5):  # one call after another until each node has taken one
         sip.phone("104", "ring_forever")
