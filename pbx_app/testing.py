@@ -96,6 +96,11 @@ class FakeAsterisk(FakeAri):
         """The engine dies: its websocket is gone, its callers stay where they are."""
         self.apps.pop(app, None)
 
+    def stall(self, app: str) -> None:
+        """The engine hangs: its websocket stays up, so Asterisk still puts its callers in its
+        Stasis, but it acts on no event."""
+        self.apps[app] = lambda event: None
+
     def new_call(self, extension: str, caller: str = "79001234567", language: str = "en") -> str:
         n = next(self._ids)
         ch = FakeChannel(id=f"fake.{n}", name=f"PJSIP/client-{language}-{n:08x}", caller=caller, language=language)
