@@ -18,12 +18,37 @@ import pytest
 
 from tests.support.wait import until_sync
 
+pytest_plugins = ["tests.support.postgres"]  # the postgres_server fixture, for any test that asks
+
 MARK = "TESTSUITE_SESSION"  # not PBX_*: some tests start the app with the PBX_* settings cleared
 GRACE = 5.0  # s for processes being stopped at the end of the last test to finish exiting
 
 
+# Per folder: the marker its tests carry and their own time limit (pyproject's `timeout` is the
+# default). The limit counts the test's body only: their fixtures wait for the test bed's lock
+# (another worktree's run may hold it for many minutes) and build images, each with its own
+# deadline.
+SLOW_FOLDERS = {
+    "integration": ("asterisk", 300),
+    "image": ("image", 1200),  # the image's own unit run may take 900 s
+    "packaging": (None, 120),
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ[MARK] = uuid.uuid4().hex
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in SLOW_FOLDERS:
+            marker, seconds = SLOW_FOLDERS[folder]
+            if marker:
+                item.add_marker(marker)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(seconds, func_only=True))
 
 
 def started_by_this_run() -> dict[int, str]:

@@ -5,15 +5,14 @@ one CDR row per leg, and no call left "in progress"."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from pbx_app.history.rows import history_row
 from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, leftovers
 from tests.integration.test_history_calls import MASTER_DB, cdr_of, sqlite_rows
-from tests.support.engines import REPO, EngineProcess, all_ended, until
+from tests.support.engines import REPO, EngineProcess, all_ended
 from tests.support.sipp import PHONE_PORT, Sipp
+from tests.support.wait import until
 
 BENCH_SIPP = REPO / "bench" / "sipp"
 
@@ -152,12 +151,12 @@ async def test_twenty_calls_over_two_engines_one_killed_midway(cluster, ari, sip
         return p
 
     many = ["-m", str(calls), "-l", str(calls)]
-    sipp("burst-101", "phone_ring_forever.xml", {}, ["-i", "127.0.0.1", "-p", str(PHONE_PORT["101"]), *many])
+    employee = sipp("burst-101", "phone_ring_forever.xml", {}, ["-i", "127.0.0.1", "-p", str(PHONE_PORT["101"]), *many])
     colleague = sipp("burst-102", "phone_answer.xml", {"answer_delay": 200},
                      ["-i", "127.0.0.1", "-p", str(PHONE_PORT["102"]), *many])
     callers = sipp("burst-callers", "caller.xml", {"talk": 1000},
                    ["127.0.0.1:5060", "-s", "103", "-i", "127.0.0.1", "-p", "5299", "-r", "10", *many])
-    await asyncio.sleep(1.2)  # about half the calls are in
+    await until(lambda: len(employee.received("INVITE")) >= calls // 2, 10, "half the calls ring the employee")
     engines[0].kill()
     assert await callers.wait(60) == 0, "every one of the 20 calls was answered by 102"
     assert len(colleague.received("INVITE")) == calls

@@ -11,8 +11,10 @@ import re
 from pbx_app.ari import AriClient
 from pbx_app.history.events import CallEnded, CallStarted
 from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, leftovers
-from tests.support.engines import EngineProcess, free_port, until
+from tests.support.engines import EngineProcess
+from tests.support.net import free_port
 from tests.support.sipp import PHONE_PORT, Sipp
+from tests.support.wait import until
 
 BENCH_SIPP = REPO / "bench" / "sipp"
 

@@ -3,8 +3,7 @@ scripts/testbed install_host_tools), initdb into a temporary folder, the server 
 a free port, run as a non-root user (the `postgres` account when the tests run as root). Never
 mocked, never skipped: if it cannot start, the tests that need it fail and say why.
 
-    from tests.support.postgres import postgres_server   # a session fixture
-    def test_x(postgres_server): url = postgres_server.new_database()
+    def test_x(postgres_server): url = postgres_server.new_database()   # a session fixture (tests/conftest.py)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pbx_app.calls.engine import CallEngine, unwanted_varset
 from pbx_app.calls.recovery import Sweeper
-from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted, MemoryJournal
+from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
 from pbx_app.policy import parse_policy
 from pbx_app.testing import FakeAsterisk

@@ -22,7 +22,6 @@ from pbx_app.history.journal import SpooledJournal, replay
 from pbx_app.history.records import fold
 from pbx_app.history.spool import SpoolBusy, SpoolReader, segments
 from pbx_app.history.database import open_store
-from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
 from tests.support.wait import until
 from tests.unit.test_journal_store import T0, WHOLE_DAY, forwarded_call
 
