@@ -94,7 +94,7 @@ async def run_agi(settings: Settings) -> int:
         listening = await server.serve(host or "127.0.0.1", int(port))
         webapp = web.Application()
         metrics.registry.register(AgiState(server, calls, policy))
-        webapp.router.add_get("/metrics", _metrics_handler(metrics))
+        webapp.router.add_get("/metrics", observability.metrics_handler(metrics))
         add_health(webapp, server, calls, policy, settings.agi_bind)
         web_runner = await observability.serve(webapp, settings.engine_bind)
     except OSError as exc:
