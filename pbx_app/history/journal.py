@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backoff import Backoff
@@ -252,20 +251,6 @@ class SpooledJournal:
             await self.store.close()
         except Exception:
             log.exception("journal: closing the database")
-
-
-@dataclass
-class Fanout:
-    """Sends each event to several journals (tests: a MemoryJournal beside the real one)."""
-
-    journals: list = field(default_factory=list)
-
-    async def record(self, event: JournalEvent) -> None:
-        for journal in self.journals:
-            try:
-                await journal.record(event)
-            except Exception:
-                log.exception("journal %r failed", journal)
 
 
 def _safe_url(url: str) -> str:
