@@ -23,7 +23,6 @@ CALL_COLUMNS = ("call_id", "started_at", "caller", "extension", "channel_id", "c
                 "ended_at", "result", "detail")
 LEG_COLUMNS = ("call_id", "leg", "role", "targets", "department", "started_at", "ended_at", "outcome",
                "answered_by", "answered_at", "cause")
-TIME_COLUMNS = {"started_at", "ended_at", "answered_at", "shipped_at"}
 
 # Placeholders are :name; the PostgreSQL backend rewrites them for its driver.
 UPSERT = {

@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.support.net import free_port
 from tests.support.wait import until_sync
 
 SUPERUSER = "pbx"
@@ -37,19 +37,13 @@ def _bindir() -> Path:
     raise RuntimeError("no PostgreSQL server binaries: install Debian's `postgresql` (scripts/setup does)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     def __init__(self) -> None:
         self.bindir = _bindir()
         self.user = os.environ.get("PBX_TEST_PG_OS_USER", "postgres") if os.geteuid() == 0 else None
         self.root = Path(tempfile.mkdtemp(prefix="pbx-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self._names = itertools.count(1)
 

@@ -4,7 +4,6 @@ garbage. Whatever it does, a call is never held past the deadline and the profil
 import asyncio
 import json
 import logging
-import socket
 
 import pytest
 from aiohttp import web
@@ -14,6 +13,7 @@ from pbx_app.crm import CrmAnswer, CrmDirectory, WebhookClient, lookup
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.policy import parse_policy
 from tests.support.fake_calls import call_on_fake
+from tests.support.net import free_port
 
 POLICY = """
 employees:
@@ -130,9 +130,7 @@ async def test_a_slow_crm_is_abandoned_at_the_deadline(crm, client):
 
 
 async def test_a_crm_that_is_down(client):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     answer = await ask(client, policy_for(f"http://127.0.0.1:{port}/client"))
     assert answer.fallback and answer.rule is None
     assert f"CRM webhook is unreachable (cannot connect to 127.0.0.1:{port})" in answer.note

@@ -118,7 +118,7 @@ async def test_past_its_limit_an_engine_leaves_new_calls_to_another():
     (full,) = engines(fake, "full", journal=journal, max_calls=1)
     first = fake.new_call("101")  # rings on: the one call "full" may have
     await fake.settle()
-    (spare,) = engines(fake, "spare", journal=journal)
+    engines(fake, "spare", journal=journal)
     channel = fake.new_call("102")
     await fake.settle()
     assert full.refused == 1
