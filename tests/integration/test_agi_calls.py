@@ -21,7 +21,9 @@ from tests.support.fanout import Fanout
 from tests.support.wait import until
 
 from .conftest import RunningApp, leftovers
+from .test_forwarding import DEPARTMENT as RINGALL_DEPARTMENT
 from .test_history_calls import POLICY, ROOT, cdr_of, clear_mailbox, ended_call, near
+from .test_policy_calls import CALLER, OWN_FORWARD
 
 AGI_CALLER_IP = "127.0.0.4"
 AGI_BIND = ("127.0.0.1", 4573)  # the dialplan's default PBX_AGI_SERVER
@@ -144,15 +146,7 @@ async def test_forwarded_and_not_answered(agi_app, sip):
     assert first.answer is None and second.answer is None and first.billsec == second.billsec == 0
 
 
-DEPARTMENT = """
-employees:
-  "101": {name: Ivan, ring_time: 2, on_no_answer: {action: forward, to: sales, announcement: none}}
-  "102": {name: Petr}
-  "103": {name: Anna}
-  "104": {name: Olga}
-departments:
-  sales: {members: ["102", "103", "104"], strategy: ringall, ring_time: 3}
-"""
+DEPARTMENT = RINGALL_DEPARTMENT.replace("STRATEGY", "ringall")
 
 
 async def test_department_ringall_one_answers(agi_app, sip):
@@ -246,13 +240,6 @@ async def test_unreachable_employee_goes_to_the_on_unreachable_forward(agi_app, 
     assert (row.employee, row.status, row.forwarded_from) == ("102", "answered", "109")
 
 
-CALLER = "79001234567"
-OWN_FORWARD = """
-employees:
-  "101": {name: Ivan, ring_time: 2, on_no_answer: {action: forward, to: "102", announcement: none}}
-  "102": {name: Petr, ring_time: 3}
-  "103": {name: Anna, ring_time: 5}
-"""
 
 
 async def test_crm_rule_sends_the_call_to_the_responsible_manager(agi_app, sip):
