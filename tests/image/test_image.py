@@ -9,8 +9,6 @@ lock, and the integration fixture keeps it until the session ends."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cdr import master_csv_rows
 from tests.support.sipp import SipBed
 from tests.support.testbed_lock import take_lock
 from tests.support.wait import until_sync
@@ -29,9 +28,6 @@ from tests.support.wait import until_sync
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("PBX_IMAGE", "pbx_app:latest")
 NAME = "pbx-image-test"
-# cdr_csv's columns with loguniqueid and loguserfield (config/asterisk/cdr.conf)
-CSV_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata", "start",
-               "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield")
 POLICY = """
 employees:
   "101": {name: Ivan Petrov, ring_time: 2, on_no_answer: {action: forward, to: "102", announcement: standard}}
@@ -150,7 +146,7 @@ async def test_forwarded_call_answered_with_history_and_cdr(container, tmp_path)
 
     def cdr_has_both_legs() -> bool:
         text = in_container("cat", "/var/log/asterisk/cdr-csv/Master.csv", check=False).stdout
-        cdr[:] = [dict(zip(CSV_COLUMNS, values)) for values in csv.reader(io.StringIO(text))]
+        cdr[:] = master_csv_rows(text)
         return len(cdr) >= 2
 
     wait_until("two CDR rows in Master.csv", cdr_has_both_legs, 10)

@@ -6,7 +6,6 @@ go. And: the app killed mid-call and started again still leaves the call's histo
 from __future__ import annotations
 
 import asyncio
-import csv
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pbx_app.history.events import CallStarted
 from pbx_app.history.journal import SpooledJournal
 from pbx_app.history.rows import HistoryRow, history_row
 from pbx_app.history.database import open_store
+from tests.support.cdr import master_csv_rows
 from tests.support.engines import EngineProcess, all_ended, journal_calls
 from tests.support.fanout import Fanout
 from tests.support.wait import until
@@ -27,9 +27,6 @@ from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, asterisk_root, left
 ROOT = asterisk_root()
 MASTER_CSV = ROOT / "var/log/asterisk/cdr-csv/Master.csv"
 MASTER_DB = ROOT / "var/log/asterisk/master.db"
-# cdr_csv's fixed columns, with loguniqueid and loguserfield (config/asterisk/cdr.conf)
-CSV_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata", "start",
-               "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield")
 
 POLICY = """
 employees:
@@ -75,13 +72,11 @@ def _time(text: str) -> datetime | None:
 
 def csv_rows(linkedid: str) -> list[Cdr]:
     rows = []
-    with open(MASTER_CSV, newline="") as f:
-        for values in csv.reader(f):
-            d = dict(zip(CSV_COLUMNS, values))
-            if d.get("uniqueid") == linkedid:  # the caller's uniqueid: party A of every leg
-                rows.append(Cdr(d["dst"], d["dcontext"], d["dstchannel"], d["lastapp"], _time(d["start"]),
-                                _time(d["answer"]), _time(d["end"]), int(d["billsec"]), d["disposition"],
-                                d["uniqueid"], d["userfield"]))
+    for d in master_csv_rows(MASTER_CSV.read_text()):
+        if d.get("uniqueid") == linkedid:  # the caller's uniqueid: party A of every leg
+            rows.append(Cdr(d["dst"], d["dcontext"], d["dstchannel"], d["lastapp"], _time(d["start"]),
+                            _time(d["answer"]), _time(d["end"]), int(d["billsec"]), d["disposition"],
+                            d["uniqueid"], d["userfield"]))
     return rows
 
 
