@@ -114,12 +114,3 @@ async def run_agi(settings: Settings) -> int:
     await journal.close()
     await web_runner.cleanup()
     return 0
-
-
-def _metrics_handler(metrics: observability.Metrics):
-    async def get_metrics(request: web.Request) -> web.Response:
-        resp = web.Response(body=observability.generate_latest(metrics.registry))
-        resp.headers["Content-Type"] = observability.CONTENT_TYPE_LATEST
-        return resp
-
-    return get_metrics
