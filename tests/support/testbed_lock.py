@@ -3,34 +3,26 @@ from several worktrees on this machine queue up instead of clashing."""
 
 from __future__ import annotations
 
-import fcntl
 import os
+import subprocess
 from pathlib import Path
 from typing import IO
 
 import pytest
-
-from tests.support.wait import until_sync
 
 LOCK = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "testbed.lock"
 
 
 def take_lock(timeout: float = 1800) -> IO:
     """The lock, held until the returned file is closed; a failure, not a hang, if it never
-    comes (another run keeps it, or this session already holds it through another fixture)."""
+    comes (another run keeps it, or this session already holds it through another fixture).
+    flock(1) waits in the kernel's queue, in turn with the scripts that take the same lock, and
+    the lock it takes stays with the file this process keeps open."""
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     lock = open(LOCK, "w")
-
-    def taken() -> bool:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-
-    try:
-        until_sync(taken, timeout, f"{LOCK} free", every=1)
-    except TimeoutError:
+    fd = lock.fileno()
+    waited = subprocess.run(["flock", "-w", str(timeout), str(fd)], pass_fds=[fd])
+    if waited.returncode != 0:
         lock.close()
         pytest.fail(f"{LOCK} still held after {timeout} s", pytrace=False)
     return lock
