@@ -22,7 +22,7 @@ from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
 from .policy import PolicyError
-from .policy.store import PolicyHolder
+from .policy.store import PolicyStore
 from .settings import Settings
 from .signals import handle_signals
 from .web.edge import allowed_hosts_middleware
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 async def run_engine(settings: Settings) -> int:
     try:
-        policy = PolicyHolder(settings.policy_path)
+        policy = PolicyStore(settings.policy_path)
     except PolicyError as exc:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
