@@ -1,3 +1,1 @@
 """pbx_app: a client who calls an employee directly is never lost when the employee does not pick up."""
-
-APP_NAME = "pbx_app"

@@ -171,20 +171,26 @@ def health(app: Any, policy: Any) -> tuple[bool, dict]:
     return ok, body
 
 
-def setup(webapp: web.Application, app: Any, policy: Any, metrics: Metrics) -> None:
-    """Adds GET /metrics (Prometheus text) and GET /health (JSON; 503 while not healthy)."""
-    metrics.registry.register(LiveState(app, policy))
+def metrics_handler(metrics: Metrics):
+    """GET /metrics: the registry in Prometheus' text format."""
 
     async def get_metrics(request: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(metrics.registry))
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return resp
 
+    return get_metrics
+
+
+def setup(webapp: web.Application, app: Any, policy: Any, metrics: Metrics) -> None:
+    """Adds GET /metrics (Prometheus text) and GET /health (JSON; 503 while not healthy)."""
+    metrics.registry.register(LiveState(app, policy))
+
     async def get_health(request: web.Request) -> web.Response:
         ok, body = health(app, policy)
         return web.json_response(body, status=200 if ok else 503)
 
-    webapp.router.add_get("/metrics", get_metrics)
+    webapp.router.add_get("/metrics", metrics_handler(metrics))
     webapp.router.add_get("/health", get_health)
 
 

@@ -25,7 +25,7 @@ from .history.spool import SpoolBusy
 from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
 from .policy.published import PublishedPolicy
-from .policy.store import PolicyHolder
+from .policy.store import PolicyStore
 from .settings import Settings
 from .signals import handle_signals
 from .web.edge import allowed_hosts_middleware
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 async def run_engine(settings: Settings) -> int:
     try:
-        policy = PolicyHolder(settings.policy_path)
+        policy = PolicyStore(settings.policy_path)
     except PolicyError as exc:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2

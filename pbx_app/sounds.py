@@ -20,3 +20,8 @@ def announcement_sound(announcement: Announcement) -> str | None:
         name = announcement.file.rsplit(".", 1)[0]
         return f"sound:{name}" if name.startswith("/") else f"sound:{CUSTOM_DIR}/{name}"
     return FORWARD_NOTICE
+
+
+def playback_name(sound: str) -> str:
+    """Playback() takes a file name where ARI takes a media URI (sound:NAME)."""
+    return sound.removeprefix("sound:")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -90,11 +91,25 @@ class FakeAsterisk(FakeAri):
         return FakeAri(self, app)
 
     def attach(self, engine: Any) -> None:
-        self.apps[engine.ari.app] = engine.dispatch
+        """The engine's websocket connects. Its events reach it as Asterisk's do: JSON text,
+        through the engine's own filter (``engine.events.skip``), then ``engine.dispatch``."""
+
+        def deliver(event: dict) -> None:
+            raw = json.dumps(event)
+            if engine.events.skip is not None and engine.events.skip(raw):
+                return
+            engine.dispatch(json.loads(raw))
+
+        self.apps[engine.ari.app] = deliver
 
     def detach(self, app: str) -> None:
         """The engine dies: its websocket is gone, its callers stay where they are."""
         self.apps.pop(app, None)
+
+    def stall(self, app: str) -> None:
+        """The engine hangs: its websocket stays up, so Asterisk still puts its callers in its
+        Stasis, but it acts on no event."""
+        self.apps[app] = lambda event: None
 
     def new_call(self, extension: str, caller: str = "79001234567", language: str = "en") -> str:
         n = next(self._ids)

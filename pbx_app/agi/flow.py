@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from ..history.events import CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted
+from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
+                              message_left)
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
+from ..routing.plan import branch_name
+from ..sounds import playback_name
 from .state import ENDED, Cursor
 
 log = logging.getLogger(__name__)
@@ -235,23 +238,3 @@ class AgiFlow:
         self.ended = True
         await self.journal.record(CallEnded(self.call_id, self.clock(), result, detail))
         log.info("call %s to %s: %s (%s)", self.call_id, self.plan.extension, result, detail)
-
-
-def branch_name(outcome: Outcome | None) -> str:
-    if outcome is Outcome.BUSY:
-        return "busy"
-    if outcome is Outcome.UNREACHABLE:
-        return "unreachable"
-    return "no_answer"
-
-
-def playback_name(sound: str) -> str:
-    """Playback() takes a file name where ARI takes a media URI (sound:NAME)."""
-    return sound.removeprefix("sound:")
-
-
-def message_left(before: str | None, after: str | None) -> bool:
-    try:
-        return int(after or 0) > int(before or 0)
-    except ValueError:
-        return False

@@ -15,7 +15,7 @@ from ..history.events import CallEnded, CallStarted, Journal, JournalEvent
 from ..history.journal import open_journal
 from ..history.spool import SpoolBusy
 from ..policy import PolicyError
-from ..policy.store import PolicyHolder
+from ..policy.store import PolicyStore
 from ..settings import Settings
 from ..signals import handle_signals
 from .server import AgiServer
@@ -47,7 +47,7 @@ class CallCount:
 class AgiState:
     """/metrics at scrape time."""
 
-    def __init__(self, server: AgiServer, calls: CallCount, policy: PolicyHolder):
+    def __init__(self, server: AgiServer, calls: CallCount, policy: PolicyStore):
         self.server, self.calls, self.policy = server, calls, policy
 
     def collect(self):
@@ -63,7 +63,7 @@ class AgiState:
         yield reloads
 
 
-def add_health(webapp: web.Application, server: AgiServer, calls: CallCount, policy: PolicyHolder, bind: str) -> None:
+def add_health(webapp: web.Application, server: AgiServer, calls: CallCount, policy: PolicyStore, bind: str) -> None:
     async def health(request: web.Request) -> web.Response:
         current = policy()
         return web.json_response({
@@ -76,7 +76,7 @@ def add_health(webapp: web.Application, server: AgiServer, calls: CallCount, pol
 
 async def run_agi(settings: Settings) -> int:
     try:
-        policy = PolicyHolder(settings.policy_path)
+        policy = PolicyStore(settings.policy_path)
     except PolicyError as exc:
         log.error("cannot start, the policy is not valid:\n%s", exc)
         return 2
@@ -94,7 +94,7 @@ async def run_agi(settings: Settings) -> int:
         listening = await server.serve(host or "127.0.0.1", int(port))
         webapp = web.Application()
         metrics.registry.register(AgiState(server, calls, policy))
-        webapp.router.add_get("/metrics", _metrics_handler(metrics))
+        webapp.router.add_get("/metrics", observability.metrics_handler(metrics))
         add_health(webapp, server, calls, policy, settings.agi_bind)
         web_runner = await observability.serve(webapp, settings.engine_bind)
     except OSError as exc:
@@ -114,12 +114,3 @@ async def run_agi(settings: Settings) -> int:
     await journal.close()
     await web_runner.cleanup()
     return 0
-
-
-def _metrics_handler(metrics: observability.Metrics):
-    async def get_metrics(request: web.Request) -> web.Response:
-        resp = web.Response(body=observability.generate_latest(metrics.registry))
-        resp.headers["Content-Type"] = observability.CONTENT_TYPE_LATEST
-        return resp
-
-    return get_metrics

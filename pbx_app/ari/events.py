@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from typing import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
+from ..backoff import Backoff
 from .client import AriClient, AriError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class EventStream:
     async def __aiter__(self) -> AsyncIterator[Event]:
         """Yields events forever; on a lost connection waits with backoff and reconnects."""
         loop = asyncio.get_running_loop()
-        backoff = self.min_backoff
+        backoff = Backoff(self.min_backoff, self.max_backoff, jitter=0.2)
         first = True
         down_since = loop.time()
         while True:
@@ -83,15 +83,15 @@ class EventStream:
                 down_for = loop.time() - down_since
                 if self.give_up_after is not None and down_for >= self.give_up_after:
                     raise AriGaveUp(exc.status, f"{exc.message}; gave up after {down_for:.0f} s", "GET", "/events") from None
-                log.error("ARI events: %s; retrying in %.1f s", exc.message, backoff)
-                await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
-                backoff = min(backoff * 2, self.max_backoff)
+                wait = backoff.next()
+                log.error("ARI events: %s; retrying in %.1f s", exc.message, wait)
+                await asyncio.sleep(wait)
                 continue
             if not first:
                 self.reconnects += 1
             log.info("ARI events connected (%s)", "first" if first else f"reconnect #{self.reconnects}")
             first = False
-            backoff = self.min_backoff
+            backoff.reset()
             self.last_error = None
             self.connected.set()
             if self.on_connect is not None:

@@ -63,11 +63,6 @@ DIAL_OPTIONS_VALUE = "rg"
 FALLBACK_SEPARATOR = "^"  # between the fields of a PBX_FB_* value: never in a dial string or a path
 
 
-def playable(sound: str) -> str:
-    """A media URI (sound:pbx_app/forward-notice) as Playback() names it (pbx_app/forward-notice)."""
-    return sound[len("sound:"):] if sound.startswith("sound:") else sound
-
-
 @dataclass(frozen=True)
 class Fallback:
     """What the dialplan does on its own when no engine takes the caller back after a ring: at most

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from ..history.events import CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted
+from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
+                              message_left)
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
+from ..routing.plan import branch_name
+from ..sounds import playback_name
 from . import contract as dp
 from .channel import CallChannel, CallerGone
 
@@ -45,14 +48,6 @@ class RingResult:
     cause: str = ""
 
 
-def branch_of(outcome: Outcome | None) -> str:
-    if outcome is Outcome.BUSY:
-        return "busy"
-    if outcome is Outcome.UNREACHABLE:
-        return "unreachable"
-    return "no_answer"
-
-
 class CallFlow:
     """``app`` is the engine's ARI application: the caller comes back to it after each ring."""
 
@@ -81,7 +76,7 @@ class CallFlow:
                 if result.outcome is Outcome.ANSWERED:
                     return await self.end("answered", f"answered by {result.answered_by}")
                 outcome = result.outcome
-            await self.carry_out(branch_of(outcome), 0)
+            await self.carry_out(branch_name(outcome), 0)
         except CallerGone:
             await self.end("caller_hung_up", "the caller hung up")
         except Exception:
@@ -106,7 +101,7 @@ class CallFlow:
             result = RingResult(Outcome.from_dialstatus(entry.status), cause=f"{entry.status},{entry.cause}")
             await self._end_ring_leg(pending.leg, result)
             if pending.branch == "first":
-                return await self.carry_out(branch_of(result.outcome), 0)
+                return await self.carry_out(branch_name(result.outcome), 0)
             await self.carry_out(pending.branch, pending.index + 1)
         except CallerGone:
             await self.end("caller_hung_up", "the caller hung up")
@@ -208,7 +203,7 @@ class CallFlow:
         if dp.VM_BEFORE not in counts:
             await self.end_leg(leg, "caller_hung_up")
             return await self.end("caller_hung_up", "the caller hung up")
-        left = _message_left(counts.get(dp.VM_BEFORE), counts.get(dp.VM_AFTER))
+        left = message_left(counts.get(dp.VM_BEFORE), counts.get(dp.VM_AFTER))
         await self.end_leg(leg, "message_left" if left else "no_message")
         await self.end("voicemail", "message left" if left else "no message left")
 
@@ -258,7 +253,7 @@ class CallFlow:
     def _announcement(announce: Announce | None) -> dict[str, str]:
         if announce is None:
             return {dp.ANNOUNCE: ""}
-        return {dp.ANNOUNCE: dp.playable(announce.sound), dp.ANSWER_FIRST: "1" if announce.answer_first else ""}
+        return {dp.ANNOUNCE: playback_name(announce.sound), dp.ANSWER_FIRST: "1" if announce.answer_first else ""}
 
     def _fallbacks(self, leg: int) -> dict[str, str]:
         """What the dialplan does if no engine takes the caller back after this ring."""
@@ -281,7 +276,7 @@ class CallFlow:
             leg += 2 if announce else 1
             who = "+".join(t.extension for t in ring.targets)
             fields.update(dial="&".join(t.endpoint for t in ring.targets), ringtime=ring.timeout,
-                          announce=dp.playable(announce.sound) if announce else "",
+                          announce=playback_name(announce.sound) if announce else "",
                           leg=f"{self.call_id}:{leg}:{ring.role}:{who}:fallback",
                           exten=ring.department or ring.targets[0].extension)
         if isinstance(last, Voicemail):
@@ -340,10 +335,3 @@ class CallFlow:
         self.result = result
         await self.journal.record(CallEnded(self.call_id, self.clock(), result, detail))
         log.info("call %s from %s to %s: %s (%s)", self.call_id, self.call.caller, self.plan.extension, result, detail)
-
-
-def _message_left(before: str | None, after: str | None) -> bool:
-    try:
-        return int(after or 0) > int(before or 0)
-    except ValueError:
-        return False

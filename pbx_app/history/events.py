@@ -69,6 +69,14 @@ class Journal(Protocol):
     async def record(self, event: JournalEvent) -> None: ...
 
 
+def message_left(before: str | None, after: str | None) -> bool:
+    """Whether VoiceMail() left a message: the mailbox's count (VM_INFO) went up."""
+    try:
+        return int(after or 0) > int(before or 0)
+    except ValueError:
+        return False
+
+
 @dataclass
 class MemoryJournal:
     """Keeps events in a list: for tests and for running without a database."""

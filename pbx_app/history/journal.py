@@ -14,9 +14,9 @@ import asyncio
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backoff import Backoff
 from .codec import BadLine, decode, encode
 from .events import JournalEvent
 from .spool import DEFAULT_SEGMENT_BYTES, Position, SpoolReader, SpoolWriter, spool_id
@@ -183,7 +183,7 @@ class SpooledJournal:
     # ---- shipping ---------------------------------------------------------------------------
 
     async def _ship_loop(self) -> None:
-        delay = self.retry_min
+        retry = Backoff(self.retry_min, self.retry_max)
         while True:
             try:
                 shipped_any = await self.ship_once()
@@ -191,18 +191,16 @@ class SpooledJournal:
                 if not self.store_down:
                     log.error("journal: the database is not taking rows (%s); they stay in the spool, retrying", exc)
                 self.store_down = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
+                await asyncio.sleep(retry.next())
                 continue
             except Exception:
                 log.exception("journal: shipping failed; retrying")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
+                await asyncio.sleep(retry.next())
                 continue
             if self.store_down:
                 log.info("journal: the database is back; the spool is replayed into it")
                 self.store_down = False
-            delay = self.retry_min
+            retry.reset()
             if not shipped_any:
                 try:
                     await asyncio.wait_for(self._wake_shipper.wait(), self.idle_poll)
@@ -253,20 +251,6 @@ class SpooledJournal:
             await self.store.close()
         except Exception:
             log.exception("journal: closing the database")
-
-
-@dataclass
-class Fanout:
-    """Sends each event to several journals (tests: a MemoryJournal beside the real one)."""
-
-    journals: list = field(default_factory=list)
-
-    async def record(self, event: JournalEvent) -> None:
-        for journal in self.journals:
-            try:
-                await journal.record(event)
-            except Exception:
-                log.exception("journal %r failed", journal)
 
 
 def _safe_url(url: str) -> str:

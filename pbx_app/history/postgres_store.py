@@ -14,46 +14,10 @@ from psycopg.rows import dict_row
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import (GET_POSITION, OPEN_CALLS_INDEX, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS,
-                    SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records)
+from .store import (GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS,
+                    UPSERT, StoreError, event_params, records, schema)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    call_id text PRIMARY KEY,
-    started_at timestamptz,
-    caller text,
-    extension text,             -- the employee the client dialled
-    channel_id text,            -- the caller's channel uniqueid = the CDR linkedid of every leg
-    channel_name text,
-    reasons text,               -- JSON list: why the plan was what it was
-    ended_at timestamptz,
-    result text,                -- answered, dropped, voicemail, caller_hung_up, failed; NULL: not ended
-    detail text
-);
-CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
-CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
-""" + OPEN_CALLS_INDEX + """
-CREATE TABLE IF NOT EXISTS legs (
-    call_id text NOT NULL,
-    leg integer NOT NULL,
-    role text,
-    targets text,
-    department text,
-    started_at timestamptz,
-    ended_at timestamptz,
-    outcome text,
-    answered_by text,
-    answered_at timestamptz,
-    cause text,
-    PRIMARY KEY (call_id, leg)
-);
-CREATE TABLE IF NOT EXISTS journal_spools (
-    spool text PRIMARY KEY,
-    segment_no bigint NOT NULL,
-    byte_offset bigint NOT NULL,
-    shipped_at timestamptz
-);
-"""
+SCHEMA = schema("timestamptz")
 # The row a first shipper takes; a second one waits on it, then sees the first one's position.
 CLAIM_POSITION = """
     INSERT INTO journal_spools (spool, segment_no, byte_offset) VALUES (:spool, -1, -1)

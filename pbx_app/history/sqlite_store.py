@@ -15,46 +15,10 @@ from .codec import iso, parse_time
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import (GET_POSITION, OPEN_CALLS_INDEX, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS,
-                    SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records)
+from .store import (GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS,
+                    UPSERT, StoreError, event_params, records, schema)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    call_id TEXT PRIMARY KEY,
-    started_at TEXT,            -- ISO 8601, UTC, microseconds: sorts as time
-    caller TEXT,
-    extension TEXT,             -- the employee the client dialled
-    channel_id TEXT,            -- the caller's channel uniqueid = the CDR linkedid of every leg
-    channel_name TEXT,
-    reasons TEXT,               -- JSON list: why the plan was what it was
-    ended_at TEXT,
-    result TEXT,                -- answered, dropped, voicemail, caller_hung_up, failed; NULL: not ended
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
-CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
-""" + OPEN_CALLS_INDEX + """
-CREATE TABLE IF NOT EXISTS legs (
-    call_id TEXT NOT NULL,
-    leg INTEGER NOT NULL,       -- 1, 2, ... as in CDR userfield callid:leg:role:who
-    role TEXT,                  -- employee, forward, announcement, voicemail, drop_message
-    targets TEXT,               -- JSON list of extensions rung
-    department TEXT,
-    started_at TEXT,
-    ended_at TEXT,
-    outcome TEXT,               -- answered, no_answer, busy, unreachable, caller_hung_up, played, message_left, no_message
-    answered_by TEXT,
-    answered_at TEXT,
-    cause TEXT,
-    PRIMARY KEY (call_id, leg)
-);
-CREATE TABLE IF NOT EXISTS journal_spools (
-    spool TEXT PRIMARY KEY,     -- a spool folder's id: how far its lines are in this database
-    segment_no INTEGER NOT NULL,
-    byte_offset INTEGER NOT NULL,
-    shipped_at TEXT
-);
-"""
+SCHEMA = schema("text")
 
 
 def sqlite_path(url: str) -> str:

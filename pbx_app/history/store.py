@@ -23,7 +23,6 @@ CALL_COLUMNS = ("call_id", "started_at", "caller", "extension", "channel_id", "c
                 "ended_at", "result", "detail")
 LEG_COLUMNS = ("call_id", "leg", "role", "targets", "department", "started_at", "ended_at", "outcome",
                "answered_by", "answered_at", "cause")
-TIME_COLUMNS = {"started_at", "ended_at", "answered_at", "shipped_at"}
 
 # Placeholders are :name; the PostgreSQL backend rewrites them for its driver.
 UPSERT = {
@@ -63,10 +62,53 @@ SELECT_LEGS = f"""
     SELECT {", ".join("legs." + c for c in LEG_COLUMNS)} FROM legs JOIN calls ON calls.call_id = legs.call_id
     WHERE calls.started_at >= :start AND calls.started_at < :end ORDER BY legs.call_id, legs.leg"""
 
-# Calls not ended yet: the reconciler's question, every few seconds (a partial index answers it).
+# Calls not ended yet: the reconciler's question, every few seconds (the calls_open index answers it).
 SELECT_OPEN_CALLS = SELECT_CALLS.replace("WHERE started_at", "WHERE ended_at IS NULL AND started_at")
 SELECT_OPEN_LEGS = SELECT_LEGS.replace("WHERE calls.started_at", "WHERE calls.ended_at IS NULL AND calls.started_at")
-OPEN_CALLS_INDEX = "CREATE INDEX IF NOT EXISTS calls_open ON calls (started_at) WHERE ended_at IS NULL;"
+
+
+def schema(time_type: str) -> str:
+    """The tables, in SQL both backends take; only times differ: ``timestamptz`` in PostgreSQL,
+    ``text`` in SQLite (ISO 8601, UTC, microseconds: sorts as time). SQLite gives any type
+    naming INT integer affinity, so bigint is its 64-bit INTEGER."""
+    return f"""
+CREATE TABLE IF NOT EXISTS calls (
+    call_id text PRIMARY KEY,
+    started_at {time_type},
+    caller text,
+    extension text,             -- the employee the client dialled
+    channel_id text,            -- the caller's channel uniqueid = the CDR linkedid of every leg
+    channel_name text,
+    reasons text,               -- JSON list: why the plan was what it was
+    ended_at {time_type},
+    result text,                -- answered, dropped, voicemail, caller_hung_up, failed; NULL: not ended
+    detail text
+);
+CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
+-- Calls not ended yet: the reconciler's question, every few seconds.
+CREATE INDEX IF NOT EXISTS calls_open ON calls (started_at) WHERE ended_at IS NULL;
+CREATE TABLE IF NOT EXISTS legs (
+    call_id text NOT NULL,
+    leg integer NOT NULL,       -- 1, 2, ... as in CDR userfield callid:leg:role:who
+    role text,                  -- employee, forward, announcement, voicemail, drop_message
+    targets text,               -- JSON list of extensions rung
+    department text,
+    started_at {time_type},
+    ended_at {time_type},
+    outcome text,               -- answered, no_answer, busy, unreachable, caller_hung_up, played, message_left, no_message
+    answered_by text,
+    answered_at {time_type},
+    cause text,
+    PRIMARY KEY (call_id, leg)
+);
+CREATE TABLE IF NOT EXISTS journal_spools (
+    spool text PRIMARY KEY,     -- a spool folder's id: how far its lines are in this database
+    segment_no bigint NOT NULL,
+    byte_offset bigint NOT NULL,
+    shipped_at {time_type}
+);
+"""
 
 
 class StoreError(RuntimeError):

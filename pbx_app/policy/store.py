@@ -89,7 +89,3 @@ class PolicyStore:
     def _warn(self, warnings) -> None:
         for w in warnings:
             log.warning("policy warning: %s", w)
-
-
-# The name runner.py has always used.
-PolicyHolder = PolicyStore

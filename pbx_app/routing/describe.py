@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from ..policy.model import Action, Announcement, Policy
-
-
-def announcement_words(a: Announcement) -> str:
-    if a.kind == "none":
-        return "no announcement"
-    if a.kind == "custom":
-        return f"announcement file '{a.file}'"
-    if a.kind == "tts":
-        return "the standard announcement (the text announcement is not rendered yet)"
-    return "the standard announcement"
+from ..policy.model import Action, Policy
 
 
 def action_words(policy: Policy, action: Action) -> str:

@@ -33,6 +33,15 @@ _DIALSTATUS = {
 }
 
 
+def branch_name(outcome: "Outcome | None") -> str:
+    """The plan branch a first ring's outcome leads to (no answer when nobody was rung)."""
+    if outcome is Outcome.BUSY:
+        return "busy"
+    if outcome is Outcome.UNREACHABLE:
+        return "unreachable"
+    return "no_answer"
+
+
 @dataclass(frozen=True)
 class Target:
     """A person to ring: their extension (for history) and their Dial() string."""

@@ -35,6 +35,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from ..policy import Policy, PolicyError, Problem, analyse_policy
+from ..policy.document import original_key
 from .setting import NoAnswerSetting
 
 
@@ -97,14 +98,6 @@ def _plain(node: Any) -> Any:
     return node if isinstance(node, (int, float, bool)) or node is None else str(node)
 
 
-def _find_key(node: Any, ext: str) -> Any:
-    if isinstance(node, dict):
-        for key in node:
-            if str(key) == ext:
-                return key
-    return None
-
-
 @dataclass
 class Snapshot:
     """The file as read at one moment: its text, round-trip tree and validated policy."""
@@ -115,7 +108,7 @@ class Snapshot:
 
     def employee_body(self, ext: str) -> CommentedMap | None:
         employees = self.doc.get("employees")
-        key = _find_key(employees, ext)
+        key = original_key(employees, ext)
         return None if key is None else employees[key]
 
     def version(self, ext: str) -> str:
@@ -196,7 +189,7 @@ class PolicyFile:
                 raise StaleVersion(before.version(ext))
             yaml = _yaml_for(before.text)
             doc = yaml.load(before.text)
-            apply_setting(doc["employees"][_find_key(doc["employees"], ext)], setting)
+            apply_setting(doc["employees"][original_key(doc["employees"], ext)], setting)
             out = io.StringIO()
             yaml.dump(doc, out)
             text = out.getvalue()

@@ -35,7 +35,7 @@ class Web:
     policy: PolicyFile
     announcements: AnnouncementStore
     audit: AuditLog
-    # Called after a save so the next call follows it (an engine's PolicyHolder.reload, when the
+    # Called after a save so the next call follows it (an engine's PolicyStore.reload, when the
     # page shares its process); engines in other processes see the file's new mtime within 1 s.
     reload: Callable[[], object] | None = None
     sessions: SessionStore = field(default_factory=SessionStore)

@@ -9,30 +9,25 @@ lock, and the integration fixture keeps it until the session ends."""
 
 from __future__ import annotations
 
-import csv
-import fcntl
-import io
 import json
 import os
 import re
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.support.cdr import master_csv_rows
 from tests.support.sipp import SipBed
+from tests.support.testbed_lock import take_lock
+from tests.support.wait import until_sync
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("PBX_IMAGE", "pbx_app:latest")
 NAME = "pbx-image-test"
-LOCK = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "testbed.lock"
-# cdr_csv's columns with loguniqueid and loguserfield (config/asterisk/cdr.conf)
-CSV_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata", "start",
-               "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield")
 POLICY = """
 employees:
   "101": {name: Ivan Petrov, ring_time: 2, on_no_answer: {action: forward, to: "102", announcement: standard}}
@@ -62,12 +57,11 @@ def answers(port: int) -> bool:
 
 
 def wait_until(what: str, ready, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            logs = sh("docker", "logs", "--tail", "40", NAME, check=False)
-            pytest.fail(f"{what} not within {timeout} s; container log:\n{logs.stdout}{logs.stderr}", pytrace=False)
-        time.sleep(0.3)
+    try:
+        until_sync(ready, timeout, what, every=0.3)
+    except TimeoutError as exc:
+        logs = sh("docker", "logs", "--tail", "40", NAME, check=False)
+        pytest.fail(f"{exc}; container log:\n{logs.stdout}{logs.stderr}", pytrace=False)
 
 
 def image_script(*args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -86,23 +80,6 @@ def image():
     finally:
         if not had_dockerd:
             image_script("dockerd-stop", timeout=60)
-
-
-def take_lock(timeout: float = 1800):
-    """The test bed's lock (other worktrees' suites queue on it); a failure, not a hang, if it
-    never comes (e.g. tests/integration of this same session already holds it)."""
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(LOCK, "w")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return lock
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                lock.close()
-                pytest.fail(f"{LOCK} still held after {timeout} s", pytrace=False)
-            time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +146,7 @@ async def test_forwarded_call_answered_with_history_and_cdr(container, tmp_path)
 
     def cdr_has_both_legs() -> bool:
         text = in_container("cat", "/var/log/asterisk/cdr-csv/Master.csv", check=False).stdout
-        cdr[:] = [dict(zip(CSV_COLUMNS, values)) for values in csv.reader(io.StringIO(text))]
+        cdr[:] = master_csv_rows(text)
         return len(cdr) >= 2
 
     wait_until("two CDR rows in Master.csv", cdr_has_both_legs, 10)

@@ -4,7 +4,6 @@ if Asterisk cannot start, the run fails."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -14,22 +13,21 @@ import pytest
 
 from pbx_app.ari import AriClient
 from pbx_app.calls.engine import CallEngine
-from pbx_app.history.events import MemoryJournal
+from pbx_app.history.events import CallEnded, MemoryJournal
 from pbx_app.policy import Policy, parse_policy
 from tests.support.sipp import SipBed
+from tests.support.testbed_lock import take_lock
+from tests.support.wait import until
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "scripts" / "testbed"
 ARI_URL = os.environ.get("PBX_ARI_URL", "http://127.0.0.1:8088")
 ARI_USER = os.environ.get("PBX_ARI_USER", "pbx_app")
 ARI_PASSWORD = os.environ.get("PBX_ARI_PASSWORD", "pbx_app_secret")
-LOCK = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "testbed.lock"
-
-pytestmark = pytest.mark.asterisk
 
 
 def testbed(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TESTBED), *args], capture_output=True, text=True, check=check)
+    return subprocess.run([str(TESTBED), *args], capture_output=True, text=True, check=check, timeout=300)
 
 
 def asterisk_root() -> Path:
@@ -41,9 +39,7 @@ def asterisk_root() -> Path:
 def asterisk():
     """One Asterisk for the session, with the project's config freshly put in place. A lock
     keeps two test sessions on this machine from sharing it."""
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(LOCK, "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = take_lock()
     testbed("stop", check=False)
     started = testbed("start", check=False)
     if started.returncode != 0:
@@ -62,14 +58,17 @@ async def ari(asterisk):
 
 async def leftovers(ari: AriClient, wait: float = 5.0) -> tuple[list, list]:
     """Channels and bridges still in Asterisk, after giving hangups a moment to finish."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        channels = await ari.get("/channels")
-        bridges = await ari.get("/bridges")
-        if (not channels and not bridges) or loop.time() > deadline:
-            return channels, bridges
-        await asyncio.sleep(0.1)
+    left: list = [[], []]
+
+    async def clean() -> bool:
+        left[:] = [await ari.get("/channels"), await ari.get("/bridges")]
+        return not any(left)
+
+    try:
+        await until(clean, wait, "", every=0.1)
+    except TimeoutError:
+        pass  # the caller asserts on what is left, naming it
+    return left[0], left[1]
 
 
 class RunningApp:
@@ -79,17 +78,11 @@ class RunningApp:
         self.journal = journal
 
     def ended(self):
-        from pbx_app.history.events import CallEnded
-
         return [e for e in self.journal.events if isinstance(e, CallEnded)]
 
     async def wait_calls_ended(self, count: int = 1, timeout: float = 30.0):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.ended()) < count:
-            if loop.time() > deadline:
-                raise TimeoutError(f"{len(self.ended())} of {count} calls ended: {self.journal.events}")
-            await asyncio.sleep(0.05)
+        await until(lambda: len(self.ended()) >= count, timeout,
+                    lambda: f"{len(self.ended())} of {count} calls ended: {self.journal.events}")
         return self.ended()
 
 

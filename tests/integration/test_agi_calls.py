@@ -5,29 +5,25 @@ those of the ARI mode (test_history_calls.py): same legs, same userfields, same 
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timezone
 
-import aiohttp
 import pytest
 
 from pbx_app.agi import AgiServer
 from pbx_app.crm import CrmDirectory
 from pbx_app.history.events import CallStarted, LegEnded, LegStarted, MemoryJournal
-from pbx_app.history.journal import Fanout, SpooledJournal
+from pbx_app.history.journal import SpooledJournal
 from pbx_app.history.rows import history_row
 from pbx_app.history.database import open_store
 from pbx_app.policy import parse_policy
+from tests.support.engines import EngineProcess, all_ended
+from tests.support.fanout import Fanout
+from tests.support.wait import until
 
-from tests.support.postgres import _free_port
-
-from .conftest import REPO, RunningApp, leftovers
+from .conftest import RunningApp, leftovers
+from .test_forwarding import DEPARTMENT as RINGALL_DEPARTMENT
 from .test_history_calls import POLICY, ROOT, cdr_of, clear_mailbox, ended_call, near
+from .test_policy_calls import CALLER, OWN_FORWARD
 
 AGI_CALLER_IP = "127.0.0.4"
 AGI_BIND = ("127.0.0.1", 4573)  # the dialplan's default PBX_AGI_SERVER
@@ -150,15 +146,7 @@ async def test_forwarded_and_not_answered(agi_app, sip):
     assert first.answer is None and second.answer is None and first.billsec == second.billsec == 0
 
 
-DEPARTMENT = """
-employees:
-  "101": {name: Ivan, ring_time: 2, on_no_answer: {action: forward, to: sales, announcement: none}}
-  "102": {name: Petr}
-  "103": {name: Anna}
-  "104": {name: Olga}
-departments:
-  sales: {members: ["102", "103", "104"], strategy: ringall, ring_time: 3}
-"""
+DEPARTMENT = RINGALL_DEPARTMENT.replace("STRATEGY", "ringall")
 
 
 async def test_department_ringall_one_answers(agi_app, sip):
@@ -252,13 +240,6 @@ async def test_unreachable_employee_goes_to_the_on_unreachable_forward(agi_app, 
     assert (row.employee, row.status, row.forwarded_from) == ("102", "answered", "109")
 
 
-CALLER = "79001234567"
-OWN_FORWARD = """
-employees:
-  "101": {name: Ivan, ring_time: 2, on_no_answer: {action: forward, to: "102", announcement: none}}
-  "102": {name: Petr, ring_time: 3}
-  "103": {name: Anna, ring_time: 5}
-"""
 
 
 async def test_crm_rule_sends_the_call_to_the_responsible_manager(agi_app, sip):
@@ -404,58 +385,26 @@ async def test_server_down_the_dialplan_rings_the_employee_then_busy(ari, sip, a
 # ---- `pbx-app agi` as its own process, killed mid-call ----------------------------------------------
 
 
-async def test_agi_server_killed_while_the_employee_rings_another_takes_the_next_step(ari, sip, tmp_path):
+async def test_agi_server_killed_while_the_employee_rings_another_takes_the_next_step(asterisk, ari, sip, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.replace('"103": {name: Anna Smirnova, ring_time: 2', '"103": {name: Anna Smirnova, ring_time: 6'))
     url = f"sqlite:///{tmp_path}/journal.db"
-    env = {**os.environ, "PBX_DATABASE_URL": url, "PBX_SPOOL_DIR": str(tmp_path / "spool"), "PBX_POLICY": str(policy),
-           "PBX_USERS": str(tmp_path / "users.json"), "PBX_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
-    env.pop("PBX_ARI_PASSWORD", None)  # the FastAGI server needs no ARI
-
-    async def start_server(log: Path) -> subprocess.Popen:
-        env["PBX_ENGINE_BIND"] = f"127.0.0.1:{_free_port()}"
-        proc = subprocess.Popen([sys.executable, "-m", "pbx_app", "agi"], cwd=REPO, env=env, stdout=open(log, "w"),
-                                stderr=subprocess.STDOUT)
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://{env['PBX_ENGINE_BIND']}/health") as r:
-                        if (await r.json())["status"] == "ok":
-                            return proc
-                except aiohttp.ClientError:
-                    pass
-                assert proc.poll() is None, log.read_text()
-                await asyncio.sleep(0.1)
-        raise TimeoutError(log.read_text())
-
-    first = await start_server(tmp_path / "first.log")
-    second = None
+    server = EngineProcess(tmp_path, "agi", {"PBX_DATABASE_URL": url, "PBX_POLICY": str(policy),
+                                             "PBX_USERS": str(tmp_path / "users.json"),
+                                             "PBX_AUDIT_LOG": str(tmp_path / "audit.jsonl")}, command="agi")
+    server.env.pop("PBX_ARI_PASSWORD", None)  # the FastAGI server needs no ARI
     try:
+        await server.start().healthy()
         employee = sip.phone("103", "ring_forever")
         colleague = sip.phone("102", "answer", answer_delay_ms=300)
         caller = call(sip, "103", talk_ms=1000)
-        for _ in range(100):
-            if employee.received("INVITE"):
-                break
-            await asyncio.sleep(0.05)
-        assert employee.received("INVITE"), "the employee's phone rings"
-        first.send_signal(signal.SIGKILL)  # while Dial() rings: no request of this call is open
-        first.wait()
-        second = await start_server(tmp_path / "second.log")
+        await until(lambda: employee.received("INVITE"), 5, "the employee's phone rings")
+        server.kill()  # while Dial() rings: no request of this call is open
+        await server.start().healthy()
         assert await caller.wait(30) == 0
         assert colleague.received("INVITE") and caller.received(200), "the new server forwarded the call"
 
-        store = open_store(url)
-        try:
-            for _ in range(100):
-                now = datetime.now(timezone.utc)
-                calls = await store.calls(now - timedelta(hours=1), now + timedelta(hours=1))
-                if calls and calls[0].result is not None:
-                    break
-                await asyncio.sleep(0.1)
-        finally:
-            await store.close()
-        [record] = calls
+        [record] = await all_ended(url, 1, timeout=10)
         assert [(l.leg, l.role, l.outcome) for l in record.legs] == [(1, "employee", "no_answer"), (2, "forward", "answered")]
         assert record.caller == "79001234567", "journalled by the server that was killed"
         row = history_row(record)
@@ -464,12 +413,6 @@ async def test_agi_server_killed_while_the_employee_rings_another_takes_the_next
         assert (first_leg.disposition, first_leg.leg) == ("NO ANSWER", ("1", "employee", "103"))
         assert (second_leg.disposition, second_leg.leg) == ("ANSWERED", ("2", "forward", "102"))
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        server.stop()
     channels, _ = await leftovers(ari)
     assert not channels

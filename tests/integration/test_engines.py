@@ -5,17 +5,14 @@ one CDR row per leg, and no call left "in progress"."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from pbx_app.history.rows import history_row
 from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, leftovers
 from tests.integration.test_history_calls import MASTER_DB, cdr_of, sqlite_rows
-from tests.support.engines import REPO, EngineProcess, all_ended, until
-from tests.support.sipp import PHONE_PORT, Sipp
+from tests.support.engines import EngineProcess, all_ended
+from tests.support.wait import until
 
-BENCH_SIPP = REPO / "bench" / "sipp"
 
 # 101 rings 3 s, then the standard announcement (4.6 s) and a forward to 102, who rings 6 s;
 # if 102 does not answer either: busy.
@@ -141,23 +138,8 @@ async def test_twenty_calls_over_two_engines_one_killed_midway(cluster, ari, sip
     engines = await cluster("a", "b")
     calls = 20
 
-    def sipp(name: str, scenario: str, values: dict, args: list[str]) -> Sipp:
-        text = (BENCH_SIPP / scenario).read_text()
-        for key, value in values.items():
-            text = text.replace(f"[{key}]", str(value))
-        path = sip.workdir / f"burst-{scenario}"
-        path.write_text(text)
-        p = Sipp(name, ["-sf", str(path), *args], sip.workdir).start()
-        sip.procs.append(p)
-        return p
-
-    many = ["-m", str(calls), "-l", str(calls)]
-    sipp("burst-101", "phone_ring_forever.xml", {}, ["-i", "127.0.0.1", "-p", str(PHONE_PORT["101"]), *many])
-    colleague = sipp("burst-102", "phone_answer.xml", {"answer_delay": 200},
-                     ["-i", "127.0.0.1", "-p", str(PHONE_PORT["102"]), *many])
-    callers = sipp("burst-callers", "caller.xml", {"talk": 1000},
-                   ["127.0.0.1:5060", "-s", "103", "-i", "127.0.0.1", "-p", "5299", "-r", "10", *many])
-    await asyncio.sleep(1.2)  # about half the calls are in
+    _, colleague, callers = sip.burst("103", calls, rate=10)
+    await until(lambda: len(callers.sent("INVITE")) >= calls // 2, 10, "half the calls are in")
     engines[0].kill()
     assert await callers.wait(60) == 0, "every one of the 20 calls was answered by 102"
     assert len(colleague.received("INVITE")) == calls

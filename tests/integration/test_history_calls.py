@@ -6,32 +6,27 @@ go. And: the app killed mid-call and started again still leaves the call's histo
 from __future__ import annotations
 
 import asyncio
-import csv
-import os
-import signal
+import shutil
 import sqlite3
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from pbx_app.history.events import CallStarted
-from pbx_app.history.journal import Fanout, SpooledJournal
+from pbx_app.history.journal import SpooledJournal
 from pbx_app.history.rows import HistoryRow, history_row
 from pbx_app.history.database import open_store
-from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
+from tests.support.cdr import master_csv_rows
+from tests.support.engines import EngineProcess, all_ended, journal_calls
+from tests.support.fanout import Fanout
+from tests.support.wait import until
 
-from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, asterisk_root
+from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, asterisk_root, leftovers
 
 ROOT = asterisk_root()
 MASTER_CSV = ROOT / "var/log/asterisk/cdr-csv/Master.csv"
 MASTER_DB = ROOT / "var/log/asterisk/master.db"
-# cdr_csv's fixed columns, with loguniqueid and loguserfield (config/asterisk/cdr.conf)
-CSV_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata", "start",
-               "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield")
 
 POLICY = """
 employees:
@@ -77,13 +72,11 @@ def _time(text: str) -> datetime | None:
 
 def csv_rows(linkedid: str) -> list[Cdr]:
     rows = []
-    with open(MASTER_CSV, newline="") as f:
-        for values in csv.reader(f):
-            d = dict(zip(CSV_COLUMNS, values))
-            if d.get("uniqueid") == linkedid:  # the caller's uniqueid: party A of every leg
-                rows.append(Cdr(d["dst"], d["dcontext"], d["dstchannel"], d["lastapp"], _time(d["start"]),
-                                _time(d["answer"]), _time(d["end"]), int(d["billsec"]), d["disposition"],
-                                d["uniqueid"], d["userfield"]))
+    for d in master_csv_rows(MASTER_CSV.read_text()):
+        if d.get("uniqueid") == linkedid:  # the caller's uniqueid: party A of every leg
+            rows.append(Cdr(d["dst"], d["dcontext"], d["dstchannel"], d["lastapp"], _time(d["start"]),
+                            _time(d["answer"]), _time(d["end"]), int(d["billsec"]), d["disposition"],
+                            d["uniqueid"], d["userfield"]))
     return rows
 
 
@@ -105,11 +98,11 @@ async def cdr_of(linkedid: str, expected: int, read=None, settle: float = 0.7) -
     """The call's CDR rows once ``expected`` are there, and after a moment in which any extra
     row (one we would not want) would have come too."""
     reads = [read] if read else [csv_rows, sqlite_rows]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while any(len(r(linkedid)) < expected for r in reads) and loop.time() < deadline:
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(settle)
+    try:
+        await until(lambda: all(len(r(linkedid)) >= expected for r in reads), 10, "")
+    except TimeoutError:
+        pass  # the comparisons below say which rows are missing
+    await asyncio.sleep(settle)  # deliberate: no condition announces a row that should not come
     results = [r(linkedid) for r in reads]
     for other in results[1:]:
         assert [(c.dst, c.disposition, c.userfield, c.start, c.answer) for c in other] == [
@@ -147,12 +140,7 @@ async def journaled_app(start_app, tmp_path):
 
 
 async def history_of(url: str, call_id: str) -> HistoryRow:
-    store = open_store(url)
-    try:
-        now = datetime.now(timezone.utc)
-        [call] = [c for c in await store.calls(now - timedelta(hours=1), now + timedelta(hours=1)) if c.call_id == call_id]
-    finally:
-        await store.close()
+    [call] = [c for c in await journal_calls(url) if c.call_id == call_id]
     return history_row(call)
 
 
@@ -165,8 +153,6 @@ async def ended_call(app, count: int = 1, timeout: float = 30) -> tuple[CallStar
 
 
 def clear_mailbox(box: str) -> None:
-    import shutil
-
     shutil.rmtree(ROOT / "var/spool/asterisk/voicemail/default" / box, ignore_errors=True)
 
 
@@ -356,64 +342,25 @@ async def test_postgresql_site_journal_and_cdr_both_in_postgresql(journaled_app,
 # ---- the app killed mid-call ------------------------------------------------------------------------
 
 
-async def connected(log: Path, timeout: float = 15) -> None:
-    """Waits for the app's own word that its ARI events websocket is up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while "ARI events connected" not in (log.read_text() if log.exists() else ""):
-        if loop.time() > deadline:
-            raise TimeoutError(f"the app did not connect to ARI:\n{log.read_text()[-3000:]}")
-        await asyncio.sleep(0.05)
-
-
-async def test_app_killed_while_the_employee_rings_history_is_complete_after_restart(ari, sip, tmp_path):
-    from tests.integration.conftest import leftovers
-    from tests.support.postgres import _free_port
-
+async def test_app_killed_while_the_employee_rings_history_is_complete_after_restart(asterisk, ari, sip, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.replace('"103": {name: Anna Smirnova, ring_time: 2', '"103": {name: Anna Smirnova, ring_time: 6'))
     url = f"sqlite:///{tmp_path}/journal.db"
-    env = {**os.environ, "PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
-           "PBX_DATABASE_URL": url, "PBX_SPOOL_DIR": str(tmp_path / "spool"), "PBX_POLICY": str(policy)}
-
-    def start_app(log: Path) -> subprocess.Popen:
-        env["PBX_ENGINE_BIND"] = f"127.0.0.1:{_free_port()}"
-        return subprocess.Popen([sys.executable, "-m", "pbx_app", "engine"], cwd=REPO, env=env, stdout=open(log, "w"),
-                                stderr=subprocess.STDOUT)
-
-    first = start_app(tmp_path / "first.log")
-    second = None
+    app = EngineProcess(tmp_path, "1", {"PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
+                                        "PBX_DATABASE_URL": url, "PBX_POLICY": str(policy)})
     try:
-        await connected(tmp_path / "first.log")
+        await app.start().healthy()
         employee = sip.phone("103", "ring_forever")
         colleague = sip.phone("102", "answer", answer_delay_ms=300)
         caller = sip.call("103", talk_ms=1000)
-        for _ in range(100):
-            if employee.received("INVITE"):
-                break
-            await asyncio.sleep(0.05)
-        assert employee.received("INVITE"), "the employee's phone rings"
-        first.send_signal(signal.SIGKILL)  # while it rings: the caller is out in Dial()
-        first.wait()
-        second = start_app(tmp_path / "second.log")
-        await connected(tmp_path / "second.log")
+        await until(lambda: employee.received("INVITE"), 5, "the employee's phone rings")
+        app.kill()  # while it rings: the caller is out in Dial()
+        await app.start().healthy()  # the same engine again, on the same spool
         assert await caller.wait(30) == 0
         assert colleague.received("INVITE") and caller.received(200), "the restarted app forwarded the call"
-        assert "taken over at first:0:1" in (tmp_path / "second.log").read_text(), "from the channel's variables"
+        assert "taken over at first:0:1" in app.log(), "from the channel's variables"
 
-        store = open_store(url)
-        try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while True:
-                now = datetime.now(timezone.utc)
-                calls = await store.calls(now - timedelta(hours=1), now + timedelta(hours=1))
-                if calls and calls[0].result is not None or loop.time() > deadline:
-                    break
-                await asyncio.sleep(0.1)
-        finally:
-            await store.close()
-        [call] = calls
+        [call] = await all_ended(url, 1, timeout=10)
         assert [(l.leg, l.role, l.outcome) for l in call.legs] == [(1, "employee", "no_answer"), (2, "forward", "answered")]
         assert call.started_at is not None and call.caller == "79001234567", "written by the app that was killed"
         row = history_row(call)
@@ -423,12 +370,6 @@ async def test_app_killed_while_the_employee_rings_history_is_complete_after_res
         assert (first_leg.disposition, first_leg.leg) == ("NO ANSWER", ("1", "employee", "103"))
         assert (second_leg.disposition, second_leg.leg) == ("ANSWERED", ("2", "forward", "102"))
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        app.stop()
     channels, bridges = await leftovers(ari)
     assert not channels and not bridges

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from pbx_app.crm import CrmDirectory
 from pbx_app.history.events import CallStarted, LegEnded
 from pbx_app.policy.store import PolicyStore
+from tests.support.wait import until
 
 CALLER = "79001234567"
 
@@ -130,14 +131,6 @@ def replace_file(path, text):
     os.replace(tmp, path)  # as editors and the web UI do: a new inode, so the poll sees it
 
 
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_broken_policy_during_a_call_changes_nothing_and_the_last_good_one_stays(start_app, sip, tmp_path, caplog):
     path = tmp_path / "policy.yaml"
     path.write_text(GOOD)
@@ -149,10 +142,10 @@ async def test_broken_policy_during_a_call_changes_nothing_and_the_last_good_one
         employee = sip.phone("101", "ring_forever")
         colleague = sip.phone("102", "answer", answer_delay_ms=200)
         caller = sip.call("101", talk_ms=500)
-        await until(lambda: employee.received("INVITE"))
+        await until(lambda: employee.received("INVITE"), 10, "the employee's phone rings")
         with caplog.at_level(logging.ERROR, logger="pbx_app.policy"):
             replace_file(path, BROKEN)  # lands while 101 is ringing
-            await until(lambda: store.last_error is not None)
+            await until(lambda: store.last_error is not None, 10, "the broken file is refused")
         assert f"{path}:6:47: employees.104.on_no_answer.to: unknown extension or department '199'" in caplog.text
         assert await caller.wait(30) == 0
         [first] = await app.wait_calls_ended()

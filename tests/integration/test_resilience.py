@@ -10,11 +10,11 @@ import re
 
 from pbx_app.ari import AriClient
 from pbx_app.history.events import CallEnded, CallStarted
-from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, REPO, leftovers
-from tests.support.engines import EngineProcess, free_port, until
-from tests.support.sipp import PHONE_PORT, Sipp
+from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, leftovers
+from tests.support.engines import EngineProcess
+from tests.support.net import free_port
+from tests.support.wait import until
 
-BENCH_SIPP = REPO / "bench" / "sipp"
 
 # 101 rings out and is forwarded to 102 without an announcement; 104 says a standard announcement
 # first (4.6 s); 103 is rung by the dialplan fallback while the app is down.
@@ -96,22 +96,7 @@ async def test_burst_of_parallel_calls_leaves_no_channel_bridge_or_flow(start_ap
     app = await start_app(POLICY)
     calls = 20
 
-    def sipp(name: str, scenario: str, values: dict, args: list[str]) -> Sipp:
-        text = (BENCH_SIPP / scenario).read_text()
-        for key, value in values.items():
-            text = text.replace(f"[{key}]", str(value))
-        path = sip.workdir / f"burst-{scenario}"
-        path.write_text(text)
-        p = Sipp(name, ["-sf", str(path), *args], sip.workdir).start()
-        sip.procs.append(p)
-        return p
-
-    many = ["-m", str(calls), "-l", str(calls)]
-    employee = sipp("burst-101", "phone_ring_forever.xml", {}, ["-i", "127.0.0.1", "-p", str(PHONE_PORT["101"]), *many])
-    colleague = sipp("burst-102", "phone_answer.xml", {"answer_delay": 200},
-                     ["-i", "127.0.0.1", "-p", str(PHONE_PORT["102"]), *many])
-    callers = sipp("burst-callers", "caller.xml", {"talk": 1000},
-                   ["127.0.0.1:5060", "-s", "101", "-i", "127.0.0.1", "-p", "5299", "-r", str(calls), *many])
+    employee, colleague, callers = sip.burst("101", calls, rate=calls)
     assert await callers.wait(60) == 0, "every call of the burst was answered"
     ended = await app.wait_calls_ended(calls, timeout=20)
     assert [e.result for e in ended] == ["answered"] * calls

@@ -23,7 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from pbx_app.history.events import LegEnded, LegStarted
 from pbx_app.policy import parse_policy
-from pbx_app.policy.store import PolicyHolder
+from pbx_app.policy.store import PolicyStore
 from pbx_app.sounds import CUSTOM_DIR
 from pbx_app.users import UserStore
 from pbx_app.web import WebConfig, setup
@@ -83,7 +83,7 @@ async def site(tmp_path, sounds_dir, asterisk, monkeypatch):
     monkeypatch.setenv("PBX_ANNOUNCEMENTS_DIR", str(sounds_dir))
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(POLICY)
-    holder = PolicyHolder(policy_path)
+    holder = PolicyStore(policy_path)
     config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json",
                        audit_path=tmp_path / "audit.jsonl", announcements_dir=sounds_dir)
     UserStore(config.users_path).add("ivan", "employee", "101", PASSWORD)

@@ -8,10 +8,8 @@ import http.cookiejar
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,16 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.net import free_port
+from tests.support.wait import until_sync
+
 REPO = Path(__file__).resolve().parents[2]
 # The subcommand that serves the self-service page. `run` serves it beside the call engine
 # today; once the page has its own process this becomes ["web"].
 SERVE_PAGE = ["web"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sh(*cmd: object, **kw) -> subprocess.CompletedProcess:
@@ -112,14 +107,16 @@ def test_page_serves_login_css_and_the_standard_message(venv, tmp_path):
 
 
 def wait_for_page(browser, url: str, server: subprocess.Popen, log: Path, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
+    def page() -> str | None:
         if server.poll() is not None:
             pytest.fail(f"the page's process exited ({server.returncode}):\n{log.read_text()[-3000:]}")
         try:
             with browser.open(url, timeout=2) as r:
                 return r.read().decode()
         except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                pytest.fail(f"no page at {url} after {timeout} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+            return None
+
+    try:
+        return until_sync(page, timeout, f"a page at {url}", every=0.2)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")

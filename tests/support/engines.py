@@ -1,12 +1,11 @@
-"""Call engines as separate processes (`python -m pbx_app engine`), as in production: several
-of them on the test bed's Asterisk, one journal database, killed with SIGKILL and started again."""
+"""Call engines as separate processes (`python -m pbx_app engine`, or `agi` for the FastAGI
+server), as in production: several of them on the test bed's Asterisk, one journal database,
+killed with SIGKILL and started again."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -16,22 +15,20 @@ import aiohttp
 
 from pbx_app.history.records import CallRecord
 from pbx_app.history.database import open_store
+from tests.support.net import free_port
+from tests.support.wait import until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class EngineProcess:
-    """One engine; ``env`` overrides its settings (PBX_*)."""
+    """One engine; ``base_env`` overrides its settings (PBX_*). Started again after a kill it
+    has the same name, port and spool, as a restarted service has."""
 
-    def __init__(self, workdir: Path, name: str, base_env: dict[str, str]):
+    def __init__(self, workdir: Path, name: str, base_env: dict[str, str], command: str = "engine"):
         self.workdir = workdir
         self.name = name
+        self.command = command
         self.app = f"pbx_app-{name}"
         self.port = free_port()
         self.env = {**os.environ, **base_env, "PBX_ENGINE_NAME": name, "PBX_ENGINE_BIND": f"127.0.0.1:{self.port}",
@@ -47,7 +44,7 @@ class EngineProcess:
 
     def start(self) -> "EngineProcess":
         out = open(self.workdir / f"engine-{self.name}-{len(self.procs)}.log", "w")
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "pbx_app", "engine"], cwd=REPO, env=self.env,
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "pbx_app", self.command], cwd=REPO, env=self.env,
                                            stdout=out, stderr=subprocess.STDOUT))
         return self
 
@@ -57,21 +54,18 @@ class EngineProcess:
                 return r.status, await r.text()
 
     async def healthy(self, timeout: float = 15.0) -> dict:
-        """Waits until /health says the engine is connected to ARI with its policy loaded."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
+        """Waits until /health says the engine is ready (connected to ARI, its policy loaded)."""
+
+        async def health() -> dict | None:
             assert self.proc.poll() is None, f"engine {self.name} exited:\n{self.log()}"
             try:
                 async with aiohttp.ClientSession() as s:
                     async with s.get(f"http://127.0.0.1:{self.port}/health") as r:
-                        if r.status == 200:
-                            return await r.json()
+                        return await r.json() if r.status == 200 else None
             except aiohttp.ClientError:
-                pass
-            if loop.time() > deadline:
-                raise TimeoutError(f"engine {self.name} did not become healthy:\n{self.log()}")
-            await asyncio.sleep(0.1)
+                return None
+
+        return await until(health, timeout, lambda: f"engine {self.name} healthy:\n{self.log()}", every=0.1)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -79,23 +73,21 @@ class EngineProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_processes(self.procs)
 
 
-async def until(predicate, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.05)
+def stop_processes(procs: list[subprocess.Popen | None]) -> None:
+    """SIGTERM, as systemd stops a service; SIGKILL for one that does not end within 10 s."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.terminate()
+    for p in procs:
+        if p is not None:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 async def journal_calls(url: str) -> list[CallRecord]:
@@ -109,10 +101,11 @@ async def journal_calls(url: str) -> list[CallRecord]:
 
 async def all_ended(url: str, count: int, timeout: float = 30.0) -> list[CallRecord]:
     """The journal's calls once ``count`` of them have ended (shipped from every engine's spool)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        calls = await journal_calls(url)
-        if len([c for c in calls if c.result is not None]) >= count or loop.time() > deadline:
-            return calls
-        await asyncio.sleep(0.2)
+    calls: list[CallRecord] = []
+
+    async def ended() -> bool:
+        calls[:] = await journal_calls(url)
+        return len([c for c in calls if c.result is not None]) >= count
+
+    await until(ended, timeout, lambda: f"{count} calls ended in the journal: {calls}", every=0.2)
+    return calls

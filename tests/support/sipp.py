@@ -3,7 +3,6 @@ message trace."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import signal
@@ -13,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from tests.support.wait import until
+
 SCENARIOS = Path(__file__).resolve().parent.parent / "sipp"
+BENCH_SCENARIOS = Path(__file__).resolve().parents[2] / "bench" / "sipp"  # many calls per SIPp process
 PCAP = Path("/usr/share/sip-tester/g711a.pcap")
 ASTERISK_SIP = "127.0.0.1:5060"
 # Phones of the test bed's pjsip.conf: extension 1NN listens on 127.0.0.1:51NN.
@@ -104,7 +106,7 @@ class Sipp:
             "-error_file",
             str(self.workdir / f"{self.name}.err.log"),
             "-nostdin",
-            "-bg" if False else "-nd",
+            "-nd",
         ]
         self.proc = subprocess.Popen(
             cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=open(self.workdir / f"{self.name}.stderr", "w")
@@ -124,12 +126,7 @@ class Sipp:
 
     async def wait(self, timeout: float) -> int:
         assert self.proc is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.proc.poll() is None:
-            if loop.time() > deadline:
-                raise TimeoutError(f"SIPp {self.name} still running after {timeout} s")
-            await asyncio.sleep(0.05)
+        await until(lambda: self.proc.poll() is not None, timeout, f"SIPp {self.name} ends its scenario")
         return self.proc.returncode
 
     def stop(self) -> None:
@@ -150,9 +147,9 @@ class SipBed:
         self.procs: list[Sipp] = []
         self._n = 0
 
-    def _scenario(self, name: str, values: dict[str, object]) -> str:
+    def _scenario(self, name: str, values: dict[str, object], folder: Path = SCENARIOS) -> str:
         """SIPp takes no keywords in timeouts and pauses: write a copy with the values in."""
-        text = (SCENARIOS / name).read_text()
+        text = (folder / name).read_text()
         for key, value in values.items():
             text = text.replace(f"[{key}]", str(value))
         path = self.workdir / f"{self._n + 1:02d}-{name}"
@@ -186,6 +183,22 @@ class SipBed:
                 "-i", source_ip, "-p", str(local_port), "-m", "1", "-mi", source_ip, "-mp", str(30000 + self._n * 10),
                 "-key", "caller", caller, "-timeout", "300s"]
         return self._spawn(f"call{ext}", args)
+
+    def burst(self, ext: str, calls: int, rate: int) -> tuple[Sipp, Sipp, Sipp]:
+        """``calls`` clients call ``ext``, ``rate`` new ones a second, each talking 1 s once
+        answered; 101's phone rings on for every call, 102's answers each after 200 ms.
+        Returns (101's phone, 102's phone, the callers)."""
+        many = ["-m", str(calls), "-l", str(calls)]
+
+        def bench(name: str, scenario: str, values: dict[str, object], args: list[str]) -> Sipp:
+            return self._spawn(name, ["-sf", self._scenario(scenario, values, BENCH_SCENARIOS), *args, *many])
+
+        employee = bench("burst-101", "phone_ring_forever.xml", {}, ["-i", "127.0.0.1", "-p", str(PHONE_PORT["101"])])
+        colleague = bench("burst-102", "phone_answer.xml", {"answer_delay": 200},
+                          ["-i", "127.0.0.1", "-p", str(PHONE_PORT["102"])])
+        callers = bench("burst-callers", "caller.xml", {"talk": 1000},
+                        [ASTERISK_SIP, "-s", ext, "-i", "127.0.0.1", "-p", "5299", "-r", str(rate)])
+        return employee, colleague, callers
 
     async def finish(self, timeout: float = 10.0) -> None:
         """Waits until every phone and caller has finished its scenario (traces complete)."""

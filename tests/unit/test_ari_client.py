@@ -1,6 +1,8 @@
 """The ARI REST client against a local aiohttp server: one error type with Asterisk's words,
 and the password never shown."""
 
+import base64
+
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -85,6 +87,21 @@ async def test_unreachable_asterisk_is_status_0_naming_the_url():
         await ari.close()
 
 
-def test_password_is_never_in_the_repr():
-    ari = AriClient("http://127.0.0.1:8088", "pbx_app", "s3cret", "pbx_app")
-    assert "s3cret" not in repr(ari) and "s3cret" not in str(ari.__dict__.get("user"))
+async def test_the_password_is_never_shown(asterisk_http, caplog):
+    """Not in the client's repr (what a log line or a traceback prints), nor in any error:
+    neither as typed nor as the Basic credentials it travels in."""
+    secrets = ("s3cret", base64.b64encode(b"pbx_app:s3cret").decode())
+    ari = AriClient(str(asterisk_http.make_url("")), "pbx_app", "s3cret", "pbx_app")
+    unreachable = AriClient("http://127.0.0.1:9", "pbx_app", "s3cret", "pbx_app")
+    shown = [repr(ari), str(ari), repr(unreachable)]
+    try:
+        with pytest.raises(AriError) as refused:
+            await ari.delete("/channels/1.1")
+        with pytest.raises(AriError) as unanswered:
+            await unreachable.get("/channels")
+    finally:
+        await ari.close()
+        await unreachable.close()
+    shown += [str(refused.value), repr(refused.value), str(unanswered.value), repr(unanswered.value), caplog.text]
+    assert "AriClient(" in shown[0], "the repr names the client"
+    assert not [s for s in shown for secret in secrets if secret in s], shown

@@ -4,7 +4,6 @@ when told to, and reconnecting (with the on-connect hook) after a drop."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from aiohttp import web
@@ -12,12 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from pbx_app.ari import AriClient
 from pbx_app.ari.events import AriGaveUp, EventStream
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.net import free_port
 
 
 async def first_event(stream: EventStream):
@@ -26,7 +20,7 @@ async def first_event(stream: EventStream):
 
 
 async def test_unreachable_asterisk_is_named_and_given_up_on():
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     client = AriClient(url, "pbx_app", "secret", "pbx_app")
     stream = EventStream(client, min_backoff=0.01, give_up_after=0.1)
     with pytest.raises(AriGaveUp) as info:

@@ -4,17 +4,16 @@ garbage. Whatever it does, a call is never held past the deadline and the profil
 import asyncio
 import json
 import logging
-import socket
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from pbx_app.calls.engine import CallEngine
 from pbx_app.crm import CrmAnswer, CrmDirectory, WebhookClient, lookup
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.policy import parse_policy
-from pbx_app.testing import FakeAsterisk
+from tests.support.fake_calls import call_on_fake
+from tests.support.net import free_port
 
 POLICY = """
 employees:
@@ -131,9 +130,7 @@ async def test_a_slow_crm_is_abandoned_at_the_deadline(crm, client):
 
 
 async def test_a_crm_that_is_down(client):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     answer = await ask(client, policy_for(f"http://127.0.0.1:{port}/client"))
     assert answer.fallback and answer.rule is None
     assert f"CRM webhook is unreachable (cannot connect to 127.0.0.1:{port})" in answer.note
@@ -208,18 +205,13 @@ async def test_any_provider_is_held_to_the_deadline():
 async def call_101(policy, journal=None) -> list[tuple]:
     """A client calls 101 through the whole app with the real CRM directory; 101 does not
     answer, everyone else does. Returns the Dial() targets in order."""
-    fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer", "PJSIP/103": "answer"})
     directory = CrmDirectory()
-    app = CallEngine(fake, lambda: policy, journal=journal or MemoryJournal(), crm=directory)
-    fake.attach(app)
     try:
-        channel = fake.new_call("101")
-        await fake.settle()
-        await app.drain(5)  # the CRM lookup takes real time
-        await fake.settle()
+        call = await call_on_fake("101", policy, {"PJSIP/101": "no_answer", "PJSIP/102": "answer", "PJSIP/103": "answer"},
+                                  journal=journal or MemoryJournal(), crm=directory)
     finally:
         await directory.close()
-    return [a[1] for a in fake.actions_for(channel) if a[0] == "dial"]
+    return [d[0] for d in call.dials()]
 
 
 async def test_a_call_with_a_slow_crm_follows_the_profile(crm):

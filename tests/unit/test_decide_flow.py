@@ -3,10 +3,9 @@ is not rung at all; the call goes straight to on_absent (or their no-answer acti
 
 from datetime import datetime, timezone
 
-from pbx_app.calls.engine import CallEngine
-from pbx_app.history.events import CallEnded, CallStarted, MemoryJournal
+from pbx_app.history.events import CallStarted
 from pbx_app.policy import parse_policy
-from pbx_app.testing import FakeAsterisk
+from tests.support.fake_calls import call_on_fake
 
 POLICY = parse_policy("""
 site: {timezone: Europe/Moscow}
@@ -28,17 +27,10 @@ employees:
 
 
 async def call_at(extension, at):
-    fake = FakeAsterisk(phones={"PJSIP/101": "answer", "PJSIP/102": "answer", "PJSIP/103": "no_answer"},
-                        voicemail={"101@default": True})
-    journal = MemoryJournal()
-    app = CallEngine(fake, lambda: POLICY, journal=journal, clock=lambda: at)
-    fake.attach(app)
-    channel = fake.new_call(extension)
-    await fake.settle()
-    dials = [a[1] for a in fake.actions_for(channel) if a[0] == "dial"]
-    [ended] = [e for e in journal.events if isinstance(e, CallEnded)]
-    [started] = [e for e in journal.events if isinstance(e, CallStarted)]
-    return dials, ended, started
+    call = await call_on_fake(extension, POLICY, {"PJSIP/101": "answer", "PJSIP/102": "answer", "PJSIP/103": "no_answer"},
+                              voicemail={"101@default": True}, clock=lambda: at)
+    [started] = [e for e in call.events if isinstance(e, CallStarted)]
+    return [d[0] for d in call.dials()], call.ended(), started
 
 
 TUESDAY_NOON_MSK = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pbx_app.calls.engine import CallEngine, unwanted_varset
 from pbx_app.calls.recovery import Sweeper
-from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted, MemoryJournal
+from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
 from pbx_app.policy import parse_policy
 from pbx_app.testing import FakeAsterisk
+from tests.support.fake_calls import engine_on
 
 POLICY = parse_policy("""
 employees:
@@ -22,12 +23,7 @@ employees:
 def engines(fake: FakeAsterisk, *names: str, journal: MemoryJournal | None = None, **kwargs) -> list[CallEngine]:
     """Engines sharing one journal, as engines sharing one database do."""
     journal = journal or MemoryJournal()
-    out = []
-    for name in names:
-        engine = CallEngine(fake.client(f"pbx_app-{name}"), lambda: POLICY, journal=journal, **kwargs)
-        fake.attach(engine)
-        out.append(engine)
-    return out
+    return [engine_on(fake, POLICY, f"pbx_app-{name}", journal=journal, **kwargs) for name in names]
 
 
 def dials(fake: FakeAsterisk, channel: str) -> list[tuple]:
@@ -117,26 +113,31 @@ async def test_the_dialplan_fallback_goes_to_voicemail_when_the_plan_does():
 
 
 async def test_past_its_limit_an_engine_leaves_new_calls_to_another():
-    fake = FakeAsterisk(phones={"PJSIP/101": "answer"})
+    fake = FakeAsterisk(phones={"PJSIP/101": "rings", "PJSIP/102": "answer"})
     journal = MemoryJournal()
     (full,) = engines(fake, "full", journal=journal, max_calls=1)
-    full.calls["busy-elsewhere"] = object()  # one call in progress already
-    (spare,) = engines(fake, "spare", journal=journal)
-    channel = fake.new_call("101")
+    first = fake.new_call("101")  # rings on: the one call "full" may have
+    await fake.settle()
+    engines(fake, "spare", journal=journal)
+    channel = fake.new_call("102")
     await fake.settle()
     assert full.refused == 1
     assert {app for app, m, p in fake.requests if p.startswith(f"/channels/{channel}/")} == {"pbx_app-spare"}
-    assert history(journal).result == "answered"
+    fake.ring_ends.set()
+    await fake.settle()
+    results = {c.extension: c.result for c in fold(journal.events)}
+    assert results == {"101": "answered", "102": "answered"}, fake.actions_for(first)  # 101 forwards to 102
 
 
 async def test_past_its_limit_a_lone_engine_leaves_the_call_to_the_dialplan():
-    fake = FakeAsterisk()
+    fake = FakeAsterisk(phones={"PJSIP/101": "rings"})
     (full,) = engines(fake, "full", max_calls=1)
-    full.calls["busy-elsewhere"] = object()
-    channel = fake.new_call("101")
+    fake.new_call("101")
+    await fake.settle()
+    channel = fake.new_call("102")
     await fake.settle()
     assert ("fallback", "app-down") in fake.actions_for(channel)
-    assert not full.journal.events
+    assert [c.extension for c in fold(full.journal.events)] == ["101"], "the second call is not the engine's"
 
 
 async def test_sweep_rescues_a_caller_left_in_stasis_twice_running():
@@ -150,8 +151,7 @@ async def test_sweep_rescues_a_caller_left_in_stasis_twice_running():
     survivor = b if owner is a else a
     # The caller comes back to its owner, which dies before it acts: the caller waits in the
     # dead engine's Stasis with nobody to drive it.
-    owner.dispatch = lambda event: None
-    fake.attach(owner)
+    fake.stall(owner.ari.app)
     fake.ring_ends.set()
     await fake.settle()
     fake.detach(owner.ari.app)
@@ -171,7 +171,9 @@ async def test_a_flow_whose_channel_vanished_while_disconnected_ends_on_reconnec
     (a,) = engines(fake, "a")
     channel = fake.new_call("101")
     await fake.settle()
-    fake.channels[channel].alive = False  # hung up while the websocket was down: no events came
+    fake.detach("pbx_app-a")  # the websocket drops...
+    fake.caller_hangs_up(channel)  # ...so no event tells the engine the caller left
+    fake.attach(a)
     await Sweeper(a).sweep(reconnected=True)
     await fake.settle()
     assert not a.calls
@@ -202,8 +204,7 @@ async def test_a_call_whose_flow_cannot_start_still_rings_through_the_dialplan()
         def __call__(self):
             raise TypeError("a bug before the flow got going")
 
-    engine = CallEngine(fake.client("pbx_app-a"), BrokenPolicy(), journal=MemoryJournal())
-    fake.attach(engine)
+    engine = engine_on(fake, BrokenPolicy(), "pbx_app-a")
     channel = fake.new_call("101")
     await fake.settle()
     assert ("fallback", "app-down") in fake.actions_for(channel)

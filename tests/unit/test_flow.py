@@ -1,10 +1,13 @@
 """The call flow against the fake Asterisk: who is rung, for how long, and how the call ends."""
 
 
-from pbx_app.calls.engine import CallEngine
-from pbx_app.history.events import CallEnded, LegEnded, MemoryJournal
-from pbx_app.policy import parse_policy
+import asyncio
+
+from pbx_app.ari import AriError
+from pbx_app.crm.directory import CrmAnswer
+from pbx_app.history.events import CallEnded, LegEnded
 from pbx_app.testing import FakeAsterisk
+from tests.support.fake_calls import call_on_fake
 
 POLICY = """
 site:
@@ -23,14 +26,8 @@ departments:
 
 
 async def run_call(phones, extension, talk_ends="callee", voicemail=None, policy=POLICY):
-    fake = FakeAsterisk(phones=phones, talk_ends=talk_ends, voicemail=voicemail)
-    journal = MemoryJournal()
-    app = CallEngine(fake, lambda: parse_policy(policy), journal=journal)
-    fake.attach(app)
-    channel = fake.new_call(extension)
-    await fake.settle()
-    assert not app.calls, "the flow should be over"
-    return fake.actions_for(channel), journal.events
+    call = await call_on_fake(extension, policy, phones, talk_ends=talk_ends, voicemail=voicemail)
+    return call.actions, call.events
 
 
 def dials(actions):
@@ -144,24 +141,15 @@ async def test_caller_hanging_up_while_ringing_ends_the_call():
 
 
 async def test_flow_error_gives_busy_instead_of_silence():
-    from pbx_app.ari import AriError
-
-    fake = FakeAsterisk(phones={})
-    journal = MemoryJournal()
-    app = CallEngine(fake, lambda: parse_policy(POLICY), journal=journal)
-    fake.attach(app)
+    fake = FakeAsterisk()
+    # Asterisk refuses to send the caller on to the employee's ring.
     fake.failing["/channels/fake.1/continue"] = AriError(500, "Internal Server Error")
-    channel = fake.new_call("101")
-    await fake.settle()
-    assert fake.actions_for(channel)[-1] == ("hangup", "busy")
-    assert final(journal.events).result == "failed"
+    call = await call_on_fake("101", POLICY, fake=fake)
+    assert call.actions[-1] == ("hangup", "busy")
+    assert call.ended().result == "failed"
 
 
 async def test_caller_hears_ringing_while_a_slow_crm_is_asked():
-    import asyncio
-
-    from pbx_app.crm.directory import CrmAnswer
-
     fake = FakeAsterisk(phones={"PJSIP/102": "answer"})
     seen_when_asked = []
 
@@ -171,14 +159,7 @@ async def test_caller_hears_ringing_while_a_slow_crm_is_asked():
             await asyncio.sleep(0.2)
             return CrmAnswer(None)
 
-    app = CallEngine(fake, lambda: parse_policy(POLICY), journal=MemoryJournal(), crm=SlowCrm())
-    fake.attach(app)
-    channel = fake.new_call("102")
-    async def call_over():
-        while app.calls or fake.actions_for(channel)[-1][0] != "hangup":
-            await fake.settle()
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(call_over(), 5)
+    call = await call_on_fake("102", POLICY, fake=fake, crm=SlowCrm())
     assert seen_when_asked == [[("ringing",)]], "ringing started before the CRM was asked"
-    assert [a for a in fake.actions_for(channel) if a == ("ringing",)] == [("ringing",)], "rung once"
+    assert [a for a in call.actions if a == ("ringing",)] == [("ringing",)], "rung once"
+    assert call.ended().result == "answered", "the call went on once the CRM answered"

@@ -4,15 +4,12 @@ ones the app really emits."""
 
 from __future__ import annotations
 
-
 import pytest
 
-from pbx_app.calls.engine import CallEngine
-from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted, MemoryJournal
+from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted
 from pbx_app.history.records import CallRecord, LegRecord, fold
 from pbx_app.history.rows import history, history_row, who_answered
-from pbx_app.policy import parse_policy
-from pbx_app.testing import FakeAsterisk
+from tests.support.fake_calls import call_on_fake
 from tests.unit.test_journal_store import T0, at, forwarded_call
 
 POLICY = """
@@ -28,14 +25,8 @@ departments:
 
 
 async def row_of(phones, extension, talk_ends="callee", voicemail=None):
-    fake = FakeAsterisk(phones=phones, talk_ends=talk_ends, voicemail=voicemail)
-    journal = MemoryJournal()
-    app = CallEngine(fake, lambda: parse_policy(POLICY), journal=journal)
-    fake.attach(app)
-    fake.new_call(extension)
-    await fake.settle()
-    [call] = fold(journal.events)
-    return history_row(call)
+    call = await call_on_fake(extension, POLICY, phones, talk_ends=talk_ends, voicemail=voicemail)
+    return history_row(call.record())
 
 
 async def test_answered_by_the_employee_is_a_call_to_the_employee():

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pbx_app.history.codec import decode, encode
@@ -21,7 +22,7 @@ from pbx_app.history.journal import SpooledJournal, replay
 from pbx_app.history.records import fold
 from pbx_app.history.spool import SpoolBusy, SpoolReader, segments
 from pbx_app.history.database import open_store
-from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
+from tests.support.wait import until
 from tests.unit.test_journal_store import T0, WHOLE_DAY, forwarded_call
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,11 +94,9 @@ async def test_while_the_database_is_away_rows_wait_in_the_spool_then_arrive(pos
     journal = await SpooledJournal(tmp_path / "spool", open_store(url), retry_min=0.05, retry_max=0.2).start()
     events = forwarded_call()
     for e in events:
-        await asyncio.wait_for(journal.record(e), 1), "a call never waits on the database"
-    await asyncio.sleep(0.5)
-    assert journal.store_down and not journal.shipped()
-    import psycopg
-
+        await asyncio.wait_for(journal.record(e), 1)  # a call never waits on the database
+    await until(lambda: journal.store_down, 5, "the journal notices the database is away")
+    assert not journal.shipped(), "nothing shipped while the database is away"
     with psycopg.connect(postgres_server.url("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     assert await journal.wait_shipped(10), "shipped once the database answers"
@@ -191,8 +190,8 @@ async def test_segments_roll_over_and_shipped_ones_are_removed(database, tmp_pat
         await journal.record(e)
     assert await journal.wait_shipped(10)
     assert journal.writer.segment > 3, "the spool moved on to new segments"
-    await asyncio.sleep(0)
-    assert segments(spool) == [journal.writer.segment], "only the segment being written is kept"
+    await until(lambda: segments(spool) == [journal.writer.segment], 5,
+                lambda: f"only the segment being written is kept: {segments(spool)}")
     await journal.close()
     assert await calls_in(url) == fold(events)
 

@@ -11,7 +11,6 @@ from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted
 from pbx_app.history.records import fold
 from pbx_app.history.spool import Position
 from pbx_app.history.database import open_store
-from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
 
 T0 = datetime(2026, 11, 29, 9, 0, 0, 123456, tzinfo=timezone.utc)
 

@@ -14,6 +14,7 @@ from pbx_app.calls.engine import CallEngine
 from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.policy import parse_policy
 from pbx_app.testing import FakeAsterisk
+from tests.support.fake_calls import call_over, engine_on
 
 POLICY = """
 employees:
@@ -52,11 +53,9 @@ async def test_call_metrics_come_from_the_journal_and_the_inner_journal_still_ge
     inner = MemoryJournal()
     fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer"})
     holder = Holder(parse_policy(POLICY))
-    app = CallEngine(fake, holder, journal=metrics.observing(inner))
-    fake.attach(app)
-    fake.new_call("101")
-    fake.new_call("102")
-    await fake.settle()
+    app = engine_on(fake, holder, journal=metrics.observing(inner))
+    for channel in (fake.new_call("101"), fake.new_call("102")):
+        await call_over(fake, app, channel)
     client = await serve(app, holder, metrics)
     try:
         resp = await client.get("/metrics")

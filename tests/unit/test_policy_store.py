@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from pbx_app.calls.engine import CallEngine
-from pbx_app.history.events import MemoryJournal
 from pbx_app.policy import PolicyError
-from pbx_app.policy.store import PolicyHolder, PolicyStore
+from pbx_app.policy.store import PolicyStore
 from pbx_app.testing import FakeAsterisk
+from tests.support.fake_calls import engine_on
+from tests.support.wait import until
 
 GOOD = 'employees:\n  "101": {ring_time: 5, on_no_answer: {action: forward, to: "102"}}\n  "102": {ring_time: 5}\n  "103": {ring_time: 5}\n'
 NEXT = GOOD.replace('to: "102"', 'to: "103"')
@@ -67,32 +67,28 @@ async def test_watch_picks_up_changes_by_mtime(tmp_path, caplog):
     path = tmp_path / "policy.yaml"
     path.write_text(GOOD)
     store = PolicyStore(path)
+    polls = 0
+    looks = store.changed
+
+    def counted_look():
+        nonlocal polls
+        polls += 1
+        return looks()
+
+    store.changed = counted_look
     watcher = asyncio.create_task(store.watch(interval=0.02))
     try:
         write(path, BROKEN)
-        await wait_for(lambda: store.last_error is not None)
+        await until(lambda: store.last_error is not None, 3, "the broken file is refused")
         assert forward_target(store) == "102"
+        refused_at = polls
+        await until(lambda: polls >= refused_at + 3, 3, "three more polls of the unchanged broken file")
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-        await asyncio.sleep(0.1)
-        assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == len(errors), "logged once, not every poll"
+        assert len(errors) == 1 and store.reloads["refused"] == 1, "logged once, not every poll"
         write(path, NEXT)
-        await wait_for(lambda: forward_target(store) == "103")
+        await until(lambda: forward_target(store) == "103", 3, "the fixed file is taken")
     finally:
         watcher.cancel()
-
-
-async def wait_for(condition, timeout=3.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
-def test_the_runner_still_finds_its_holder():
-    from pbx_app import runner
-
-    assert runner.PolicyHolder is PolicyHolder is PolicyStore
 
 
 async def test_a_call_in_flight_keeps_its_policy_and_the_next_call_gets_the_last_good_one(tmp_path):
@@ -100,9 +96,7 @@ async def test_a_call_in_flight_keeps_its_policy_and_the_next_call_gets_the_last
     path.write_text(GOOD)
     store = PolicyStore(path)
     fake = FakeAsterisk(phones={"PJSIP/101": "rings", "PJSIP/102": "answer", "PJSIP/103": "answer"})
-    journal = MemoryJournal()
-    app = CallEngine(fake, store, journal=journal)
-    fake.attach(app)
+    engine_on(fake, store)
 
     first = fake.new_call("101")
     await fake.settle()  # the call has decided its plan and 101 rings

@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +18,8 @@ from pbx_app.settings import Settings
 from pbx_app.users import UserStore
 from pbx_app.web import policy_file
 from pbx_app.users import store as user_store
+from tests.support.net import free_port
+from tests.support.wait import until
 from tests.unit.test_web_api import PASSWORD, POLICY, WebBed, announcements_env  # noqa: F401 (a fixture)
 
 
@@ -45,8 +46,7 @@ class Gate:
 
     async def until_entered(self) -> None:
         # If the slow work ran on the event loop, this could only resume once it was over.
-        while not self.entered.is_set():
-            await asyncio.sleep(0.01)
+        await until(self.entered.is_set, 5, "the slow work started", every=0.01)
 
 
 def touch(path: Path) -> None:
@@ -106,12 +106,6 @@ async def test_while_a_password_is_checked_other_requests_are_answered(bed, monk
     assert gate.order[:2] == ["other request 200", "slow work done"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_pbx_app_web_serves_the_page_in_its_own_process_without_ari(tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
@@ -125,14 +119,16 @@ async def test_pbx_app_web_serves_the_page_in_its_own_process_without_ari(tmp_pa
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # cookies for an IP
-            for _ in range(200):
+            async def healthy() -> bool:
                 try:
                     async with http.get(url + "/health") as r:
-                        if r.status == 200:
-                            break
+                        return r.status == 200
                 except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
+                    return False
+
+            try:
+                await until(healthy, 10, "pbx-app web answers /health")
+            except TimeoutError:
                 pytest.fail("pbx-app web did not start: " + (await proc.stderr.read(4000)).decode())
             form = await (await http.get(url + "/login")).text()
             token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
