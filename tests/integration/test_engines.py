@@ -138,10 +138,11 @@ async def test_twenty_calls_over_two_engines_one_killed_midway(cluster, ari, sip
     engines = await cluster("a", "b")
     calls = 20
 
-    _, colleague, callers = sip.burst("103", calls, rate=10)
+    # 101 rings 3 s on its (burst) phone, the announcement plays, 102 answers.
+    _, colleague, callers = sip.burst("101", calls, rate=10)
     await until(lambda: len(callers.sent("INVITE")) >= calls // 2, 10, "half the calls are in")
     engines[0].kill()
-    assert await callers.wait(60) == 0, "every one of the 20 calls was answered by 102"
+    assert await callers.wait(90) == 0, "every one of the 20 calls was answered by 102"
     assert len(colleague.received("INVITE")) == calls
     ended = [c for c in await all_ended(cluster.url, calls, timeout=40) if c.result is not None]
     assert len(ended) == calls, "no call left in progress"
