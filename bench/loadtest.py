@@ -239,6 +239,14 @@ class WebLoad:
             self.proc.wait()
 
 
+def count_calls(phase, callers: "Sipp") -> None:
+    """The phase's attempted, succeeded and failed calls, from the callers' SIPp statistics."""
+    totals = callers.totals()
+    phase.attempted = totals.get("OutgoingCall", 0)
+    phase.succeeded = totals.get("SuccessfulCall", 0)
+    phase.failed = totals.get("FailedCall", 0)
+
+
 def ari_requests(metrics_texts: list[str]) -> float:
     """pbx_ari_requests_total summed over the engines and the routes."""
     total = 0.0
@@ -365,10 +373,7 @@ async def _calls(phase: Phase, flow: str, rate: int, duration: float, calls: int
     await asyncio.sleep(1)
     for p in (employee, colleague):
         p.stop()
-    totals = callers.totals()
-    phase.attempted = totals.get("OutgoingCall", 0)
-    phase.succeeded = totals.get("SuccessfulCall", 0)
-    phase.failed = totals.get("FailedCall", 0)
+    count_calls(phase, callers)
     phase.asterisk_cpu /= max(1, phase.attempted)
     if app:
         phase.app_cpu /= max(1, phase.attempted)
@@ -536,10 +541,7 @@ async def run_cluster_phase(nodes: int, rate: int, duration: float, args, workdi
     await asyncio.sleep(1)
     for p in (employee, colleague):
         p.stop()
-    totals = callers.totals()
-    phase.attempted = totals.get("OutgoingCall", 0)
-    phase.succeeded = totals.get("SuccessfulCall", 0)
-    phase.failed = totals.get("FailedCall", 0)
+    count_calls(phase, callers)
     phase.delays = forward_delays(employee.trace, colleague.trace)
     await asyncio.sleep(2)
     left = sum([await node_channels(n) for n in NODE_ARI])
