@@ -75,6 +75,10 @@ def _references(r: Reader, doc: CommentedMap, policy: Policy, actions: list[Acti
             _problem(r, doc, a.path + ("to",), f"{where}.to: {a.owner} forwards to themselves; forward to a colleague, a department or voicemail")
         elif a.action.target == a.owner:
             _problem(r, doc, a.path + ("to",), f"{where}.to: forwards to the responsible manager {a.owner} who was just rung; forward to someone else")
+    for ext, employee in policy.employees.items():
+        for i, who in enumerate(employee.voicemail_to):
+            if "@" not in who and who not in known:
+                _problem(r, doc, ("employees", ext, "voicemail_to", i), f"employees.{ext}.voicemail_to: unknown extension or department '{who}' (expected one of the employees, departments or an e-mail address)")
     clients = doc["crm"]["clients"] if isinstance(doc.get("crm"), dict) and isinstance(doc["crm"].get("clients"), dict) else {}
     for number, body in clients.items():
         manager = body.get("manager") if isinstance(body, dict) else None

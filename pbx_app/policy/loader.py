@@ -30,7 +30,7 @@ from .reader import Reader
 
 ACTION_KEYS = {"action", "drop", "to", "announcement", "answer_first"}
 ACTION_SLOTS = ("on_no_answer", "on_busy", "on_unreachable", "on_absent")
-EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", *ACTION_SLOTS}
+EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", "email", "voicemail_to", *ACTION_SLOTS}
 DEPARTMENT_KEYS = {"name", "members", "strategy", "ring_time"}
 SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir"}
 CRM_KEYS = {"clients", "webhook"}
@@ -128,9 +128,51 @@ def _employees(r: Reader, doc: CommentedMap) -> dict[str, Employee]:
             announcement=default_announcement,
             schedule=times.schedule(r, body, where),
             absences=times.absences(r, body, where),
+            email=_email(r, body, where),
+            voicemail_to=_recipients(r, body, where),
             **slots,  # type: ignore[arg-type]
         )
     return result
+
+
+MAX_ADDRESS = 254  # RFC 5321's limit for a forward path
+MAX_RECIPIENTS = 20
+
+
+def _email(r: Reader, body: CommentedMap, where: str) -> str | None:
+    value = r.string(body, "email", where)
+    if value is not None and not looks_like_address(value):
+        r.error(body, "email", f"{where}.email: '{value[:80]}' is not an e-mail address (name@domain)")
+        return None
+    return value
+
+
+def _recipients(r: Reader, body: CommentedMap, where: str) -> tuple[str, ...]:
+    items = r.seq(body, "voicemail_to", where)
+    if items is None:
+        return ()
+    if len(items) > MAX_RECIPIENTS:
+        r.error(body, "voicemail_to", f"{where}.voicemail_to: at most {MAX_RECIPIENTS} recipients, got {len(items)}")
+        return ()
+    result = []
+    for i, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, (str, int)) or not str(item).strip():
+            r.error(items, i, f"{where}.voicemail_to[{i}]: expected an extension, a department id or an e-mail address, got {kind(item)}")
+            continue
+        text = str(item).strip()
+        if "@" in text and not looks_like_address(text):
+            r.error(items, i, f"{where}.voicemail_to[{i}]: '{text[:80]}' is not an e-mail address (name@domain)")
+            continue
+        result.append(text)
+    return tuple(result)
+
+
+def looks_like_address(text: str) -> bool:
+    """Enough to catch typos and header injection; the SMTP server has the last word."""
+    if len(text) > MAX_ADDRESS or any(ch.isspace() or ord(ch) < 32 for ch in text) or text.count("@") != 1:
+        return False
+    local, domain = text.split("@")
+    return bool(local) and "." in domain and not domain.startswith(".") and not domain.endswith(".")
 
 
 def _departments(r: Reader, doc: CommentedMap) -> dict[str, Department]:

@@ -111,6 +111,10 @@ class Employee:
     announcement: Announcement | None = None
     schedule: Schedule | None = None  # None: always at work
     absences: tuple[Absence, ...] = ()
+    email: str | None = None  # where their missed-call and voicemail notices go
+    # Who else is told of a voicemail message in their mailbox: extensions, department ids or
+    # e-mail addresses. The owner always is (when they have an e-mail).
+    voicemail_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

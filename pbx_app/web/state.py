@@ -28,6 +28,16 @@ HERE = Path(__file__).resolve().parent
 HASHES_AT_ONCE = 2  # argon2 takes 64 MiB and a core per check: a burst waits its turn
 
 
+def _templates() -> jinja2.Environment:
+    # Every text of a template goes through _() / {% trans %} so the page can be translated.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
 @dataclass
 class Web:
     config: WebConfig
@@ -43,11 +53,7 @@ class Web:
     api_rate: RequestRate = field(default_factory=RequestRate)
     forms: FormTokens = field(default_factory=FormTokens)
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HASHES_AT_ONCE))
-    templates: jinja2.Environment = field(
-        default_factory=lambda: jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
-        )
-    )
+    templates: jinja2.Environment = field(default_factory=lambda: _templates())
     _reported: str = ""
     # One thread parses the policy, and requests arriving meanwhile share its result: a burst
     # of readers costs one parse, and the event loop competes with one busy thread, not eight.

@@ -49,6 +49,11 @@ ERRORS = {
         (9, 10, "crm.webhook.url: 'crm.local/lookup' is not an http:// or https:// address"),
         (10, 17, "crm.webhook.timeout_ms: 0 is out of range, expected 10..10000 milliseconds"),
     ],
+    "notice_errors.yaml": [
+        (2, 18, "employees.101.email: 'ivan at example' is not an e-mail address"),
+        (2, 59, "employees.101.voicemail_to: unknown extension or department '199'"),
+        (2, 66, "employees.101.voicemail_to[2]: 'a b@example.com' is not an e-mail address"),
+    ],
     "unknown_keys.yaml": [
         (2, 3, "site: unknown key 'ringtime' (expected one of announcements_dir, language,"),
         (5, 28, "employees.101.on_no_answer.action: 'forwad' is not one of drop, forward, voicemail"),
@@ -183,3 +188,14 @@ def test_duplicate_keys_everywhere_are_all_reported():
 def test_unreadable_file(tmp_path):
     with pytest.raises(PolicyError, match=r"nowhere.yaml:1:1: cannot read the policy: No such file"):
         load_policy(tmp_path / "nowhere.yaml")
+
+
+def test_voicemail_recipients_and_email_are_read():
+    policy = parse_policy(
+        'employees:\n  "101": {email: ivan@example.com, voicemail_to: ["102", sales, boss@example.com]}\n'
+        '  "102": {}\ndepartments:\n  sales: {members: ["102"]}\n'
+    )
+    ivan = policy.employees["101"]
+    assert ivan.email == "ivan@example.com"
+    assert ivan.voicemail_to == ("102", "sales", "boss@example.com")
+    assert policy.employees["102"].voicemail_to == ()
