@@ -21,6 +21,10 @@ def normalise(language: str | None) -> str:
     return code if code in LANGUAGES else DEFAULT_LANGUAGE
 
 
-@lru_cache(maxsize=None)
 def translator(language: str | None) -> gettext.NullTranslations:
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[normalise(language)], fallback=True)
+    return _catalog(normalise(language))  # the cache is keyed by the few languages we speak, never by raw input
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def _catalog(language: str) -> gettext.NullTranslations:
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
