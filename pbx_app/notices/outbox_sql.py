@@ -69,12 +69,15 @@ SEEN_CALL = """INSERT INTO notice_calls (call_id, seen_at, notices) VALUES (:cal
     ON CONFLICT (call_id) DO NOTHING"""
 
 _DUE = f"state IN {OPEN_STATES} AND next_at <= :now AND (lease_until IS NULL OR lease_until < :now)"
-# The condition is repeated outside the subquery: PostgreSQL checks it again on a row another
-# sender changed meanwhile, so a row leased by someone else in between is not taken.
-CLAIM = f"""UPDATE notices SET lease_owner = :owner, lease_until = :until
-    WHERE {_DUE} AND (call_id, kind, recipient) IN (
+# The due rows are picked once (MATERIALIZED: a subquery under IN may be run again per row, and
+# with SKIP LOCKED each run picks other rows, past the limit). The condition is checked again on
+# the row being updated: PostgreSQL re-reads a row another sender changed meanwhile, so a row
+# leased by someone else in between is not taken.
+CLAIM = f"""WITH due AS MATERIALIZED (
         SELECT call_id, kind, recipient FROM notices WHERE {_DUE} ORDER BY next_at LIMIT :limit {{lock}})
-    RETURNING call_id, kind, recipient, language, facts, attempts, created_at"""
+    UPDATE notices SET lease_owner = :owner, lease_until = :until FROM due
+    WHERE notices.call_id = due.call_id AND notices.kind = due.kind AND notices.recipient = due.recipient AND {_DUE}
+    RETURNING notices.call_id, notices.kind, notices.recipient, language, facts, attempts, created_at"""
 _MINE = "call_id = :call_id AND kind = :kind AND recipient = :recipient AND lease_owner = :owner"
 SENT = f"""UPDATE notices SET state = 'sent', sent_at = :now, attempts = attempts + 1, last_error = NULL,
     lease_owner = NULL, lease_until = NULL WHERE {_MINE}"""
