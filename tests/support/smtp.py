@@ -71,7 +71,7 @@ class SmtpServer:
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
         self.logins.append((mechanism, ok))
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     def start(self) -> "SmtpServer":
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
