@@ -31,7 +31,9 @@ class Database(Protocol):
 
     def read_time(self, value: Any) -> datetime | None: ...
 
-    async def run(self, steps: Sequence[Step]) -> list[list[dict]]: ...
+    async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
+        """``write`` False: only reads, which in SQLite take no write lock (the engines' shippers never wait on a look)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -58,16 +60,17 @@ class SqliteDatabase:
     def read_time(self, value: str | None) -> datetime | None:
         return None if value is None else parse_time(value)
 
-    async def run(self, steps: Sequence[Step]) -> list[list[dict]]:
+    async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, list(steps))
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, list(steps), write)
         except (sqlite3.Error, OSError) as exc:
             self._drop()
             raise StoreError(f"{self.path}: {exc}") from exc
 
-    def _run(self, steps: list[Step]) -> list[list[dict]]:
+    def _run(self, steps: list[Step], write: bool) -> list[list[dict]]:
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")  # the write lock first: a second sender waits, then sees our lease
+        # A write takes the lock first: a second sender waits, then sees our lease. A read is one snapshot.
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             out = [[dict(r) for r in db.execute(sql.replace("{lock}", ""), params).fetchall()] for sql, params in steps]
             db.execute("COMMIT")
@@ -122,11 +125,13 @@ class PostgresDatabase:
             self._conn = conn
         return self._conn
 
-    async def run(self, steps: Sequence[Step]) -> list[list[dict]]:
+    async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
         try:
             conn = await self._connection()
             out = []
             async with conn.transaction():
+                if not write:  # the reads see one snapshot: a call's legs as of its row
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 for sql, params in steps:
                     cur = await conn.execute(pg_sql(sql.replace("{lock}", "FOR UPDATE SKIP LOCKED")), params)
                     out.append(await cur.fetchall() if cur.description else [])

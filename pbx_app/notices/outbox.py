@@ -49,11 +49,11 @@ class Outbox:
     async def unseen_calls(self, lo: datetime, hi: datetime, limit: int) -> list[CallRecord]:
         """Finished calls started in [lo, hi) with no notices made yet, oldest first."""
         params = {"lo": self.db.time(lo), "hi": self.db.time(hi), "limit": limit}
-        calls, legs = await self.db.run([(sql.UNSEEN_CALLS, params), (sql.UNSEEN_LEGS, params)])
+        calls, legs = await self.db.run([(sql.UNSEEN_CALLS, params), (sql.UNSEEN_LEGS, params)], write=False)
         return records(calls, legs, self.db.read_time)
 
     async def oldest_open(self, lo: datetime) -> datetime | None:
-        [[row]] = await self.db.run([(sql.OLDEST_OPEN, {"lo": self.db.time(lo)})])
+        [[row]] = await self.db.run([(sql.OLDEST_OPEN, {"lo": self.db.time(lo)})], write=False)
         return self.db.read_time(row["oldest"])
 
     async def add(self, call_id: str, notices: list[Notice], now: datetime) -> None:
@@ -94,5 +94,6 @@ class Outbox:
 
     async def journal(self) -> list[dict]:
         """Every notice and its state (tests, and an operator's look)."""
-        [rows] = await self.db.run([("SELECT * FROM notices ORDER BY created_at, call_id, kind, recipient", {})])
+        [rows] = await self.db.run([("SELECT * FROM notices ORDER BY created_at, call_id, kind, recipient", {})],
+                                   write=False)
         return rows
