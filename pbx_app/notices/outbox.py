@@ -56,14 +56,18 @@ class Outbox:
         [[row]] = await self.db.run([(sql.OLDEST_OPEN, {"lo": self.db.time(lo)})], write=False)
         return self.db.read_time(row["oldest"])
 
-    async def add(self, call_id: str, notices: list[Notice], now: datetime) -> None:
-        """The call's notices and the mark that it was seen, in one transaction: a call is
+    async def add(self, made: list[tuple[str, list[Notice]]], now: datetime) -> None:
+        """Calls' notices and the marks that the calls were seen, in one transaction: a call is
         turned into notices once, and a notice exists once, however many notifiers look."""
         at = self.db.time(now)
-        steps = [(sql.ADD_NOTICE, {"call_id": n.call_id, "kind": n.kind, "recipient": n.recipient, "language": n.language,
-                                   "facts": json.dumps(n.facts, ensure_ascii=False), "now": at}) for n in notices]
-        steps.append((sql.SEEN_CALL, {"call_id": call_id, "now": at, "notices": len(notices)}))
-        await self.db.run(steps)
+        steps = []
+        for call_id, notices in made:
+            steps += [(sql.ADD_NOTICE, {"call_id": n.call_id, "kind": n.kind, "recipient": n.recipient,
+                                        "language": n.language, "facts": json.dumps(n.facts, ensure_ascii=False),
+                                        "now": at}) for n in notices]
+            steps.append((sql.SEEN_CALL, {"call_id": call_id, "now": at, "notices": len(notices)}))
+        if steps:
+            await self.db.run(steps)
 
     async def claim(self, owner: str, now: datetime, lease: float, limit: int) -> list[Claimed]:
         [rows] = await self.db.run([(sql.CLAIM, {"owner": owner, "now": self.db.time(now), "limit": limit,

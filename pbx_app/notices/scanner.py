@@ -48,12 +48,12 @@ class Scanner:
         while True:
             calls = await self.outbox.unseen_calls(lo, now + timedelta(minutes=1), self.batch)
             policy = self.policy()
-            for call in calls:
-                made = notices_for(call, policy, self.webhook)
-                await self.outbox.add(call.call_id, made, now)
-                if made:
-                    log.info("call %s from %s: %d notice(s) (%s)", call.call_id, call.caller or "?", len(made),
-                             ", ".join(sorted({n.kind for n in made})))
+            made = [(call.call_id, notices_for(call, policy, self.webhook)) for call in calls]
+            await self.outbox.add(made, now)
+            for call, (_, notices) in zip(calls, made):
+                if notices:
+                    log.info("call %s from %s: %d notice(s) (%s)", call.call_id, call.caller or "?", len(notices),
+                             ", ".join(sorted({n.kind for n in notices})))
             seen += len(calls)
             caught_up = len(calls) < self.batch
             if caught_up or seen >= 20 * self.batch:  # bounded work per look; the rest next time

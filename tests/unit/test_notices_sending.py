@@ -91,7 +91,7 @@ async def states(outbox: Outbox) -> dict[str, tuple]:
 
 
 async def test_a_missed_call_arrives_once_over_starttls_with_a_login(smtp, outbox, tmp_path):
-    await outbox.add("m1", notices_for(missed_call(), POLICY, webhook=False), T0)
+    await outbox.add([("m1", notices_for(missed_call(), POLICY, webhook=False))], T0)
     clock = Clock()
     sender = Sender(outbox, settings(smtp, tmp_path), "A", clock=clock)
     assert await sender.send_due() == 1
@@ -110,7 +110,7 @@ async def test_a_missed_call_arrives_once_over_starttls_with_a_login(smtp, outbo
 async def test_a_voicemail_message_reaches_each_recipient_with_the_recording(smtp, outbox, tmp_path):
     leave_message(tmp_path / "voicemail", "PJSIP/client-00000001", T0, number=0, wav=b"RIFF other call")
     leave_message(tmp_path / "voicemail", "PJSIP/client-00000002", T0 + timedelta(seconds=20), folder="Old", number=3)
-    await outbox.add("v1", notices_for(voicemail_call(), POLICY, webhook=False), T0)
+    await outbox.add([("v1", notices_for(voicemail_call(), POLICY, webhook=False))], T0)
     sender = Sender(outbox, settings(smtp, tmp_path), "A", clock=Clock())
     assert await sender.send_due() == 3
     assert sorted(m["To"] for m in smtp.messages) == ["anna@example.test", "boss@example.test", "olga@example.test"]
@@ -123,7 +123,7 @@ async def test_a_voicemail_message_reaches_each_recipient_with_the_recording(smt
 
 async def test_a_recording_past_the_limit_is_not_attached_and_the_mail_says_so(smtp, outbox, tmp_path):
     leave_message(tmp_path / "voicemail", "PJSIP/client-00000002", T0 + timedelta(seconds=20), wav=b"x" * 2_000_000)
-    await outbox.add("v1", notices_for(voicemail_call(), POLICY, webhook=False)[:1], T0)
+    await outbox.add([("v1", notices_for(voicemail_call(), POLICY, webhook=False)[:1])], T0)
     sender = Sender(outbox, settings(smtp, tmp_path, PBX_NOTICE_MAX_ATTACHMENT_MB="1"), "A", clock=Clock())
     assert await sender.send_due() == 1
     [mail] = smtp.messages
@@ -132,8 +132,8 @@ async def test_a_recording_past_the_limit_is_not_attached_and_the_mail_says_so(s
 
 
 async def test_while_the_server_is_away_notices_wait_with_backoff_then_arrive_once(smtp, outbox, tmp_path):
-    await outbox.add("m1", notices_for(missed_call("m1"), POLICY, webhook=False), T0)
-    await outbox.add("m2", notices_for(missed_call("m2"), POLICY, webhook=False), T0)
+    await outbox.add([("m1", notices_for(missed_call("m1"), POLICY, webhook=False))], T0)
+    await outbox.add([("m2", notices_for(missed_call("m2"), POLICY, webhook=False))], T0)
     smtp.stop()
     clock = Clock()
     sender = Sender(outbox, settings(smtp, tmp_path), "A", clock=clock)
@@ -155,7 +155,7 @@ async def test_while_the_server_is_away_notices_wait_with_backoff_then_arrive_on
 
 
 async def test_a_notice_is_given_up_after_the_bounded_time(smtp, outbox, tmp_path):
-    await outbox.add("m1", notices_for(missed_call(), POLICY, webhook=False), T0)
+    await outbox.add([("m1", notices_for(missed_call(), POLICY, webhook=False))], T0)
     smtp.stop()
     clock = Clock()
     sender = Sender(outbox, settings(smtp, tmp_path, PBX_NOTICE_GIVE_UP_AFTER="90"), "A", clock=clock)
@@ -168,14 +168,14 @@ async def test_a_notice_is_given_up_after_the_bounded_time(smtp, outbox, tmp_pat
 
 async def test_a_refused_recipient_is_given_up_at_once_and_a_wrong_password_is_retried(smtp, outbox, tmp_path):
     smtp.inbox.refuse.add("anna@example.test")
-    await outbox.add("m1", notices_for(missed_call(), POLICY, webhook=False), T0)
+    await outbox.add([("m1", notices_for(missed_call(), POLICY, webhook=False))], T0)
     sender = Sender(outbox, settings(smtp, tmp_path), "A", clock=Clock())
     await sender.send_due()
     [(state, attempts, reason)] = (await states(outbox)).values()
     assert (state, attempts) == ("given_up", 1) and "550" in reason
 
     (tmp_path / "wrong").write_text("not-the-password")
-    await outbox.add("m2", notices_for(missed_call("m2"), POLICY, webhook=False), T0)
+    await outbox.add([("m2", notices_for(missed_call("m2"), POLICY, webhook=False))], T0)
     smtp.inbox.refuse.clear()
     wrong = Sender(outbox, settings(smtp, tmp_path, PBX_SMTP_PASSWORD_FILE=str(tmp_path / "wrong")), "A", clock=Clock())
     await wrong.send_due()
@@ -212,7 +212,7 @@ async def test_the_webhook_gets_one_post_per_missed_call_retried_on_a_5xx(hook, 
     url, got, replies = hook
     replies.append(503)
     call = missed_call()
-    await outbox.add("m1", notices_for(call, POLICY, webhook=True), T0)
+    await outbox.add([("m1", notices_for(call, POLICY, webhook=True))], T0)
     clock = Clock()
     async with aiohttp.ClientSession() as session:
         sender = Sender(outbox, settings(smtp, tmp_path, PBX_NOTICE_WEBHOOK_URL=url), "A", session, clock=clock)
