@@ -58,10 +58,14 @@ class Sender:
 
     async def send_due(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Claims the due notices (a bounded batch) and tries each; how many were sent."""
-        claimed = await self.outbox.claim(self.owner, self.clock(), self.settings.lease, self.settings.batch)
+        taken = self.clock()
+        claimed = await self.outbox.claim(self.owner, taken, self.settings.lease, self.settings.batch)
+        # Past half the lease (a slow server), the rest go back: another sender may take a row
+        # whose lease ran out, and must not find this one still sending it.
+        fresh = timedelta(seconds=self.settings.lease / 2)
         sent = 0
         for i, notice in enumerate(claimed):
-            if stopping():
+            if stopping() or self.clock() - taken > fresh:
                 await self.outbox.postpone(claimed[i:], self.owner, self.clock())
                 break
             sent += await self._one(notice)

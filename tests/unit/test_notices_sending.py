@@ -229,3 +229,20 @@ async def test_the_webhook_gets_one_post_per_missed_call_retried_on_a_5xx(hook, 
                     "employee_name": "Anna Smirnova", "mailbox": None,
                     "what_happened": ["103 Anna Smirnova did not answer", "the caller got the busy tone"]}
     assert [r["state"] for r in await outbox.journal()] == ["sent", "sent"]
+
+
+async def test_a_batch_that_outlasts_half_its_lease_gives_the_rest_back(smtp, outbox, tmp_path):
+    for call_id in ("m1", "m2", "m3"):
+        await outbox.add([(call_id, notices_for(missed_call(call_id), POLICY, webhook=False))], T0)
+    clock = Clock()
+    sender = Sender(outbox, settings(smtp, tmp_path), "A", clock=clock)
+    slow = sender._mail
+
+    async def slow_mail(notice):
+        await slow(notice)
+        clock.now += timedelta(seconds=40)  # two mails take more than half the 120 s lease
+
+    sender._mail = slow_mail
+    assert await sender.send_due() == 2
+    rows = [(r["call_id"], r["state"], r["lease_owner"]) for r in await outbox.journal()]
+    assert rows == [("m1", "sent", None), ("m2", "sent", None), ("m3", "pending", None)], "m3 free for any sender"
