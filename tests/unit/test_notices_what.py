@@ -4,10 +4,13 @@ the ones the app really writes."""
 
 from __future__ import annotations
 
+import re
+from gettext import NullTranslations
 from zoneinfo import ZoneInfo
 
 from pbx_app.history.records import CallRecord
 from pbx_app.i18n import translator
+from pbx_app.notices import message as message_module
 from pbx_app.notices.happened import what_happened
 from pbx_app.notices.message import compose, local_time
 from pbx_app.notices.notice import WEBHOOK, notices_for
@@ -127,3 +130,20 @@ def test_a_caller_id_cannot_inject_mail_headers():
     [notice] = notices_for(call, policy, webhook=False)
     mail = compose("id3", notice.kind, notice.recipient, notice.language, notice.facts, "pbx@example.test")
     assert mail["Bcc"] is None and "\n" not in mail["Subject"]
+
+
+class Shouting(NullTranslations):
+    """A stand-in catalog: 'translates' by upper-casing, so the test sees which texts went through it."""
+
+    def gettext(self, message: str) -> str:
+        return re.sub(r"[^{}]+(?=\{|$)|(?<=\})[^{}]+", lambda m: m.group().upper(), message)
+
+
+async def test_each_recipient_reads_the_notice_in_their_own_language(monkeypatch):
+    monkeypatch.setattr(message_module, "translator", lambda language: Shouting() if language == "ru" else NullTranslations())
+    call = await record("104", {}, voicemail={"104@default": True})
+    by_address = {n.recipient: n for n in notices_for(call, policy, webhook=False)}
+    mails = {a: compose("id", n.kind, a, n.language, n.facts, "pbx@example.test") for a, n in by_address.items()}
+    assert mails["petr@example.test"]["Subject"] == f"VOICEMAIL MESSAGE FROM {call.caller}", "102 reads Russian"
+    assert "VOICEMAIL: A MESSAGE WAS LEFT" in mails["petr@example.test"].get_content()
+    assert mails["olga@example.test"]["Subject"] == f"Voicemail message from {call.caller}", "the site's language"
