@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 
 from ..backoff import Backoff
-from ..history.journal import _safe_url
+from ..history.journal import safe_url
 from ..history.store import StoreError
 from ..policy import PolicyError
 from ..policy.published import PublishedPolicy
@@ -53,7 +53,7 @@ async def run_notifier(settings: Settings, notices: NoticeSettings) -> int:
     stop = handle_signals(policy)
     watching = asyncio.create_task(policy.watch())
     smtp = notices.smtp
-    log.info("notifier %s: journal %s; e-mail %s; webhook %s", owner, _safe_url(settings.database_url),
+    log.info("notifier %s: journal %s; e-mail %s; webhook %s", owner, safe_url(settings.database_url),
              f"{smtp.host}:{smtp.port} as {smtp.user or '(no login)'}" if smtp else "off",
              "on" if notices.webhook_url else "off")
     try:
