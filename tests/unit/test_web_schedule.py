@@ -329,3 +329,14 @@ async def test_the_profile_page_shows_schedule_absences_and_notices(bed):
         assert text in html, text
     parsed = parse_policy(bed.text)
     assert parsed.employee("101").schedule.describe() == "mon-fri 09:00-18:00"
+
+
+@pytest.mark.parametrize("address", ["o'neil+{x}#1@example.com", "a&b*c@example.com", "-dash@example.com",
+                                     '"quoted"@example.com', "[x]@example.com"])
+async def test_an_odd_but_valid_address_round_trips_as_one_value(bed, address):
+    anna = await bed.login("anna")
+    response = await put(anna, "103", "notices", {"email": address, "voicemail_to": [address]})
+    assert response.status == 200, await response.text()
+    anna_ = bed.policy().employee("103")
+    assert anna_.email == address and anna_.voicemail_to == (address,)
+    assert set(bed.policy().employees) == {"101", "102", "103"}
