@@ -255,3 +255,70 @@ async def test_an_employee_gets_403_for_someone_elses_schedule(site):
     assert seen["page"] == "Not allowed"
     assert seen["api"][0] == 403 and "only their own" in seen["api"][1]
     assert site["policy_path"].read_text() == before
+
+
+def configure_slot(browser, wait: WebDriverWait, slot: str, action: str, drop: str) -> None:
+    """Configure, choose 'drop the call' with the given ending, Apply."""
+    browser.find_element(By.ID, f"configure-{slot}").click()
+    dialog = wait.until(EC.visibility_of_element_located((By.ID, "dialog")))
+    dialog.find_element(By.CSS_SELECTOR, f"input[name=action][value={action}]").click()
+    dialog.find_element(By.CSS_SELECTOR, f"input[name=drop][value={drop}]").click()
+    dialog.find_element(By.ID, "apply").click()
+    wait.until(EC.invisibility_of_element_located((By.ID, "dialog")))
+
+
+def set_busy_in_browser(url: str) -> str:
+    browser = chromium()
+    try:
+        wait = sign_in(browser, url, "ivan")
+        configure_slot(browser, wait, "on_busy", "drop", "busy")
+        browser.find_element(By.ID, "save").click()
+        saved(browser, wait, "status")
+        return browser.find_element(By.ID, "summary-on_busy").text
+    finally:
+        browser.quit()
+
+
+def set_while_away_in_browser(url: str) -> str:
+    browser = chromium()
+    try:
+        wait = sign_in(browser, url, "ivan")
+        browser.find_element(By.CSS_SELECTOR, "[data-tab=schedule]").click()
+        configure_slot(browser, wait, "on_absent", "drop", "message")
+        browser.find_element(By.ID, "add-absence").click()
+        row = browser.find_element(By.CSS_SELECTOR, "#absences tr")
+        first, last = date.today() - timedelta(days=1), date.today() + timedelta(days=1)
+        for cls, day in (("from", first), ("to", last)):
+            browser.execute_script("arguments[0].value = arguments[1]", row.find_element(By.CLASS_NAME, cls), day.isoformat())
+        browser.find_element(By.ID, "save-schedule").click()
+        saved(browser, wait, "status-schedule")
+        return browser.find_element(By.ID, "summary-on_absent").text
+    finally:
+        browser.quit()
+
+
+async def test_busy_and_while_away_set_on_the_page_decide_real_calls(site, start_app, sip):
+    """Without them, both would be Ivan's no-answer action: forward to Petr."""
+    app = await start_app(site["holder"])
+    colleague = sip.phone("102", "answer", answer_delay_ms=300)
+
+    assert await asyncio.to_thread(set_busy_in_browser, site["url"]) == "Hang up with a busy tone"
+    busy_phone = sip.phone("101", "busy")
+    caller = sip.call("101", talk_ms=500)
+    await caller.wait(30)
+    [ended] = await app.wait_calls_ended()
+    assert (ended.result, ended.detail) == ("dropped", "busy"), "his own busy action, not the forward"
+    assert busy_phone.received("INVITE") and caller.received(486) and not colleague.received("INVITE")
+    busy_phone.stop()
+
+    assert await asyncio.to_thread(set_while_away_in_browser, site["url"]) == "Play a message, then hang up"
+    employee = sip.phone("101", "answer")
+    caller = sip.call("101", talk_ms=500)
+    await caller.wait(40)
+    ended = (await app.wait_calls_ended(2))[-1]
+    assert ended.detail == "message, then hangup", ended
+    assert not employee.received("INVITE"), "away: never rung"
+    assert caller.received(183) and not caller.received(200) and not colleague.received("INVITE")
+    ivan = parse_policy(site["policy_path"].read_text()).employee("101")
+    assert (ivan.on_busy.drop, ivan.on_absent.drop, ivan.on_no_answer.target) == ("busy", "message", "102")
+    employee.stop()
