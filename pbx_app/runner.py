@@ -42,7 +42,8 @@ async def run_engine(settings: Settings) -> int:
     if settings.policy_url:
         policy = PublishedPolicy(settings.policy_url, policy)
     app = app_name(settings.engine_name)
-    aris = [AriClient(url, settings.ari_user, settings.ari_password, app) for url in settings.ari_urls]
+    aris = [AriClient(url, settings.ari_user, settings.ari_password, app, rest_over_websocket=settings.ari_rest == "websocket")
+            for url in settings.ari_urls]
     try:
         journal = await open_journal(settings.database_url, settings.spool_dir, wait_for=(CallStarted,))
     except (SpoolBusy, OSError) as exc:

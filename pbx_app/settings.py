@@ -44,6 +44,7 @@ class Settings:
     web_nice: int = 10  # the page's CPU priority below the engines' and Asterisk's (nice(2) increment)
     max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
     ari_give_up_after: float | None = None  # seconds without ARI before exiting non-zero; None: never
+    ari_rest: str = "websocket"  # how engines make ARI requests: websocket (ari/ws_rest.py; 1.5 ms less CPU a call), or http
     # The page under attack (docs/security.md): which Host names it answers for, which peers'
     # X-Forwarded-For is believed, and what one employee may store in the announcements folder.
     web_allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
@@ -94,6 +95,7 @@ class Settings:
             web_nice=_number(env, "PBX_WEB_NICE", int, cls.web_nice),
             max_calls=_number(env, "PBX_MAX_CALLS", int, cls.max_calls),
             ari_give_up_after=_number(env, "PBX_ARI_GIVE_UP_AFTER", float, None),
+            ari_rest=_choice(env, "PBX_ARI_REST", ("http", "websocket"), cls.ari_rest),
             web_allowed_hosts=_names(env, "PBX_WEB_ALLOWED_HOSTS", cls.web_allowed_hosts),
             web_trusted_proxies=_names(env, "PBX_WEB_TRUSTED_PROXIES", ()),
             web_upload_quota_mb=_number(env, "PBX_WEB_UPLOAD_QUOTA_MB", float, cls.web_upload_quota_mb),
@@ -102,6 +104,13 @@ class Settings:
             web_unused_upload_hours=_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
             agi_bind=env.get("PBX_AGI_BIND", cls.agi_bind),
         )
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    text = env.get(name, "").strip().lower() or default
+    if text not in allowed:
+        raise SystemExit(f"{name}={text[:40]!r}: expected one of {', '.join(allowed)}")
+    return text
 
 
 def _number(env: dict[str, str], name: str, kind, default):

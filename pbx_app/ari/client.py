@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 
+from .ws_rest import NotSent, WsRest
+
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +61,7 @@ class AriVerbs:
 class AriClient(AriVerbs):
     """REST side of ARI. ``url`` is Asterisk's HTTP root, e.g. http://127.0.0.1:8088."""
 
-    def __init__(self, url: str, user: str, password: str, app: str, timeout: float = 5.0):
+    def __init__(self, url: str, user: str, password: str, app: str, timeout: float = 5.0, rest_over_websocket: bool = False):
         self.url = url.rstrip("/")
         self.app = app
         self.user = user
@@ -68,6 +70,8 @@ class AriClient(AriVerbs):
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self.request_counts: Counter[str] = Counter()  # requests made, by route (the cost of a call)
+        # Set: requests go over the events websocket while it is connected (ws_rest.py).
+        self.ws_rest: WsRest | None = WsRest(timeout) if rest_over_websocket else None
 
     def __repr__(self) -> str:
         return f"AriClient({self.url!r}, user={self.user!r}, app={self.app!r})"
@@ -92,8 +96,13 @@ class AriClient(AriVerbs):
     async def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         """``path`` is relative to /ari, e.g. "/channels/ID/ring". None params are left out."""
         query = {k: _encode(v) for k, v in params.items() if v is not None}
-        url = f"{self.url}/ari{path}"
         self.request_counts[route(method, path)] += 1
+        if self.ws_rest is not None and self.ws_rest.ready:
+            try:
+                return await self._over_websocket(method, path, query, body)
+            except NotSent:
+                pass
+        url = f"{self.url}/ari{path}"
         try:
             async with self.session().request(method, url, params=query, json=body) as resp:
                 if resp.status >= 300:
@@ -109,6 +118,20 @@ class AriClient(AriVerbs):
             raise AriError(0, f"Asterisk did not answer within {self._timeout.total} s", method, path) from None
 
 
+    async def _over_websocket(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
+        assert self.ws_rest is not None
+        try:
+            status, reason, answer = await self.ws_rest.request(method, path, query, body)
+        except NotSent:
+            raise
+        except ConnectionError as exc:
+            raise AriError(0, f"Asterisk unreachable at {self.url}: {exc}", method, path) from None
+        except TimeoutError:
+            raise AriError(0, f"Asterisk did not answer within {self._timeout.total} s", method, path) from None
+        if status >= 300:
+            message = answer.get("message") if isinstance(answer, dict) else answer
+            raise AriError(status, str(message or reason), method, path)
+        return None if status == 204 else answer
 
 async def _message(resp: aiohttp.ClientResponse) -> str:
     text = await resp.text()

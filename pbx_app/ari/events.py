@@ -12,6 +12,7 @@ import aiohttp
 
 from ..backoff import Backoff
 from .client import AriClient, AriError
+from .ws_rest import RESPONSE
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class EventStream:
                     await self.on_connect()
                 except Exception:
                     log.exception("ARI events: the on-connect hook failed")
+            rest = self.client.ws_rest
+            if rest is not None:  # only now: the hook's own requests wait for answers read below
+                rest.attach(ws)
             try:
                 async for msg in ws:
                     if msg.type == aiohttp.WSMsgType.TEXT:
@@ -106,12 +110,19 @@ class EventStream:
                             self.skipped += 1
                             continue
                         try:
-                            yield json.loads(msg.data)
+                            event = json.loads(msg.data)
                         except ValueError:
                             log.warning("ARI events: not JSON, ignored: %.200s", msg.data)
+                            continue
+                        if rest is not None and event.get("type") == RESPONSE:
+                            rest.answer(event)
+                            continue
+                        yield event
                     elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
                         break
             finally:
+                if rest is not None:
+                    rest.detach()
                 self.connected.clear()
                 down_since = loop.time()
                 await ws.close()

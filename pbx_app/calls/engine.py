@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 # What the engines ask Asterisk for (PUT /applications/{app}/eventFilter). Not Dial nor
 # ChannelVarset: Dial() and bridging raise dozens of those per call, and Asterisk serialises each
 # for the websocket; the dialplan reports what a flow needs as ChannelUserevent (contract.report).
+# RESTResponse: the filter holds back the answers to requests made over the websocket too.
 EVENT_TYPES = (
     "CallBroadcast", "StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed", "ChannelUserevent",
+    "RESTResponse",
 )
 
 
