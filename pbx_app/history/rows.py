@@ -132,8 +132,8 @@ def steps(call: CallRecord) -> list[Step]:
             else:
                 parts.append(replace(_not_answered(where[0][1], leg.outcome), at=at))
         elif leg.role == "voicemail":
-            parts.append(Step({"message_left": "voicemail, message left", "no_message": "voicemail, no message"}.get(
-                leg.outcome or "", "in voicemail"), at=at))
+            parts.append(replace({"message_left": Step("voicemail, message left"), "no_message": Step("voicemail, no message")}.get(
+                leg.outcome or "", Step("in voicemail")), at=at))
         elif leg.role == "announcement" and leg.outcome is None and call.result == "caller_hung_up":
             parts.append(Step("caller hung up during the announcement", at=at))
         elif leg.role == "drop_message":
@@ -142,7 +142,7 @@ def steps(call: CallRecord) -> list[Step]:
         parts.insert(0, Step("not rung", at=call.started_at))  # away, or a rule sent the call elsewhere at once
     if WHILE_DOWN in call.detail:
         by_dialplan = "by the dialplan" in call.detail
-        parts.append(Step("carried on by the dialplan while the app was down" if by_dialplan else "while the app was down"))
+        parts.append(Step("carried on by the dialplan while the app was down") if by_dialplan else Step("while the app was down"))
     elif call.result == "failed":
         parts.append(Step("internal error, busy given", at=call.ended_at))
     elif call.result == "dropped" and call.detail == "busy":

@@ -10,13 +10,14 @@ from typing import Any
 
 from ..history.report import CSV_COLUMNS, Names, as_dicts
 from ..history.rows import VOICEMAIL, HistoryRow, describe
+from ..i18n import N_
 from .history_query import Page
 from .language import Texts
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such a
 # cell gets a leading apostrophe, which spreadsheets show as text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-STATUS = {"answered": "Answered", "missed": "Missed", "in progress": "In progress"}  # message ids
+STATUS = {"answered": N_("Answered"), "missed": N_("Missed"), "in progress": N_("In progress")}
 
 
 def voicemail_url(row: HistoryRow) -> str | None:
