@@ -41,7 +41,8 @@ async def texts_for(request: web.Request, user: User | None) -> Texts:
 
 def local_path(text: str | None) -> str:
     """Where to go back to: a path on this site, never another site ('//evil', 'https://...')."""
-    if not text or len(text) > MAX_NEXT or not text.startswith("/") or text.startswith("//") or "\\" in text:
+    if (not text or len(text) > MAX_NEXT or not text.startswith("/") or text.startswith("//") or "\\" in text
+            or not (text.isascii() and text.isprintable())):
         return "/"
     return text
 

@@ -284,4 +284,7 @@ async def test_before_sign_in_the_switch_is_a_cookie(bed):
     assert "<h1>Вход</h1>" in html
     bad = await client.post("/language", data={"lang": "xx'><script>", "next": "//evil.example"}, allow_redirects=False)
     assert bad.headers["Location"] == "/"
+    for target in ("/\\evil.example", "/x\r\nSet-Cookie: a=b", "https://evil.example/", "/ok?" + "x" * 600):
+        response = await client.post("/language", data={"lang": "ru", "next": target}, allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"] == "/", target
     assert "<h1>Вход</h1>" in await (await client.get("/login")).text(), "an unknown language changes nothing"
