@@ -14,6 +14,8 @@ import psycopg
 from .agi import run_agi
 from .history.report import add_arguments as add_history_arguments
 from .history.report import cmd_history
+from .notices.service import run_notifier
+from .notices.settings import NoticeSettings
 from .policy import PolicyError
 from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
 from .policy.published import publish, publish_on_change
@@ -62,6 +64,13 @@ def cmd_agi(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(run_notifier(_settings(args, need_ari=False), NoticeSettings.from_env()))
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     """The policy file, checked, to the store PBX_POLICY_URL names (engines on several hosts)."""
     settings = _settings(args, need_ari=False)
@@ -106,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.add_argument("--bind", help="HOST:PORT to listen on (default: $PBX_AGI_BIND or 127.0.0.1:4573)")
     p.set_defaults(func=cmd_agi)
+
+    p = sub.add_parser("notify", help="send missed-call and voicemail notices: e-mail (PBX_SMTP_*) and webhook (PBX_NOTICE_WEBHOOK_URL)")
+    p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
+    p.set_defaults(func=cmd_notify)
 
     p = sub.add_parser("publish", help="check the policy file and publish it to PBX_POLICY_URL for every engine (docs/cluster.md)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")

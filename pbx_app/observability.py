@@ -141,7 +141,7 @@ class LiveState:
             value=getattr(app, "taken_over", 0),
         )
         yield CounterMetricFamily(
-            "pbx_ari_events_skipped", "ARI events dropped unparsed (variables the flows never read)",
+            "pbx_ari_events_skipped", "ARI events dropped unparsed (variables Asterisk sent before its event filter was in force)",
             value=getattr(app.events, "skipped", 0),
         )
         reloads = CounterMetricFamily("pbx_policy_reloads", "Policy reloads, by result", labels=["result"])

@@ -1,5 +1,6 @@
 """`pbx-app run`: everything one host needs, as separate processes — PBX_ENGINES call engines
-(each its own ARI app, spool and /health port) and the self-service page. A child that dies is
+(each its own ARI app, spool and /health port), the self-service page, and the notifier when
+PBX_SMTP_HOST or PBX_NOTICE_WEBHOOK_URL is set. A child that dies is
 started again with backoff; the others never notice, since each engine serves calls on its own
 and the page shares nothing with them but the policy file."""
 
@@ -14,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .notices.settings import notices_enabled
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ def children(settings: Settings, policy: str | None) -> list[Child]:
                "PBX_ENGINE_BIND": f"{host or '127.0.0.1'}:{int(port) + n - 1}"}
         out.append(Child(f"engine {n}", (*base, "engine", *extra), env))
     out.append(Child("web", (*base, "web", *extra), {}))
+    if notices_enabled(dict(os.environ)):  # e-mail or a webhook is set: someone to tell of missed calls
+        out.append(Child("notify", (*base, "notify", *extra), {}))
     return out
 
 

@@ -37,6 +37,7 @@ class FakeChannel:
     vars: dict[str, str] = field(default_factory=dict)
     actions: list[tuple] = field(default_factory=list)
     alive: bool = True
+    on_hangup: Callable[[], None] | None = None  # what the dialplan's h extension does
     stasis_app: str | None = None  # the app the channel is in, None while in the dialplan
     owner: str | None = None  # the app that gets its events (it claimed it or it came back to it)
     claimed_by: str | None = None
@@ -201,7 +202,7 @@ class FakeAsterisk(FakeAri):
     async def _ring(self, ch: FakeChannel, dial: str, timeout: int, announce: str, fallback: bool = False) -> None:
         if announce:
             ch.actions.append(("play", announce))
-            self._varset(ch, dp.ANNOUNCED, "SUCCESS")
+            self._report(ch, dp.ANNOUNCED, "SUCCESS")
             await asyncio.sleep(0)
         if not ch.alive:
             return
@@ -209,8 +210,6 @@ class FakeAsterisk(FakeAri):
         ch.actions.append(("dial", tuple(endpoints), timeout))
         behaviours = {ep: self.phones.get(ep, "no_answer") for ep in endpoints}
         peers = {ep: f"{ep}-{next(self._ids):08x}" for ep in endpoints}
-        for ep in endpoints:
-            self._emit(ch, {"type": "Dial", "caller": self._json(ch), "peer": {"name": peers[ep]}, "dialstatus": ""})
         if "rings" in behaviours.values():
             await self.ring_ends.wait()
             if not ch.alive:
@@ -220,9 +219,10 @@ class FakeAsterisk(FakeAri):
         answering = [ep for ep in endpoints if behaviours[ep] == "answer"]
         if answering:
             winner = answering[0]
-            self._emit(ch, {"type": "Dial", "caller": self._json(ch), "peer": {"name": peers[winner]}, "dialstatus": "ANSWER"})
             ch.actions.append(("talk", winner))
             await asyncio.sleep(0)
+            # Whoever hangs up, pbx-dial's h extension reports the answer before the channel goes.
+            ch.on_hangup = lambda: self._report(ch, dp.ANSWERED, f"{peers[winner]}^1500")
             if self.talk_ends == "caller":
                 self.caller_hangs_up(ch.id)
             else:
@@ -293,7 +293,7 @@ class FakeAsterisk(FakeAri):
     async def _end(self, ch: FakeChannel, how: str) -> None:
         if how == "message":
             ch.actions.append(("play", "pbx_app/manager-unavailable"))
-            self._varset(ch, dp.ANNOUNCED, "SUCCESS")
+            self._report(ch, dp.ANNOUNCED, "SUCCESS")
             await asyncio.sleep(0)
             self._dialplan_hangup(ch, "normal")
         else:
@@ -302,18 +302,18 @@ class FakeAsterisk(FakeAri):
     async def _voicemail(self, ch: FakeChannel, box: str, announce: str) -> None:
         if announce:
             ch.actions.append(("play", announce))
-            self._varset(ch, dp.ANNOUNCED, "SUCCESS")
+            self._report(ch, dp.ANNOUNCED, "SUCCESS")
         ch.actions.append(("voicemail", box))
-        self._varset(ch, dp.VM_BEFORE, "0")
+        self._report(ch, dp.VM_BEFORE, "0")
         if self.voicemail.get(box, False):
             # A caller ends a message by hanging up; the h extension counts the box again.
             ch.actions.append(("caller_hangup",))
             ch.alive = False
             self._emit(ch, {"type": "ChannelHangupRequest", "channel": self._json(ch)})
-            self._varset(ch, dp.VM_AFTER, "1")
+            self._report(ch, dp.VM_AFTER, "1")
             self._emit(ch, {"type": "ChannelDestroyed", "channel": self._json(ch), "cause": 16})
         else:
-            self._varset(ch, dp.VM_AFTER, "0")
+            self._report(ch, dp.VM_AFTER, "0")
             self._dialplan_hangup(ch, "normal")
 
     # ---- plumbing -----------------------------------------------------------------------------------
@@ -334,9 +334,10 @@ class FakeAsterisk(FakeAri):
         if dispatch is not None:
             dispatch(event)
 
-    def _varset(self, ch: FakeChannel, name: str, value: str) -> None:
-        ch.vars[name] = value
-        self._emit(ch, {"type": "ChannelVarset", "variable": name, "value": value, "channel": self._json(ch)})
+    def _report(self, ch: FakeChannel, name: str, value: str) -> None:
+        """UserEvent(PBX,name:value), as Asterisk hands it to a subscribed app."""
+        self._emit(ch, {"type": "ChannelUserevent", "eventname": dp.REPORT, "userevent": {"eventname": dp.REPORT, name: value},
+                        "channel": self._json(ch)})
 
     def _later(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -353,4 +354,6 @@ class FakeAsterisk(FakeAri):
         ch.alive = False
         if not by_app:
             self._emit(ch, {"type": "ChannelHangupRequest", "channel": self._json(ch)})
+        if ch.on_hangup is not None:  # the h extension
+            ch.on_hangup()
         self._emit(ch, {"type": "ChannelDestroyed", "channel": self._json(ch), "cause": 16})

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from ..ari import AriClient, AriError
+from . import contract as dp
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class CallerGone(Exception):
 
 @dataclass
 class DialWatch:
-    """What the Dial events told us about the legs of one ring step."""
+    """Who answered the ring step under way, as the dialplan reported it when the ring ended."""
 
     answered_peer: str | None = None
     answered_at: datetime | None = None
@@ -48,6 +49,7 @@ class CallChannel:
         self.clock = clock
         self.queue: asyncio.Queue[dict] = asyncio.Queue()
         self.gone = False
+        self.destroyed = False  # nothing more can come: no point draining
         self.dial = DialWatch()
 
     # ---- events -------------------------------------------------------------------------------
@@ -60,33 +62,35 @@ class CallChannel:
         if self.gone:
             raise CallerGone()
         event = await asyncio.wait_for(self.queue.get(), timeout)
-        kind = event.get("type")
-        if kind == "Dial":
-            self._track_dial(event)
-        elif kind in ("ChannelHangupRequest", "ChannelDestroyed"):
+        self._track_answer(event)
+        if event.get("type") in ("ChannelHangupRequest", "ChannelDestroyed"):
             self.gone = True
+            self.destroyed = event.get("type") == "ChannelDestroyed"
             raise CallerGone()
         return event
 
-    def _track_dial(self, event: dict) -> None:
-        if event.get("dialstatus") == "ANSWER" and self.dial.answered_peer is None:
-            self.dial.answered_peer = (event.get("peer") or {}).get("name", "")
-            self.dial.answered_at = self.clock()
+    def _track_answer(self, event: dict) -> None:
+        report = dp.report(event)
+        if report is not None and report[0] == dp.ANSWERED and self.dial.answered_peer is None:
+            peer, talked_ms = dp.answered(report[1])
+            self.dial.answered_peer = peer
+            self.dial.answered_at = self.clock() - timedelta(milliseconds=talked_ms)
 
     async def drain(self, seconds: float = 2.0) -> list[dict]:
-        """After the caller hung up, the h extension may still set variables: what is queued, or
+        """After the caller hung up, the h extension may still report: what is queued, or
         arrives within ``seconds``, up to the channel's destruction."""
-        events = []
+        events: list[dict] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        while loop.time() < deadline:
+        while not self.destroyed and loop.time() < deadline:
             try:
                 event = await asyncio.wait_for(self.queue.get(), deadline - loop.time())
             except TimeoutError:
                 break
+            self._track_answer(event)
             events.append(event)
             if event.get("type") == "ChannelDestroyed":
-                break
+                self.destroyed = True
         return events
 
     # ---- operations ---------------------------------------------------------------------------

@@ -49,12 +49,34 @@ MAILBOX = "PBX_MAILBOX"  # box@context for pbx-voicemail
 # What the dialplan does if, after a ring, no engine takes the caller back: one per Dial() outcome.
 FALLBACK = {"no_answer": "PBX_FB_NOANSWER", "busy": "PBX_FB_BUSY", "unreachable": "PBX_FB_UNREACHABLE"}
 
-# ---- channel variables the dialplan sets (they reach a subscribed engine as ChannelVarset) ---------
+# ---- what the dialplan reports to the engine following the caller ---------------------------------
+# UserEvent(PBX,<name>:<value>) reaches a subscribed engine as one ChannelUserevent. Reports are
+# events, not channel variables: the engine's event filter can then refuse every ChannelVarset, of
+# which Dial() and bridging set dozens per call, each serialised by Asterisk for the websocket.
 
-ANNOUNCED = "PBX_ANNOUNCED"  # PLAYBACKSTATUS of the announcement: SUCCESS or FAILED
-VM_BEFORE = "PBX_VM_BEFORE"  # messages in the box before and after VoiceMail()
-VM_AFTER = "PBX_VM_AFTER"
-REPORTED = (ANNOUNCED, VM_BEFORE, VM_AFTER)
+REPORT = "PBX"  # the UserEvent's name
+ANNOUNCED = "announced"  # PLAYBACKSTATUS of the announcement: SUCCESS or FAILED
+VM_BEFORE = "vm_before"  # messages in the box before and after VoiceMail()
+VM_AFTER = "vm_after"
+ANSWERED = "answered"  # an answered ring, when it ends: DIALEDPEERNAME^ANSWEREDTIME_MS
+
+
+def report(event: dict) -> tuple[str, str] | None:
+    """(name, value) of a report from the dialplan, None for any other event."""
+    if event.get("type") != "ChannelUserevent" or event.get("eventname") != REPORT:
+        return None
+    body = event.get("userevent") or {}
+    for name, value in body.items():
+        if name != "eventname":
+            return str(name), str(value)
+    return None
+
+
+def answered(value: str) -> tuple[str, int]:
+    """An ANSWERED report → (the channel that answered, milliseconds they talked)."""
+    peer, _, talked = value.partition(FALLBACK_SEPARATOR)
+    return peer, int(talked) if talked.isdigit() else 0
+
 
 # Dial() options: r, the caller hears ringing; g, the caller goes on in the dialplan when the
 # callee hangs up, where the dialplan closes the call's CDR and hangs up.

@@ -27,16 +27,18 @@ log = logging.getLogger(__name__)
 
 # The ARI event types the flows read. Asterisk drops the others before they reach our websocket
 # (the app's eventFilter, set on every connect). A feature that needs another type adds it here.
+# What the engines ask Asterisk for (PUT /applications/{app}/eventFilter). Not Dial nor
+# ChannelVarset: Dial() and bridging raise dozens of those per call, and Asterisk serialises each
+# for the websocket; the dialplan reports what a flow needs as ChannelUserevent (contract.report).
 EVENT_TYPES = (
-    "CallBroadcast", "StasisStart", "StasisEnd", "Dial", "ChannelHangupRequest", "ChannelDestroyed",
-    "ChannelVarset",
+    "CallBroadcast", "StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed", "ChannelUserevent",
 )
 
 
-def unwanted_varset(raw: str) -> bool:
-    """Dial and bridging set dozens of variables on the caller, each a ChannelVarset event; the
-    flows read only those the dialplan reports to them. The rest are dropped unparsed."""
-    return '"ChannelVarset"' in raw and not any(f'"{name}"' in raw for name in dp.REPORTED)
+def filtered_out(raw: str) -> bool:
+    """A safety net for when Asterisk's event filter is not in force yet (the moments after a
+    reconnect) or was lost: the variable flood is dropped unparsed."""
+    return '"ChannelVarset"' in raw
 
 
 def channel_ids(event: dict) -> list[str]:
@@ -73,7 +75,7 @@ class CallEngine:
         self.flows: dict[str, asyncio.Task] = {}
         self.tasks: set[asyncio.Task] = set()
         self.events = EventStream(ari)
-        self.events.skip = unwanted_varset
+        self.events.skip = filtered_out
         self.refused = 0  # new calls not claimed because we were full
         self.taken_over = 0  # calls claimed from an engine that was gone
         self.event_counts: dict[str, int] = {}  # ARI events received, by type (for /metrics)

@@ -155,8 +155,9 @@ class CallFlow:
             while True:
                 event = await self.call.next_event()
                 kind = event.get("type")
-                if kind == "ChannelVarset" and event.get("variable") == dp.ANNOUNCED and announce_leg is not None:
-                    await self.end_leg(announce_leg, "played" if event.get("value") == "SUCCESS" else "unreachable",
+                report = dp.report(event)
+                if report and report[0] == dp.ANNOUNCED and announce_leg is not None:
+                    await self.end_leg(announce_leg, "played" if report[1] == "SUCCESS" else "unreachable",
                                        cause=announce.sound if announce else None)
                     announce_leg = None
                     await self._leg_started(leg, step)
@@ -169,6 +170,8 @@ class CallFlow:
             if announce_leg is not None:
                 await self.end_leg(announce_leg, "caller_hung_up")
                 raise
+            if self.call.dial.answered_peer is None:
+                await self.call.drain()  # an answered ring is reported from the h extension, after the hangup
             answered = self._answered_by(step)
             if answered is None:
                 await self.end_leg(leg, "caller_hung_up")
@@ -190,13 +193,14 @@ class CallFlow:
         counts: dict[str, str] = {}
         try:
             while True:
-                event = await self.call.next_event()
-                if event.get("type") == "ChannelVarset":
-                    counts[event.get("variable", "")] = event.get("value", "")
+                report = dp.report(await self.call.next_event())
+                if report:
+                    counts[report[0]] = report[1]
         except CallerGone:
             for event in await self.call.drain():
-                if event.get("type") == "ChannelVarset":
-                    counts[event.get("variable", "")] = event.get("value", "")
+                report = dp.report(event)
+                if report:
+                    counts[report[0]] = report[1]
         if announce_leg is not None:
             played = counts.get(dp.ANNOUNCED) == "SUCCESS"
             await self.end_leg(announce_leg, "played" if played else "caller_hung_up", cause=announce.sound if announce else None)
@@ -214,9 +218,9 @@ class CallFlow:
             played = False
             try:
                 while True:
-                    event = await self.call.next_event()
-                    if event.get("type") == "ChannelVarset" and event.get("variable") == dp.ANNOUNCED:
-                        played = event.get("value") == "SUCCESS"
+                    report = dp.report(await self.call.next_event())
+                    if report and report[0] == dp.ANNOUNCED:
+                        played = report[1] == "SUCCESS"
             except CallerGone:
                 pass
             await self.end_leg(leg, "played" if played else "caller_hung_up", cause=step.sound)

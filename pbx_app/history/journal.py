@@ -133,7 +133,7 @@ class SpooledJournal:
             asyncio.create_task(self._write_loop(), name="journal-writer"),
             asyncio.create_task(self._ship_loop(), name="journal-shipper"),
         ]
-        log.info("journal: spool %s (id %s) → %s", self.spool_dir, self.writer.id, _safe_url(self.store.url))
+        log.info("journal: spool %s (id %s) → %s", self.spool_dir, self.writer.id, safe_url(self.store.url))
         return self
 
     # ---- the Journal protocol ---------------------------------------------------------------
@@ -253,7 +253,7 @@ class SpooledJournal:
             log.exception("journal: closing the database")
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without a password, for the log."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

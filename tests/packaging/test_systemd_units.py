@@ -33,12 +33,12 @@ def analyze(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_units_verify_cleanly(root):
-    done = analyze("verify", f"--root={root}", "pbx-engine@a.service", "pbx-engine@b.service", "pbx-web.service",
+    done = analyze("verify", f"--root={root}", "pbx-engine@a.service", "pbx-engine@b.service", "pbx-web.service", "pbx-notify.service",
                    "pbx-app.target")
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
-@pytest.mark.parametrize("unit", ["pbx-engine@.service", "pbx-web.service"])
+@pytest.mark.parametrize("unit", ["pbx-engine@.service", "pbx-web.service", "pbx-notify.service"])
 def test_units_are_hardened(root, unit):
     done = analyze("security", "--offline=true", f"--root={root}", str(root / "etc/systemd/system" / unit))
     exposure = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout + done.stderr).group(1))

@@ -1,0 +1,151 @@
+"""The outbox's connection to the journal's database: statements run in one transaction, their
+rows returned as dicts. SQLite on a thread of its own (the event loop never waits on the disk),
+PostgreSQL through psycopg's asyncio connection; either one reconnects after a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ..history.codec import iso, parse_time
+from ..history.postgres_store import SCHEMA_LOCK, pg_sql
+from ..history.sqlite_store import sqlite_path
+from ..history.store import StoreError
+from ..history.store import schema as journal_schema
+from . import outbox_sql
+
+Step = tuple[str, dict[str, Any]]
+
+
+class Database(Protocol):
+    url: str
+
+    def time(self, moment: datetime) -> Any: ...
+
+    def read_time(self, value: Any) -> datetime | None: ...
+
+    async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
+        """``write`` False: only reads, which in SQLite take no write lock (the engines' shippers never wait on a look)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_database(url: str) -> Database:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        return SqliteDatabase(url)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresDatabase(url)
+    raise ValueError(f"PBX_DATABASE_URL={url!r}: use sqlite:////path/journal.db or postgresql://user@host:port/db")
+
+
+class SqliteDatabase:
+    def __init__(self, url: str):
+        self.url = url
+        self.path = sqlite_path(url)
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notices-sqlite")
+
+    def time(self, moment: datetime) -> str:
+        return iso(moment)
+
+    def read_time(self, value: str | None) -> datetime | None:
+        return None if value is None else parse_time(value)
+
+    async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, list(steps), write)
+        except (sqlite3.Error, OSError) as exc:
+            self._drop()
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _run(self, steps: list[Step], write: bool) -> list[list[dict]]:
+        db = self._conn()
+        # A write takes the lock first: a second sender waits, then sees our lease. A read is one snapshot.
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            out = [[dict(r) for r in db.execute(sql.replace("{lock}", ""), params).fetchall()] for sql, params in steps]
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return out
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # The journal's tables too: a notifier started before any engine finds them there.
+            db.executescript(journal_schema("text") + outbox_sql.schema("text"))
+            self._db = db
+        return self._db
+
+    def _drop(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
+        self._thread.shutdown(wait=True)
+
+
+class PostgresDatabase:
+    def __init__(self, url: str):
+        self.url = url
+        self._conn: psycopg.AsyncConnection | None = None
+
+    def time(self, moment: datetime) -> datetime:
+        return moment
+
+    def read_time(self, value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(timezone.utc)
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5, row_factory=dict_row)
+            async with conn.transaction():
+                # The journal's lock: engines and notifiers starting at once never race on CREATE.
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                await conn.execute(journal_schema("timestamptz") + outbox_sql.schema("timestamptz"))
+            self._conn = conn
+        return self._conn
+
+    async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
+        try:
+            conn = await self._connection()
+            out = []
+            async with conn.transaction():
+                if not write:  # the reads see one snapshot: a call's legs as of its row
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                for sql, params in steps:
+                    cur = await conn.execute(pg_sql(sql.replace("{lock}", "FOR UPDATE SKIP LOCKED")), params)
+                    out.append(await cur.fetchall() if cur.description else [])
+            return out
+        except psycopg.Error as exc:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    await conn.close()
+                except psycopg.Error:
+                    pass
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
