@@ -27,7 +27,8 @@ from ..users import User
 from . import history_query as hq
 from .guard import api, error, page, state
 from .history_view import as_csv, page_json, shown
-from .history_voicemail import find_message, mailbox, may_listen, owner_of
+from ..notices.voicemail import find_message
+from .history_voicemail import mailbox, may_listen, owner_of
 from .language_request import texts_for
 from .pages import render
 from .policy_file import PolicyBroken
@@ -195,10 +196,10 @@ async def play_voicemail(request: web.Request, session: Session, user: User) -> 
     if not may_listen(user, owner, policy):
         return error(403, "only the mailbox's owner, its recipients and administrators may listen to its messages",
                      "forbidden")
-    where = mailbox(policy, owner)
-    if history_row(call).label != VOICEMAIL or where is None:
+    if history_row(call).label != VOICEMAIL or call.started_at is None:
         return error(404, "this call left no voicemail message", "not_found")
-    wav = await asyncio.to_thread(find_message, reader.voicemail_dir, where, call)
-    if wav is None:
+    message = await asyncio.to_thread(find_message, reader.voicemail_dir, mailbox(policy, owner), call.channel_name,
+                                      call.started_at, call.ended_at)
+    if message is None:
         return error(404, "the message is no longer in the mailbox", "not_found")
-    return web.FileResponse(wav, headers={"Content-Type": "audio/wav", "Cache-Control": "private, no-store"})
+    return web.FileResponse(message.wav, headers={"Content-Type": "audio/wav", "Cache-Control": "private, no-store"})
