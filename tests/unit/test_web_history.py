@@ -8,7 +8,6 @@ import csv
 import io
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
