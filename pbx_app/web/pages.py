@@ -16,9 +16,9 @@ from ..users import User
 from ..users.store import NAME_RE
 from .bodies import BadInput, read_form
 from .formtoken import COOKIE as FORM_COOKIE
+from .guard import CSRF_FIELD, client_address, current, page, same_origin, set_cookie, state, token_ok, with_headers
 from .language_request import MAX_NEXT, language_of, texts_for
 from .language_request import add_routes as language_routes
-from .guard import CSRF_FIELD, client_address, current, page, same_origin, set_cookie, state, token_ok, with_headers
 from .policy_file import PolicyBroken
 from .sessions import COOKIE
 from .sessions import Session
@@ -115,7 +115,8 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def login(request: web.Request) -> web.StreamResponse:
     web_ = state(request)
-    _ = translator(language_of(request, None)).gettext
+    said = translator(language_of(request, None))  # not signed in yet: the browser's language or the switch's
+    _ = said.gettext
     try:
         form = await read_form(request)
     except BadInput as exc:
@@ -131,7 +132,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     attempt = web_.limiter.begin(name, address)  # counted now, before the password is checked
     if attempt.wait > 0:
         seconds = int(attempt.wait) + 1
-        wait = translator(language_of(request, None)).ngettext(
+        wait = said.ngettext(
             "Too many failed attempts. Try again in {n} second.", "Too many failed attempts. Try again in {n} seconds.", seconds)
         response = await _form(request, 429, wait.format(n=seconds), name)
         response.headers["Retry-After"] = str(seconds)
