@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -16,9 +17,12 @@ from ..announcements import AnnouncementError
 from ..users import User
 from .bodies import BadInput, read_json, text
 from .guard import api, client_address, error, state
-from .policy_file import FileChanged, InvalidEdit, PolicyBroken, Snapshot, StaleVersion, UnknownEmployee
+from .notices_setting import apply_notices, notices_from_json
+from .policy_file import (FileChanged, InvalidEdit, PolicyBroken, Snapshot, StaleVersion, UnknownEmployee, apply_action,
+                          apply_setting)
+from .schedule_setting import apply_schedule, schedule_from_json
 from .sessions import Session
-from .setting import MAX_TEXT, SettingError, setting_from_json
+from .setting import MAX_TEXT, SettingError, action_from_json, setting_from_json
 from .state import Web
 from .view import employee_view, visible_employees
 
@@ -35,6 +39,10 @@ def add_routes(webapp: web.Application) -> None:
     r.add_get("/api/employees", employees)
     r.add_get("/api/employees/{ext}/no-answer", get_no_answer)
     r.add_put("/api/employees/{ext}/no-answer", put_no_answer)
+    r.add_get("/api/employees/{ext}", get_no_answer)  # the whole profile, as /no-answer gives it
+    r.add_put("/api/employees/{ext}/reception", put_reception)
+    r.add_put("/api/employees/{ext}/schedule", put_schedule)
+    r.add_put("/api/employees/{ext}/notices", put_notices)
     r.add_post("/api/announcements", upload_announcement)
     r.add_post("/api/announcements/tts", tts_announcement)
     r.add_get("/api/announcements/{name}", play_announcement)
@@ -62,8 +70,8 @@ def _extension(request: web.Request) -> str:
     return ext
 
 
-def _current_file(snapshot: Snapshot, ext: str) -> str | None:
-    raw = snapshot.raw_announcement(ext)
+def _current_file(snapshot: Snapshot, ext: str, slot: str = "on_no_answer") -> str | None:
+    raw = snapshot.raw_announcement(ext, slot)
     return raw.get("file") if isinstance(raw, dict) and isinstance(raw.get("file"), str) else None
 
 
@@ -100,37 +108,129 @@ async def get_no_answer(request: web.Request, session: Session, user: User) -> w
 
 @api(mutating=True)
 async def put_no_answer(request: web.Request, session: Session, user: User) -> web.Response:
+    def edit(snapshot: Snapshot, body: dict, keep: Callable[[str], Callable[[str], bool]], ext: str):
+        setting = setting_from_json(body.get("setting"), snapshot.policy, ext, keep("on_no_answer"))
+        after = lambda later: setting.to_json()  # noqa: E731
+        return (lambda entry: apply_setting(entry, setting)), [("set_no_answer", _no_answer_json, after)]
+
+    return await _save(request, user, "{version, setting}", edit)
+
+
+@api(mutating=True)
+async def put_reception(request: web.Request, session: Session, user: User) -> web.Response:
+    """Several of no-answer, busy and unreachable in one save: {version, on_no_answer?,
+    on_busy?, on_unreachable?}; null for busy or unreachable is "same as no answer"."""
+
+    def edit(snapshot: Snapshot, body: dict, keep, ext: str):
+        changes, audits, problems = [], [], {}
+        for slot in RECEPTION:
+            if slot not in body:
+                continue
+            try:
+                if slot == "on_no_answer":
+                    setting = setting_from_json(body[slot], snapshot.policy, ext, keep(slot))
+                    changes.append(lambda entry, s=setting: apply_setting(entry, s))
+                else:
+                    setting = action_from_json(body[slot], snapshot.policy, ext, keep(slot))
+                    changes.append(lambda entry, slot=slot, s=setting: apply_action(entry, slot, s))
+            except SettingError as exc:
+                problems.update({f"{slot}.{k}": v for k, v in exc.problems.items()})
+                continue
+            audits.append((AUDIT_ACTIONS[slot], _slot_json(slot), _slot_json(slot)))
+        if problems:
+            raise SettingError(problems)
+        if not changes:
+            raise SettingError({"setting": "nothing to change: send on_no_answer, on_busy or on_unreachable"})
+        return (lambda entry: [change(entry) for change in changes]), audits
+
+    return await _save(request, user, "{version, on_no_answer, on_busy, on_unreachable}", edit)
+
+
+@api(mutating=True)
+async def put_schedule(request: web.Request, session: Session, user: User) -> web.Response:
+    """Working hours, absences and what happens while away: {version, hours, absences, on_absent}."""
+
+    def edit(snapshot: Snapshot, body: dict, keep, ext: str):
+        setting = schedule_from_json(body, snapshot.policy, ext, keep("on_absent"))
+        return (lambda entry: apply_schedule(entry, setting)), [("set_schedule", _schedule_json, _schedule_json)]
+
+    return await _save(request, user, "{version, hours, absences, on_absent}", edit)
+
+
+@api(mutating=True)
+async def put_notices(request: web.Request, session: Session, user: User) -> web.Response:
+    """The employee's e-mail and their mailbox's extra recipients: {version, email, voicemail_to}."""
+
+    def edit(snapshot: Snapshot, body: dict, keep, ext: str):
+        setting = notices_from_json(body, snapshot.policy, ext)
+        return (lambda entry: apply_notices(entry, setting)), [("set_notices", _notices_json, _notices_json)]
+
+    return await _save(request, user, "{version, email, voicemail_to}", edit)
+
+
+RECEPTION = ("on_no_answer", "on_busy", "on_unreachable")
+AUDIT_ACTIONS = {"on_no_answer": "set_no_answer", "on_busy": "set_busy", "on_unreachable": "set_unreachable"}
+
+
+def _no_answer_json(view: dict) -> dict:
+    return view["setting"]
+
+
+def _slot_json(slot: str) -> Callable[[dict], Any]:
+    return _no_answer_json if slot == "on_no_answer" else lambda view: view["slots"][slot]["setting"]
+
+
+def _schedule_json(view: dict) -> dict:
+    return {"hours": view["hours"], "absences": view["absences"], "on_absent": view["slots"]["on_absent"]["setting"]}
+
+
+def _notices_json(view: dict) -> dict:
+    return view["notices"]
+
+
+async def _save(request: web.Request, user: User, shape: str, edit) -> web.Response:
+    """One save of an employee's entry, with the page's rules: only their own (or an admin),
+    the version they started from (409 otherwise), the input checked, the whole file validated,
+    an audit entry per setting changed written before the file is replaced.
+
+    ``edit(snapshot, body, keep, ext)`` checks the body (SettingError) and returns the change to
+    make to the entry and the audit entries: (action, before-of-view, after-of-view)."""
     ext = _extension(request)
     if not user.may_edit(ext):
         return _forbidden(user, ext)
     web_ = state(request)
-    body = await read_json(request, "{version, setting}")
+    body = await read_json(request, shape)
     version = body.get("version")
     if not isinstance(version, str) or len(version) > 64:
-        return error(400, "expected a JSON body with 'version' (from the GET) and 'setting'", "bad_request")
+        return error(400, f"expected a JSON body {shape} with 'version' from the GET", "bad_request")
     try:
         snapshot = await web_.snapshot()
     except PolicyBroken as exc:
         return broken(web_, user, exc)
     if snapshot.policy.employee(ext) is None:
         return error(404, f"no employee {ext} in the policy", "not_found")
-    store, keep = web_.announcements, _current_file(snapshot, ext)
+    store = web_.announcements
+
+    def keep(slot: str) -> Callable[[str], bool]:
+        current = _current_file(snapshot, ext, slot)
+        return lambda name: store.may_use(name, user, current)
+
     try:
-        setting = setting_from_json(body.get("setting"), snapshot.policy, ext,
-                                    lambda name: store.may_use(name, user, keep))
+        change, audits = edit(snapshot, body, keep, ext)
     except SettingError as exc:
         return error(400, f"the setting is not valid: {exc}", "invalid", problems=exc.problems)
     address = client_address(request)
 
     def audit(before, after) -> None:  # runs in the save's worker thread
-        web_.audit.record(
-            "set_no_answer", user.name, role=user.role, address=address, employee=ext,
-            before=employee_view(before, ext)["setting"], after=setting.to_json(),
-            version_before=before.version(ext), version_after=after.version(ext),
-        )
+        was, now = employee_view(before, ext), employee_view(after, ext)
+        for action, old, new in audits:
+            web_.audit.record(action, user.name, role=user.role, address=address, employee=ext,
+                              before=old(was), after=new(now),
+                              version_before=before.version(ext), version_after=after.version(ext))
 
+    names = ", ".join(a for a, _, _ in audits)
     try:
-        saved = await web_.policy.save_no_answer(ext, setting, version, before_write=audit)
+        saved = await web_.policy.edit(ext, change, version, before_write=audit)
     except StaleVersion as exc:
         try:
             current = employee_view(await web_.snapshot(), ext)
@@ -141,7 +241,7 @@ async def put_no_answer(request: web.Request, session: Session, user: User) -> w
                      version=exc.current, current=current)
     except FileChanged as exc:
         if exc.audited:
-            await web_.record("set_no_answer_not_saved", user.name, role=user.role, address=address, employee=ext,
+            await web_.record(f"{audits[0][0]}_not_saved", user.name, role=user.role, address=address, employee=ext,
                               reason="the policy file changed on disk during the save")
         return error(409, "the policy file was changed by someone else while saving; nothing was saved. "
                      "Reload, then make your change again.", "file_changed")
@@ -156,7 +256,7 @@ async def put_no_answer(request: web.Request, session: Session, user: User) -> w
     store.referenced(saved.before.text)  # a sound just dropped from a setting keeps its grace period
     store.referenced(saved.after.text)
     web_.saved()
-    log.info("%s (%s) set the no-answer setting of %s", user.name, user.role, ext)
+    log.info("%s (%s) saved %s of %s", user.name, user.role, names, ext)
     return web.json_response(employee_view(saved.after, ext))
 
 

@@ -27,10 +27,12 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -116,9 +118,9 @@ class Snapshot:
         canonical = json.dumps([ext, _plain(body)], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
-    def raw_announcement(self, ext: str) -> Any:
+    def raw_announcement(self, ext: str, slot: str = "on_no_answer") -> Any:
         body = self.employee_body(ext)
-        action = body.get("on_no_answer") if isinstance(body, dict) else None
+        action = body.get(slot) if isinstance(body, dict) else None
         return _plain(action.get("announcement")) if isinstance(action, dict) else None
 
 
@@ -176,10 +178,16 @@ class PolicyFile:
         return await asyncio.to_thread(self.save_no_answer_now, ext, setting, version, before_write)
 
     def save_no_answer_now(self, ext: str, setting: NoAnswerSetting, version: str, before_write=None) -> Saved:
-        """Writes ``setting`` for ``ext`` if the entry is still at ``version``. ``before_write``
-        (the audit record) runs after validation and before the file is replaced: a change it
-        cannot record is not made. Raises FileChanged when the file changed (a hand edit) while
-        this save was being made: nothing is written then."""
+        return self.edit_now(ext, lambda body: apply_setting(body, setting), version, before_write)
+
+    async def edit(self, ext: str, change: Callable[[CommentedMap], None], version: str, before_write=None) -> Saved:
+        return await asyncio.to_thread(self.edit_now, ext, change, version, before_write)
+
+    def edit_now(self, ext: str, change: Callable[[CommentedMap], None], version: str, before_write=None) -> Saved:
+        """Applies ``change`` to ``ext``'s entry in the round-trip tree if the entry is still at
+        ``version``. ``before_write`` (the audit record) runs after validation and before the
+        file is replaced: a change it cannot record is not made. Raises FileChanged when the
+        file changed (a hand edit) while this save was being made: nothing is written then."""
         with self._lock, _flocked(self.lock_path):
             before = self._read_fresh()
             body = before.employee_body(ext)
@@ -189,7 +197,9 @@ class PolicyFile:
                 raise StaleVersion(before.version(ext))
             yaml = _yaml_for(before.text)
             doc = yaml.load(before.text)
-            apply_setting(doc["employees"][original_key(doc["employees"], ext)], setting)
+            entry = doc["employees"][original_key(doc["employees"], ext)]
+            with keeping_tail(entry):
+                change(entry)
             out = io.StringIO()
             yaml.dump(doc, out)
             text = out.getvalue()
@@ -213,7 +223,8 @@ def validate(text: str, path: Path) -> tuple[Policy | None, list]:
 
 
 def apply_setting(body: CommentedMap, setting: NoAnswerSetting) -> None:
-    """Changes the employee's entry in place; keys it does not own stay untouched."""
+    """Changes the employee's ring time and ``on_no_answer`` in place; keys it does not own stay
+    untouched."""
     if setting.ring_time is None:
         body.pop("ring_time", None)
     elif "ring_time" in body:
@@ -222,10 +233,22 @@ def apply_setting(body: CommentedMap, setting: NoAnswerSetting) -> None:
         keys = list(body)
         at = keys.index("on_no_answer") if "on_no_answer" in keys else len(keys)
         body.insert(at, "ring_time", setting.ring_time)
-    node = body.get("on_no_answer")
+    apply_action(body, "on_no_answer", setting)
+
+
+def apply_action(body: CommentedMap, slot: str, setting: NoAnswerSetting | None) -> None:
+    """One action slot (on_no_answer, on_busy, on_unreachable, on_absent); None removes it (the
+    employee's no-answer action applies)."""
+    if setting is None:
+        body.pop(slot, None)
+        return
+    node = body.get(slot)
     if not isinstance(node, CommentedMap):
         node = CommentedMap()
-        body["on_no_answer"] = node
+        if body.fa.flow_style():
+            node.fa.set_flow_style()
+        node["action"] = setting.action
+        add_key(body, slot, node)
     node["action"] = setting.action
     if setting.action == "drop":
         node["drop"] = setting.drop
@@ -238,6 +261,59 @@ def apply_setting(body: CommentedMap, setting: NoAnswerSetting) -> None:
         # A forward keeps its 'drop' (how the call ends if the forward fails too) as written.
         node["to"] = _quoted_if_numeric(setting.to or "")
         node["announcement"] = _announcement_yaml(setting)
+
+
+@contextlib.contextmanager
+def keeping_tail(body: CommentedMap):
+    """What followed the entry's last line — blank lines, the comment over the next employee —
+    stays after the entry whatever the edit adds or removes at its end (ruamel keeps it on the
+    entry's last key, so a key added after it would land below the blank line)."""
+    last = _tail(body)
+    token = _tail_token(*last) if last is not None else None
+    carried = None
+    if token is not None and "\n" in token.value:
+        first, rest = token.value.split("\n", 1)
+        if rest:
+            token.value = first + "\n"
+            carried = rest
+    yield
+    if carried is None:
+        return
+    last = _tail(body)
+    if last is None:
+        return
+    node, where = last
+    existing = _tail_token(node, where)
+    if existing is not None:
+        existing.value = existing.value.rstrip("\n") + "\n" + carried
+    else:
+        slot = 0 if isinstance(node, CommentedSeq) else 2
+        node.ca.items.setdefault(where, [None, None, None, None])[slot] = CommentToken("\n" + carried, CommentMark(0))
+
+
+def add_key(body: CommentedMap, key: str, value: Any, at: int | None = None) -> None:
+    if at is None or at >= len(body):
+        body[key] = value
+    else:
+        body.insert(at, key, value)
+
+
+def _tail(node: Any) -> tuple[Any, Any] | None:
+    """The (collection, key or index) whose comment holds whatever follows ``node``'s last line."""
+    while isinstance(node, (CommentedMap, CommentedSeq)) and len(node) and not node.fa.flow_style():
+        where = list(node)[-1] if isinstance(node, CommentedMap) else len(node) - 1
+        value = node[where]
+        if isinstance(value, (CommentedMap, CommentedSeq)) and len(value) and not value.fa.flow_style():
+            node = value
+            continue
+        return node, where
+    return None
+
+
+def _tail_token(node: Any, where: Any) -> CommentToken | None:
+    entry = node.ca.items.get(where)
+    token = entry[0 if isinstance(node, CommentedSeq) else 2] if entry else None
+    return token if isinstance(token, CommentToken) else None
 
 
 def _quoted_if_numeric(value: str) -> Any:

@@ -50,6 +50,12 @@ def setting_from_policy(employee: Employee, raw_announcement: Any = None) -> tup
     return _from_action(action or Action(), employee.ring_time, raw_announcement), inherited
 
 
+def slot_setting(employee: Employee, slot: str, raw_announcement: Any = None) -> NoAnswerSetting | None:
+    """on_busy, on_unreachable or on_absent as the page edits it; None: the no-answer action."""
+    action = getattr(employee, slot)
+    return None if action is None else _from_action(action, None, raw_announcement)
+
+
 def site_setting(policy: Policy) -> NoAnswerSetting:
     return _from_action(policy.site.on_no_answer, None, None)
 
@@ -99,6 +105,15 @@ def setting_from_json(data: Any, policy: Policy, extension: str, file_exists: Ca
     return NoAnswerSetting(action, drop, to, ring_time, announcement)
 
 
+def action_from_json(data: Any, policy: Policy, extension: str, file_exists: Callable[[str], bool]) -> NoAnswerSetting | None:
+    """A slot other than no-answer: null means "same as no answer"; no ring time of its own."""
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        data = {**data, "ring_time": None}
+    return setting_from_json(data, policy, extension, file_exists)
+
+
 def _announcement(data: Any, file_exists: Callable[[str], bool], problems: dict[str, str]) -> AnnouncementChoice:
     if data is None:
         return AnnouncementChoice()
@@ -126,6 +141,18 @@ def _announcement(data: Any, file_exists: Callable[[str], bool], problems: dict[
 def describe(setting: NoAnswerSetting, policy: Policy) -> str:
     """One line for the profile, e.g. "After 20 s: forward to Petr Ivanov (102), standard message"."""
     ring = setting.ring_time or policy.site.ring_time
+    return f"After {ring} s: {_what(setting, policy)}"
+
+
+def describe_action(setting: NoAnswerSetting | None, policy: Policy) -> str:
+    """The same without the ring time (busy, unreachable, away): "Forward to voicemail"."""
+    if setting is None:
+        return "Same as no answer"
+    what = _what(setting, policy)
+    return what[0].upper() + what[1:]
+
+
+def _what(setting: NoAnswerSetting, policy: Policy) -> str:
     if setting.action == "forward":
         target = policy.employees.get(setting.to or "")
         department = policy.departments.get(setting.to or "")
@@ -136,9 +163,9 @@ def describe(setting: NoAnswerSetting, policy: Policy) -> str:
             "tts": "message made from text",
             "none": "no message",
         }[setting.announcement.kind]
-        return f"After {ring} s: forward to {who}, {hears}"
+        return f"forward to {who}, {hears}"
     if setting.action == "voicemail":
-        return f"After {ring} s: forward to voicemail"
+        return "forward to voicemail"
     if setting.drop == "message":
-        return f"After {ring} s: play a message, then hang up"
-    return f"After {ring} s: hang up with a busy tone"
+        return "play a message, then hang up"
+    return "hang up with a busy tone"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from ..policy import Policy
+from ..routing.availability import availability
 from ..users import User
 from .policy_file import Snapshot
-from .setting import describe, setting_from_policy, site_setting
+from .schedule_setting import absences_json, hours_json
+from .setting import describe, describe_action, setting_from_policy, site_setting, slot_setting
+
+SLOTS = ("on_busy", "on_unreachable", "on_absent")
 
 
 def initials(name: str) -> str:
@@ -34,7 +39,11 @@ def employee_view(snapshot: Snapshot, extension: str) -> dict[str, Any] | None:
         return None
     setting, inherited = setting_from_policy(employee, snapshot.raw_announcement(extension))
     site = site_setting(policy)
-    separate = [k for k in ("on_busy", "on_unreachable") if getattr(employee, k, None) is not None]
+    slots = {}
+    for slot in SLOTS:
+        own = slot_setting(employee, slot, snapshot.raw_announcement(extension, slot))
+        slots[slot] = {"setting": None if own is None else own.to_json(), "summary": describe_action(own, policy)}
+    now = availability(employee, datetime.now(timezone.utc), policy.site.timezone)
     return {
         "extension": extension,
         "name": employee.name,
@@ -44,7 +53,15 @@ def employee_view(snapshot: Snapshot, extension: str) -> dict[str, Any] | None:
         "inherited": inherited,
         "summary": describe(setting, policy),
         "site": {"ring_time": policy.site.ring_time, "summary": describe(site, policy)},
-        "separate": separate,  # busy/unreachable set apart by the administrator
+        "slots": slots,  # busy, unreachable, away: None is "same as no answer"
+        "hours": hours_json(employee.schedule),  # None: always at work
+        "hours_summary": employee.schedule.describe() if employee.schedule else None,
+        "absences": absences_json(employee.absences),
+        "now": {"working": now.working, "rule": now.rule},
+        "timezone": (employee.schedule.timezone if employee.schedule else None) or policy.site.timezone,
+        "site_timezone": policy.site.timezone,
+        "mailbox": employee.mailbox,
+        "notices": {"email": employee.email, "voicemail_to": list(employee.voicemail_to)},
         "targets": targets(policy, extension),
     }
 
