@@ -85,10 +85,11 @@ async def profile(request: web.Request, session: Session, user: User) -> web.Str
         snapshot = await state(request).snapshot()
     except PolicyBroken as exc:
         return await _broken_page(request, session, user, exc)
-    view = employee_view(snapshot, ext)
+    said = translator(language_of(request, user)).gettext
+    view = employee_view(snapshot, ext, said)
     if view is None:
         return await render(request, "missing.html", status=404, user=user, session=session, extension=ext)
-    people = visible_employees(snapshot, user) if user.is_admin else []
+    people = visible_employees(snapshot, user, said) if user.is_admin else []
     max_mib = f"{state(request).config.max_upload_bytes / 1024 / 1024:g}"
     return await render(request, "profile.html", user=user, session=session, view=view, people=people, max_mib=max_mib)
 

@@ -142,6 +142,10 @@ def in_russian(url: str, calls: list[str], shots: Path) -> dict:
         sign_in(browser, url, wait)
         seen["profile_nav"] = [a.text for a in browser.find_elements(By.CSS_SELECTOR, ".topnav a")]
         seen["profile_lang"] = browser.find_element(By.TAG_NAME, "html").get_attribute("lang")
+        seen["profile_summary"] = browser.find_element(By.ID, "summary").text
+        seen["profile_labels"] = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#profile .setting-label")
+                                  if e.is_displayed()]
+        browser.save_screenshot(str(shots / "profile-ru.png"))
         browser.get(url + "/history")
         wait.until(EC.presence_of_element_located((By.ID, "calls")))
         seen["title"] = browser.find_element(By.TAG_NAME, "h1").text
@@ -206,6 +210,8 @@ async def test_an_employee_sees_the_three_cases_plays_the_message_and_reads_it_i
 
     ru = await asyncio.to_thread(in_russian, site["url"], calls, shots)
     assert ru["login"] == "Вход" and ru["profile_lang"] == "ru" and ru["profile_nav"] == ["Настройки", "История"]
+    assert ru["profile_summary"] == "Через 2 с: перевести на голосовую почту", "the profile in Russian too"
+    assert ru["profile_labels"][:3] == ["Если сотрудник не отвечает", "Если линия занята", "Если телефон недоступен"]
     assert ru["title"] == "История звонков" and ru["totals"] == "3 звонка, 2 пропущенных"
     answered, missed, voicemail = (ru["rows"][c] for c in calls)
     assert (answered["for"], answered["status"]) == ("для 101 Ivan Petrov", "Отвечен")

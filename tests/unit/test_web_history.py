@@ -287,3 +287,13 @@ async def test_before_sign_in_the_switch_is_a_cookie(bed):
         response = await client.post("/language", data={"lang": "ru", "next": target}, allow_redirects=False)
         assert response.status == 303 and response.headers["Location"] == "/", target
     assert "<h1>Вход</h1>" in await (await client.get("/login")).text(), "an unknown language changes nothing"
+
+
+async def test_the_profile_in_russian(bed):
+    boss = await bed.login("boss")
+    html = await (await boss.client.get("/employees/101", headers={"Accept-Language": "ru"})).text()
+    assert "Приём звонков" in html and "Если сотрудник не отвечает" in html and "Настроить" in html
+    assert "Через 120 с: перевести на Petr Ivanov (102), стандартное сообщение" in html, "the summary, server-side"
+    assert "Через 120 с: положить трубку с сигналом «занято»" in html, "the people list (Petr: the site's default)"
+    english = await (await boss.client.get("/employees/101", headers={"Accept-Language": "en"})).text()
+    assert "After 120 s: forward to Petr Ivanov (102), standard message" in english
