@@ -122,6 +122,9 @@ def _employees(policy: Policy | None, user: User) -> list[dict[str, str]]:
 async def history_page(request: web.Request, session: Session, user: User) -> web.StreamResponse:
     texts = await texts_for(request, user)
     context = {"user": user, "session": session, "section": "history"}
+    if state(request).api_rate.take(user.name):  # each look reads the journal: the API's budget applies
+        return await render(request, "history.html", status=429, query=None, **context,
+                            problem=texts.gettext("Too many requests: wait a moment, then reload the page."))
     try:
         result = await _read(request, user, texts)
     except hq.BadFilter as exc:

@@ -4,6 +4,7 @@ the page in the reader's language."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -297,3 +298,9 @@ async def test_the_profile_in_russian(bed):
     assert "Через 120 с: положить трубку с сигналом «занято»" in html, "the people list (Petr: the site's default)"
     english = await (await boss.client.get("/employees/101", headers={"Accept-Language": "en"})).text()
     assert "After 120 s: forward to Petr Ivanov (102), standard message" in english
+
+
+async def test_the_page_shares_the_apis_request_budget(bed):
+    anna = await bed.login("anna")
+    statuses = [r.status for r in await asyncio.gather(*(anna.get("/history") for _ in range(80)))]
+    assert statuses.count(200) >= 30 and statuses.count(429) >= 20, "a flood of page loads is turned away, not queued"
