@@ -185,7 +185,8 @@ class FakeAsterisk(FakeAri):
         if context == dp.DIAL:
             if where.get("label") == dp.RECLAIM:
                 return await self._back_from_ring(ch, ch.vars["DIALSTATUS"], broadcast_only=True)
-            await self._ring(ch, ch.vars[dp.DIAL_STRING], int(ch.vars[dp.RINGTIME]), ch.vars.get(dp.ANNOUNCE, ""))
+            ring = dp.Ring.decode(ch.vars[dp.RING])
+            await self._ring(ch, ring.dial, ring.ringtime, ch.vars.get(dp.ANNOUNCE, ""))
         elif context == dp.VOICEMAIL:
             await self._voicemail(ch, ch.vars[dp.MAILBOX], ch.vars.get(dp.ANNOUNCE, ""))
         elif context == dp.END:
@@ -274,7 +275,7 @@ class FakeAsterisk(FakeAri):
         self._emit(ch, {"type": "StasisStart", "args": args, "channel": self._json(ch)})
 
     async def _fallback(self, ch: FakeChannel, outcome: str) -> None:
-        fb = dp.Fallback.decode(ch.vars.get(f"PBX_FB_{outcome}", ""))
+        fb = dp.Fallbacks.pick(ch.vars.get(dp.FALLBACKS, ""), outcome)
         ch.actions.append(("fallback", outcome))
         if fb.dial:
             await self._ring(ch, fb.dial, fb.ringtime, fb.announce, fallback=True)

@@ -29,7 +29,7 @@ def app_name(engine: str) -> str:
 DIRECT = "pbx-direct"  # where clients' calls come in; the broadcast to the engines happens here
 DIAL = "pbx-dial"  # one ring: [announcement] + Dial(); back to the owner engine, else any engine, else the fallback
 VOICEMAIL = "pbx-voicemail"  # [announcement] + VoiceMail(); the dialplan ends the call itself
-FALLBACK_CONTEXT = "pbx-fallback"  # extension NOANSWER | BUSY | UNREACHABLE: the PBX_FB_* of that outcome
+FALLBACK_CONTEXT = "pbx-fallback"  # extension NOANSWER | BUSY | UNREACHABLE: PBX_FB's part for that outcome
 END = "pbx-end"  # extension busy | message: the last step of a plan that gives up
 RECLAIM = "reclaim"  # label in pbx-dial: broadcast the caller again (its owner is gone)
 APP_DOWN = "app-down"  # label in pbx-direct: no engine at all, ring the employee, then busy
@@ -39,15 +39,16 @@ APP_DOWN = "app-down"  # label in pbx-direct: no engine at all, ring the employe
 ENGINE = "PBX_ENGINE"  # the ARI app that owns the call: the caller comes back straight to it
 PLAN = "PBX_PLAN"  # the plan, JSON (routing.Plan)
 CURSOR = "PBX_CURSOR"  # where the flow stands in the plan: branch:index:leg
-DIAL_STRING = "PBX_DIAL"  # Dial() targets, '&' between the members of a group
-RINGTIME = "PBX_RINGTIME"
-DIAL_OPTIONS = "PBX_DIAL_OPTIONS"
-LEG = "PBX_LEG"  # CDR(userfield) of the next leg: callid:leg:role:who[:fallback]
+# Every variable set on a channel an engine follows costs Asterisk a ChannelVarset message it
+# builds for that engine (and the event filter then drops): a ring's settings travel packed.
+RING = "PBX_RING"  # one ring: Ring.encode()
+LEG = "PBX_LEG"  # CDR(userfield) of a voicemail leg: callid:leg:role:who[:fallback]
 ANNOUNCE = "PBX_ANNOUNCE"  # a sound to play (early media) before the next Dial()/VoiceMail(); "" none
 ANSWER_FIRST = "PBX_ANSWER_FIRST"  # "1": answer the caller before the announcement
 MAILBOX = "PBX_MAILBOX"  # box@context for pbx-voicemail
-# What the dialplan does if, after a ring, no engine takes the caller back: one per Dial() outcome.
-FALLBACK = {"no_answer": "PBX_FB_NOANSWER", "busy": "PBX_FB_BUSY", "unreachable": "PBX_FB_UNREACHABLE"}
+# What the dialplan does if, after a ring, no engine takes the caller back, per Dial() outcome:
+# Fallbacks.encode().
+FALLBACKS = "PBX_FB"
 
 # ---- what the dialplan reports to the engine following the caller ---------------------------------
 # UserEvent(PBX,<name>:<value>) reaches a subscribed engine as one ChannelUserevent. Reports are
@@ -78,11 +79,26 @@ def answered(value: str) -> tuple[str, int]:
     return peer, int(talked) if talked.isdigit() else 0
 
 
-# Dial() options: r, the caller hears ringing; g, the caller goes on in the dialplan when the
-# callee hangs up, where the dialplan closes the call's CDR and hangs up.
-DIAL_OPTIONS_VALUE = "rg"
+FALLBACK_SEPARATOR = "^"  # between the fields of a packed value: never in a dial string or a path
+OUTCOME_SEPARATOR = "|"  # between the outcomes of PBX_FB
 
-FALLBACK_SEPARATOR = "^"  # between the fields of a PBX_FB_* value: never in a dial string or a path
+
+@dataclass(frozen=True)
+class Ring:
+    """PBX_RING = dial^ringtime^userfield: what pbx-dial rings, for how long, and the CDR userfield
+    of that leg. Dial() targets have '&' between the members of a group."""
+
+    dial: str
+    ringtime: int
+    leg: str
+
+    def encode(self) -> str:
+        return FALLBACK_SEPARATOR.join((self.dial, str(self.ringtime), self.leg))
+
+    @classmethod
+    def decode(cls, text: str) -> "Ring":
+        dial, ringtime, leg = (text.split(FALLBACK_SEPARATOR) + ["", "", ""])[:3]
+        return cls(dial, int(ringtime or 0), leg)
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,28 @@ class Fallback:
         parts = (text.split(FALLBACK_SEPARATOR) + [""] * 9)[:9]
         dial, ringtime, announce, leg, then, mailbox, then_leg, exten, then_exten = parts
         return cls(dial, int(ringtime or 0), announce, leg, then or "busy", mailbox, then_leg, exten, then_exten)
+
+
+@dataclass(frozen=True)
+class Fallbacks:
+    """PBX_FB = no-answer|busy|unreachable, each a Fallback; an empty busy or unreachable part means
+    the same as no answer (after the first ring the three are always the same)."""
+
+    no_answer: Fallback
+    busy: Fallback | None = None
+    unreachable: Fallback | None = None
+
+    def encode(self) -> str:
+        first = self.no_answer.encode()
+        rest = ["" if f is None or f.encode() == first else f.encode() for f in (self.busy, self.unreachable)]
+        return OUTCOME_SEPARATOR.join([first, *rest]).rstrip(OUTCOME_SEPARATOR)
+
+    @staticmethod
+    def pick(text: str, outcome: str) -> Fallback:
+        """The Fallback for a DIALSTATUS-derived outcome (NOANSWER, BUSY, UNREACHABLE), as pbx-fallback picks it."""
+        parts = (text.split(OUTCOME_SEPARATOR) + ["", "", ""])[:3]
+        index = {"BUSY": 1, "UNREACHABLE": 2}.get(outcome, 0)
+        return Fallback.decode(parts[index] or parts[0])
 
 
 # ---- what the caller brings back ------------------------------------------------------------------
@@ -187,7 +225,7 @@ def way_back(waiting: Waiting) -> dict[str, str | int]:
 
 def fallback_for(entry: Entry) -> dict[str, str]:
     """Where the dialplan goes on without us: a new call rings the employee (pbx-direct's
-    app-down); a caller back from a ring follows the PBX_FB_* the engine left for that outcome."""
+    app-down); a caller back from a ring follows the part of PBX_FB the engine left for that outcome."""
     if entry.what == "direct":
         return {"context": DIRECT, "extension": entry.extension, "label": APP_DOWN}
     outcome = {"BUSY": "BUSY", "NOANSWER": "NOANSWER"}.get(entry.status.upper(), "UNREACHABLE")

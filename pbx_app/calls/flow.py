@@ -141,12 +141,10 @@ class CallFlow:
             dp.DIAL,
             step.department or step.targets[0].extension,
             {
-                dp.DIAL_STRING: "&".join(t.endpoint for t in step.targets),
-                dp.RINGTIME: str(step.timeout),
-                dp.DIAL_OPTIONS: dp.DIAL_OPTIONS_VALUE,
-                dp.LEG: f"{self.call_id}:{leg}:{step.role}:{who}",
+                dp.RING: dp.Ring("&".join(t.endpoint for t in step.targets), step.timeout,
+                                 f"{self.call_id}:{leg}:{step.role}:{who}").encode(),
                 **self._announcement(announce),
-                **self._fallbacks(leg),
+                dp.FALLBACKS: self._fallbacks(leg).encode(),
             },
         )
         if announce_leg is None:
@@ -259,12 +257,11 @@ class CallFlow:
             return {dp.ANNOUNCE: ""}
         return {dp.ANNOUNCE: playback_name(announce.sound), dp.ANSWER_FIRST: "1" if announce.answer_first else ""}
 
-    def _fallbacks(self, leg: int) -> dict[str, str]:
+    def _fallbacks(self, leg: int) -> dp.Fallbacks:
         """What the dialplan does if no engine takes the caller back after this ring."""
         if self.cursor.branch == "first":
-            return {var: self._fallback(self.steps(branch), 0, leg).encode() for branch, var in dp.FALLBACK.items()}
-        same = self._fallback(self.steps(self.cursor.branch), self.cursor.index + 1, leg).encode()
-        return {var: same for var in dp.FALLBACK.values()}
+            return dp.Fallbacks(*(self._fallback(self.steps(branch), 0, leg) for branch in ("no_answer", "busy", "unreachable")))
+        return dp.Fallbacks(self._fallback(self.steps(self.cursor.branch), self.cursor.index + 1, leg))
 
     def _fallback(self, steps: tuple[Step, ...], start: int, leg: int) -> dp.Fallback:
         """The next ring of ``steps`` from ``start`` (with its announcement), then its last step."""

@@ -218,3 +218,15 @@ async def test_a_call_whose_flow_cannot_start_still_rings_through_the_dialplan()
     await fake.settle()
     assert ("fallback", "app-down") in fake.actions_for(channel)
     assert not engine.calls and not engine.tasks
+
+
+def test_the_packed_fallbacks_give_each_outcome_its_own_way_on():
+    ring_102 = dp.Fallback(dial="PJSIP/102", ringtime=20, leg="c:2:forward:102", exten="102")
+    busy = dp.Fallback(then="message")
+    packed = dp.Fallbacks(ring_102, busy, ring_102).encode()
+    assert dp.Fallbacks.pick(packed, "NOANSWER") == ring_102
+    assert dp.Fallbacks.pick(packed, "BUSY") == busy
+    assert dp.Fallbacks.pick(packed, "UNREACHABLE") == ring_102  # an empty part: the same as no answer
+    assert dp.Fallbacks.pick(dp.Fallbacks(ring_102).encode(), "BUSY") == ring_102
+    ring = dp.Ring("PJSIP/102&PJSIP/105", 20, "c:2:forward:sales")
+    assert dp.Ring.decode(ring.encode()) == ring
