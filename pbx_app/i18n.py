@@ -15,6 +15,11 @@ LANGUAGES = ("en", "ru")  # en is the source language: its catalog may stay empt
 DEFAULT_LANGUAGE = "en"
 
 
+def N_(message: str) -> str:
+    """Marks a message id for the catalogs where it is written; it is translated where it is shown."""
+    return message
+
+
 def normalise(language: str | None) -> str:
     """'ru-RU', 'RU', 'ru_RU.UTF-8' → 'ru'; anything we do not speak → the default."""
     code = (language or "").strip().lower().replace("_", "-").split(".")[0].split("-")[0]

@@ -40,6 +40,8 @@ class Settings:
     # events are spooled to local disk first, so no row is lost while the database is away.
     database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
     spool_dir: Path = Path("/var/lib/pbx_app/spool")
+    # Asterisk's voicemail spool (astspooldir/voicemail): the page plays messages from it.
+    voicemail_dir: Path = Path("/var/spool/asterisk/voicemail")
     web_bind: str = "127.0.0.1:8090"  # the self-service page (pbx-app web)
     web_nice: int = 10  # the page's CPU priority below the engines' and Asterisk's (nice(2) increment)
     max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
@@ -91,6 +93,7 @@ class Settings:
             web_secure_cookies=env.get("PBX_WEB_SECURE_COOKIES", "").strip().lower() in ("1", "yes", "true"),
             database_url=env.get("PBX_DATABASE_URL", cls.database_url),
             spool_dir=Path(env.get("PBX_SPOOL_DIR", str(cls.spool_dir))),
+            voicemail_dir=Path(env.get("PBX_VOICEMAIL_DIR") or str(cls.voicemail_dir)),
             web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
             web_nice=_number(env, "PBX_WEB_NICE", int, cls.web_nice),
             max_calls=_number(env, "PBX_MAX_CALLS", int, cls.max_calls),

@@ -14,8 +14,8 @@ from psycopg.rows import dict_row
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import (GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS,
-                    UPSERT, StoreError, event_params, records, schema)
+from .store import (GET_POSITION, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS, SELECT_LEGS,
+                    SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records, schema)
 
 SCHEMA = schema("timestamptz")
 # The row a first shipper takes; a second one waits on it, then sees the first one's position.
@@ -114,6 +114,20 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise await self._fail(exc) from exc
         return records(call_rows, leg_rows, _time)
+
+    async def call(self, call_id: str) -> CallRecord | None:
+        conn = await self._connection()
+        try:
+            async with conn.transaction():
+                async with conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(pg_sql(SELECT_CALL), {"call_id": call_id})
+                    call_rows = await cur.fetchall()
+                    await cur.execute(pg_sql(SELECT_CALL_LEGS), {"call_id": call_id})
+                    leg_rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise await self._fail(exc) from exc
+        found = records(call_rows, leg_rows, _time)
+        return found[0] if found else None
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Iterable
 
@@ -49,10 +49,11 @@ def names_from_policy(path: Path | None) -> tuple[Names, str | None]:
         policy = load_policy(path)
     except (PolicyError, OSError) as exc:
         return Names(), f"names not shown: cannot read the policy {path} ({str(exc).splitlines()[0]})"
-    return (
-        Names({e: emp.name for e, emp in policy.employees.items()}, {d: dep.name for d, dep in policy.departments.items()}),
-        None,
-    )
+    return names_of(policy), None
+
+
+def names_of(policy) -> Names:
+    return Names({e: emp.name for e, emp in policy.employees.items()}, {d: dep.name for d, dep in policy.departments.items()})
 
 
 def parse_when(text: str, end: bool = False) -> datetime:
@@ -72,8 +73,8 @@ def select(rows: Iterable[HistoryRow], employee: str | None = None, missed: bool
     return [r for r in rows if (employee is None or r.employee == employee) and (not missed or r.missed)]
 
 
-def _local(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone()
+def _local(moment: datetime | None, tz: tzinfo | None = None) -> datetime | None:
+    return None if moment is None else moment.astimezone(tz)  # tz None: the machine's local time
 
 
 def _seconds(value: float | None) -> str:
@@ -117,9 +118,9 @@ def as_table(rows: list[HistoryRow], names: Names) -> str:
     return out.getvalue()
 
 
-def as_dicts(rows: list[HistoryRow], names: Names) -> list[dict]:
+def as_dicts(rows: list[HistoryRow], names: Names, tz: tzinfo | None = None) -> list[dict]:
     def when(moment: datetime | None) -> str | None:
-        return None if moment is None else _local(moment).isoformat(timespec="seconds")
+        return None if moment is None else _local(moment, tz).isoformat(timespec="seconds")
 
     return [
         {

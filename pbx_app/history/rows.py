@@ -18,9 +18,9 @@ The rules (whom a call counts for, and whether it was missed):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 from .records import WHILE_DOWN, CallRecord, LegRecord
 
@@ -28,12 +28,38 @@ Status = Literal["answered", "missed", "in progress"]
 VOICEMAIL = "Voicemail"
 
 _PEER = re.compile(r"^[A-Za-z]+/(?P<ext>[^-/]+)-[0-9a-f]+$")  # PJSIP/102-0000001a
-_WHY = {
-    "no_answer": "no answer",
-    "busy": "busy",
-    "unreachable": "unreachable",
-    "caller_hung_up": "caller hung up while ringing",
-}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing that happened to a call, in words. ``text`` is an English phrase with {names}
+    and the message id of its translations (pbx_app/locale): the page says it in the reader's
+    language, `pbx-app history` in English."""
+
+    text: str
+    values: tuple[tuple[str, str], ...] = ()
+    at: datetime | None = None  # when the leg it tells of began
+
+    def say(self, gettext: Callable[[str], str] = str) -> str:
+        return gettext(self.text).format(**dict(self.values))
+
+
+def _why(outcome: str | None) -> Step:
+    return {
+        "no_answer": Step("no answer"),
+        "busy": Step("busy"),
+        "unreachable": Step("unreachable"),
+        "caller_hung_up": Step("caller hung up while ringing"),
+    }.get(outcome or "", Step("ringing"))
+
+
+def _not_answered(where: str, outcome: str) -> Step:
+    values = (("where", where),)
+    return {
+        "no_answer": Step("forwarded to {where}, not answered (no answer)", values),
+        "busy": Step("forwarded to {where}, not answered (busy)", values),
+        "unreachable": Step("forwarded to {where}, not answered (unreachable)", values),
+    }.get(outcome, Step("forwarded to {where}, not answered ({why})", (*values, ("why", outcome))))
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,7 @@ class HistoryRow:
     answered_at: datetime | None
     ended_at: datetime | None
     what_happened: str  # in words, leg by leg: "no answer; forwarded to 102, not answered"
+    steps: tuple[Step, ...] = ()  # the same, one step each, for saying it in another language
 
     @property
     def missed(self) -> bool:
@@ -87,40 +114,48 @@ def _ring_legs(call: CallRecord) -> list[LegRecord]:
     return [l for l in call.legs if l.role in ("employee", "forward")]
 
 
-def _describe(call: CallRecord) -> str:
-    parts: list[str] = []
+def steps(call: CallRecord) -> list[Step]:
+    """What happened, leg by leg."""
+    parts: list[Step] = []
     for leg in call.legs:
+        at = leg.started_at
         if leg.role == "employee":
-            parts.append("answered" if leg.outcome == "answered" else _WHY.get(leg.outcome or "", "ringing"))
+            parts.append(replace(Step("answered") if leg.outcome == "answered" else _why(leg.outcome), at=at))
         elif leg.role == "forward":
-            where = leg.department or "+".join(leg.targets)
+            where = (("where", leg.department or "+".join(leg.targets)),)
             if leg.outcome == "answered":
-                parts.append(f"forwarded to {where}, answered by {who_answered(leg)}")
+                parts.append(Step("forwarded to {where}, answered by {who}", (*where, ("who", who_answered(leg))), at))
             elif leg.outcome == "caller_hung_up":
-                parts.append(f"forwarded to {where}, caller hung up while it rang")
+                parts.append(Step("forwarded to {where}, caller hung up while it rang", where, at))
             elif leg.outcome is None:
-                parts.append(f"forwarded to {where}, ringing")
+                parts.append(Step("forwarded to {where}, ringing", where, at))
             else:
-                parts.append(f"forwarded to {where}, not answered ({_WHY.get(leg.outcome, leg.outcome)})")
+                parts.append(replace(_not_answered(where[0][1], leg.outcome), at=at))
         elif leg.role == "voicemail":
-            parts.append({"message_left": "voicemail, message left", "no_message": "voicemail, no message"}.get(
-                leg.outcome or "", "in voicemail"))
+            parts.append(replace({"message_left": Step("voicemail, message left"), "no_message": Step("voicemail, no message")}.get(
+                leg.outcome or "", Step("in voicemail")), at=at))
         elif leg.role == "announcement" and leg.outcome is None and call.result == "caller_hung_up":
-            parts.append("caller hung up during the announcement")
+            parts.append(Step("caller hung up during the announcement", at=at))
         elif leg.role == "drop_message":
-            parts.append("message played, then hung up")
+            parts.append(Step("message played, then hung up", at=at))
     if call.legs and not any(l.role == "employee" for l in call.legs):
-        parts.insert(0, "not rung")  # away, or a rule sent the call elsewhere at once
+        parts.insert(0, Step("not rung", at=call.started_at))  # away, or a rule sent the call elsewhere at once
     if WHILE_DOWN in call.detail:
-        parts.append(f"{'carried on by the dialplan ' if 'by the dialplan' in call.detail else ''}{WHILE_DOWN}")
+        by_dialplan = "by the dialplan" in call.detail
+        parts.append(Step("carried on by the dialplan while the app was down") if by_dialplan else Step("while the app was down"))
     elif call.result == "failed":
-        parts.append("internal error, busy given")
+        parts.append(Step("internal error, busy given", at=call.ended_at))
     elif call.result == "dropped" and call.detail == "busy":
-        parts.append("busy tone")
-    return "; ".join(parts)
+        parts.append(Step("busy tone", at=call.ended_at))
+    return parts
+
+
+def describe(said: Iterable[Step], gettext: Callable[[str], str] = str) -> str:
+    return "; ".join(step.say(gettext) for step in said)
 
 
 def history_row(call: CallRecord) -> HistoryRow:
+    said = steps(call)
     answered = next((l for l in _ring_legs(call) if l.outcome == "answered"), None)
     voicemail = next((l for l in call.legs if l.role == "voicemail"), None)
     status: Status
@@ -149,7 +184,8 @@ def history_row(call: CallRecord) -> HistoryRow:
         department=department,
         answered_at=answered.answered_at if answered is not None else None,
         ended_at=call.ended_at,
-        what_happened=_describe(call),
+        what_happened=describe(said),
+        steps=tuple(said),
     )
 
 

@@ -15,8 +15,8 @@ from .codec import iso, parse_time
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import (GET_POSITION, PUT_POSITION, SELECT_CALLS, SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS,
-                    UPSERT, StoreError, event_params, records, schema)
+from .store import (GET_POSITION, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS, SELECT_LEGS,
+                    SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records, schema)
 
 SCHEMA = schema("text")
 
@@ -109,6 +109,20 @@ class SqliteStore:
         finally:
             db.execute("COMMIT")
         return records(call_rows, leg_rows, _time)
+
+    async def call(self, call_id: str) -> CallRecord | None:
+        return await self._run(self._call, call_id)
+
+    def _call(self, call_id: str) -> CallRecord | None:
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            call_rows = [dict(r) for r in db.execute(SELECT_CALL, {"call_id": call_id})]
+            leg_rows = [dict(r) for r in db.execute(SELECT_CALL_LEGS, {"call_id": call_id})]
+        finally:
+            db.execute("COMMIT")
+        found = records(call_rows, leg_rows, _time)
+        return found[0] if found else None
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)

@@ -61,6 +61,9 @@ SELECT_CALLS = f"""
 SELECT_LEGS = f"""
     SELECT {", ".join("legs." + c for c in LEG_COLUMNS)} FROM legs JOIN calls ON calls.call_id = legs.call_id
     WHERE calls.started_at >= :start AND calls.started_at < :end ORDER BY legs.call_id, legs.leg"""
+# One call by its id (the page's voicemail player).
+SELECT_CALL = f"""SELECT {", ".join(CALL_COLUMNS)} FROM calls WHERE call_id = :call_id"""
+SELECT_CALL_LEGS = f"""SELECT {", ".join(LEG_COLUMNS)} FROM legs WHERE call_id = :call_id ORDER BY leg"""
 
 # Calls not ended yet: the reconciler's question, every few seconds (the calls_open index answers it).
 SELECT_OPEN_CALLS = SELECT_CALLS.replace("WHERE started_at", "WHERE ended_at IS NULL AND started_at")
@@ -129,6 +132,8 @@ class Store(Protocol):
     async def calls(self, start: datetime, end: datetime, open_only: bool = False) -> list[CallRecord]:
         """The calls started in [start, end); ``open_only``: those not ended yet."""
         ...
+
+    async def call(self, call_id: str) -> CallRecord | None: ...
 
     async def close(self) -> None: ...
 

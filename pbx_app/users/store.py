@@ -38,6 +38,7 @@ class User:
     extension: str | None  # the employee's own number; an admin may have none
     password_hash: str
     display_name: str | None = None
+    language: str | None = None  # the page's language they chose (None: their browser's)
 
     @property
     def is_admin(self) -> bool:
@@ -93,6 +94,7 @@ class UserStore:
                     extension=body.get("extension"),
                     password_hash=body["password_hash"],
                     display_name=body.get("display_name"),
+                    language=body.get("language"),
                 )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"{self.path}: not a valid users file ({exc})") from None
@@ -143,6 +145,15 @@ class UserStore:
         if len(password) < MIN_PASSWORD:
             raise UserError(f"the password is too short: at least {MIN_PASSWORD} characters")
         self._put(User(**{**asdict(user), "password_hash": _hasher.hash(password)}))
+
+    def set_language(self, name: str, language: str) -> User:
+        """The page's language the user chose; ``language`` is one the caller checked."""
+        user = self.get(name)
+        if user is None:
+            raise UserError(f"no user '{name}'")
+        user = User(**{**asdict(user), "language": language})
+        self._put(user)
+        return user
 
     def remove(self, name: str) -> None:
         users = self.load()

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..announcements import AnnouncementStore, TextToSpeech
 from ..users import UserStore
-from . import api, pages
+from . import api, history, pages
 from .audit import AuditLog
 from .config import WebConfig
 from .edge import allowed_hosts_middleware
@@ -42,6 +42,7 @@ def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], objec
     webapp.middlewares.append(allowed_hosts_middleware(config.allowed_hosts))
     pages.add_routes(webapp)
     api.add_routes(webapp)
+    history.setup(webapp, config.database_url, config.voicemail_dir)
     webapp.router.add_static("/ui/static/", HERE / "static", name="pbx_web_static")
     webapp.cleanup_ctx.append(_housekeeping)
     return state

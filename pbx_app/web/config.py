@@ -36,6 +36,10 @@ class WebConfig:
     uploads_per_hour: int = 20
     conversions: int = 2
     unused_upload_seconds: float = 24 * 3600.0
+    # History on the page: the call journal the engines ship to, and Asterisk's voicemail spool
+    # (the folder holding <context>/<box>/INBOX/msgNNNN.wav) for playing messages back.
+    database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
+    voicemail_dir: Path = Path("/var/spool/asterisk/voicemail")
 
     @classmethod
     def from_settings(cls, settings) -> "WebConfig":
@@ -51,6 +55,8 @@ class WebConfig:
             uploads_per_hour=settings.web_uploads_per_hour,
             conversions=settings.web_conversions,
             unused_upload_seconds=settings.web_unused_upload_hours * 3600.0,
+            database_url=getattr(settings, "database_url", cls.database_url),
+            voicemail_dir=Path(getattr(settings, "voicemail_dir", cls.voicemail_dir)),
         )
 
 

@@ -11,11 +11,14 @@ import asyncio
 
 from aiohttp import web
 
+from ..i18n import translator
 from ..users import User
 from ..users.store import NAME_RE
 from .bodies import BadInput, read_form
 from .formtoken import COOKIE as FORM_COOKIE
 from .guard import CSRF_FIELD, client_address, current, page, same_origin, set_cookie, state, token_ok, with_headers
+from .language_request import MAX_NEXT, language_of, texts_for
+from .language_request import add_routes as language_routes
 from .policy_file import PolicyBroken
 from .sessions import COOKIE
 from .sessions import Session
@@ -31,6 +34,7 @@ def add_routes(webapp: web.Application) -> None:
     webapp.router.add_post("/login", login)
     webapp.router.add_post("/logout", logout)
     webapp.router.add_get("/employees/{ext}", profile)
+    language_routes(webapp)
 
 
 def redirect(location: str) -> web.Response:
@@ -45,7 +49,10 @@ async def render(request: web.Request, template: str, status: int = 200, **conte
             context["who"] = employee.name if employee else None
         except PolicyBroken:
             pass
-    html = state(request).templates.get_template(template).render(**context)
+    texts = await texts_for(request, user)
+    context.setdefault("here", request.path_qs if len(request.path_qs) <= MAX_NEXT else request.path)
+    context.setdefault("section", "profile")
+    html = state(request).templates.get_template(template).render(**texts.template_context(), **context)
     return with_headers(web.Response(text=html, content_type="text/html", status=status))
 
 
@@ -78,10 +85,11 @@ async def profile(request: web.Request, session: Session, user: User) -> web.Str
         snapshot = await state(request).snapshot()
     except PolicyBroken as exc:
         return await _broken_page(request, session, user, exc)
-    view = employee_view(snapshot, ext)
+    said = translator(language_of(request, user)).gettext
+    view = employee_view(snapshot, ext, said)
     if view is None:
         return await render(request, "missing.html", status=404, user=user, session=session, extension=ext)
-    people = visible_employees(snapshot, user) if user.is_admin else []
+    people = visible_employees(snapshot, user, said) if user.is_admin else []
     max_mib = f"{state(request).config.max_upload_bytes / 1024 / 1024:g}"
     return await render(request, "profile.html", user=user, session=session, view=view, people=people, max_mib=max_mib)
 
@@ -108,22 +116,26 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def login(request: web.Request) -> web.StreamResponse:
     web_ = state(request)
+    said = translator(language_of(request, None))  # not signed in yet: the browser's language or the switch's
+    _ = said.gettext
     try:
         form = await read_form(request)
     except BadInput as exc:
-        return await _form(request, exc.status, "The sign-in form could not be read. Please try again.")
+        return await _form(request, exc.status, _("The sign-in form could not be read. Please try again."))
     name = form.get("name", "").strip()
     password = form.get("password", "")
     if not same_origin(request) or not web_.forms.valid(request.cookies.get(FORM_COOKIE), form.get(CSRF_FIELD)):
-        return await _form(request, 403, "Your sign-in form expired. Please try again.")
+        return await _form(request, 403, _("Your sign-in form expired. Please try again."))
     if len(name) > MAX_NAME or not NAME_RE.match(name) or len(password) > MAX_PASSWORD:
         shown = name if len(name) <= MAX_NAME else ""
-        return await _form(request, 400, "No such user name or password (too long or not allowed characters).", shown)
+        return await _form(request, 400, _("No such user name or password (too long or not allowed characters)."), shown)
     address = client_address(request)
     attempt = web_.limiter.begin(name, address)  # counted now, before the password is checked
     if attempt.wait > 0:
         seconds = int(attempt.wait) + 1
-        response = await _form(request, 429, f"Too many failed attempts. Try again in {seconds} seconds.", name)
+        wait = said.ngettext(
+            "Too many failed attempts. Try again in {n} second.", "Too many failed attempts. Try again in {n} seconds.", seconds)
+        response = await _form(request, 429, wait.format(n=seconds), name)
         response.headers["Retry-After"] = str(seconds)
         return response
     if attempt.delay:
@@ -132,7 +144,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         user = await asyncio.to_thread(web_.users.authenticate, name, password)
     if user is None:
         await web_.record("sign_in_failed", name, address=address)
-        return await _form(request, 401, "Wrong user name or password.", name)
+        return await _form(request, 401, _("Wrong user name or password."), name)
     web_.limiter.succeeded(attempt)
     web_.sessions.drop(request.cookies.get(COOKIE))
     fresh = web_.sessions.new(user.name, user.stamp)  # a new id at sign-in: a planted one is worth nothing

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from ..i18n import N_
 from ..policy import Policy
 from ..policy.model import MAX_RING_TIME, MIN_RING_TIME, Action, Employee
 from .bodies import writable
@@ -138,34 +139,34 @@ def _announcement(data: Any, file_exists: Callable[[str], bool], problems: dict[
     return AnnouncementChoice(kind, name, text)
 
 
-def describe(setting: NoAnswerSetting, policy: Policy) -> str:
-    """One line for the profile, e.g. "After 20 s: forward to Petr Ivanov (102), standard message"."""
+def describe(setting: NoAnswerSetting, policy: Policy, gettext: Callable[[str], str] = str) -> str:
+    """One line for the profile, e.g. "After 20 s: forward to Petr Ivanov (102), standard message",
+    in the reader's language (``gettext``; the texts are app.js's, which says the same)."""
     ring = setting.ring_time or policy.site.ring_time
-    return f"After {ring} s: {_what(setting, policy)}"
+    return gettext("After {0} s: {1}").format(ring, _what(setting, policy, gettext))
 
 
-def describe_action(setting: NoAnswerSetting | None, policy: Policy) -> str:
+def describe_action(setting: NoAnswerSetting | None, policy: Policy, gettext: Callable[[str], str] = str) -> str:
     """The same without the ring time (busy, unreachable, away): "Forward to voicemail"."""
     if setting is None:
-        return "Same as no answer"
-    what = _what(setting, policy)
+        return gettext("Same as no answer")
+    what = _what(setting, policy, gettext)
     return what[0].upper() + what[1:]
 
 
-def _what(setting: NoAnswerSetting, policy: Policy) -> str:
+HEARS = {"standard": N_("standard message"), "custom": N_("custom recording"), "tts": N_("message made from text"),
+         "none": N_("no message")}
+
+
+def _what(setting: NoAnswerSetting, policy: Policy, gettext: Callable[[str], str]) -> str:
     if setting.action == "forward":
         target = policy.employees.get(setting.to or "")
         department = policy.departments.get(setting.to or "")
-        who = f"{target.name} ({target.extension})" if target else f"department {department.name}" if department else setting.to
-        hears = {
-            "standard": "standard message",
-            "custom": "custom recording",
-            "tts": "message made from text",
-            "none": "no message",
-        }[setting.announcement.kind]
-        return f"forward to {who}, {hears}"
+        who = (f"{target.name} ({target.extension})" if target
+               else gettext("department {0}").format(department.name) if department else setting.to)
+        return gettext("forward to {0}, {1}").format(who, gettext(HEARS[setting.announcement.kind]))
     if setting.action == "voicemail":
-        return "forward to voicemail"
+        return gettext("forward to voicemail")
     if setting.drop == "message":
-        return "play a message, then hang up"
-    return "hang up with a busy tone"
+        return gettext("play a message, then hang up")
+    return gettext("hang up with a busy tone")

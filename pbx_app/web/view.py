@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from ..policy import Policy
 from ..routing.availability import availability
@@ -32,7 +32,8 @@ def targets(policy: Policy, extension: str) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def employee_view(snapshot: Snapshot, extension: str) -> dict[str, Any] | None:
+def employee_view(snapshot: Snapshot, extension: str, gettext: Callable[[str], str] = str) -> dict[str, Any] | None:
+    """``gettext``: the summaries in the reader's language (the page's; the API's are English)."""
     policy = snapshot.policy
     employee = policy.employee(extension)
     if employee is None:
@@ -42,7 +43,7 @@ def employee_view(snapshot: Snapshot, extension: str) -> dict[str, Any] | None:
     slots = {}
     for slot in SLOTS:
         own = slot_setting(employee, slot, snapshot.raw_announcement(extension, slot))
-        slots[slot] = {"setting": None if own is None else own.to_json(), "summary": describe_action(own, policy)}
+        slots[slot] = {"setting": None if own is None else own.to_json(), "summary": describe_action(own, policy, gettext)}
     now = availability(employee, datetime.now(timezone.utc), policy.site.timezone)
     return {
         "extension": extension,
@@ -51,8 +52,8 @@ def employee_view(snapshot: Snapshot, extension: str) -> dict[str, Any] | None:
         "version": snapshot.version(extension),
         "setting": setting.to_json(),
         "inherited": inherited,
-        "summary": describe(setting, policy),
-        "site": {"ring_time": policy.site.ring_time, "summary": describe(site, policy)},
+        "summary": describe(setting, policy, gettext),
+        "site": {"ring_time": policy.site.ring_time, "summary": describe(site, policy, gettext)},
         "slots": slots,  # busy, unreachable, away: None is "same as no answer"
         "hours": hours_json(employee.schedule),  # None: always at work
         "hours_summary": employee.schedule.describe() if employee.schedule else None,
@@ -66,7 +67,7 @@ def employee_view(snapshot: Snapshot, extension: str) -> dict[str, Any] | None:
     }
 
 
-def visible_employees(snapshot: Snapshot, user: User) -> list[dict[str, Any]]:
+def visible_employees(snapshot: Snapshot, user: User, gettext: Callable[[str], str] = str) -> list[dict[str, Any]]:
     """Administrators see everyone; an employee sees only themselves."""
     rows = []
     for ext, employee in snapshot.policy.employees.items():
@@ -74,5 +75,5 @@ def visible_employees(snapshot: Snapshot, user: User) -> list[dict[str, Any]]:
             continue
         setting, inherited = setting_from_policy(employee, snapshot.raw_announcement(ext))
         rows.append({"extension": ext, "name": employee.name, "initials": initials(employee.name),
-                     "summary": describe(setting, snapshot.policy), "inherited": inherited})
+                     "summary": describe(setting, snapshot.policy, gettext), "inherited": inherited})
     return rows

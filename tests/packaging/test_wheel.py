@@ -93,6 +93,9 @@ def test_page_serves_login_css_and_the_standard_message(venv, tmp_path):
             assert r.headers.get_content_type() == "text/css"
             assert r.read() == (REPO / "pbx_app" / "web" / "static" / "app.css").read_bytes()
 
+        with browser.open(urllib.request.Request(f"{base}/login", headers={"Accept-Language": "ru"})) as r:
+            assert "<h1>Вход</h1>" in r.read().decode(), "the wheel carries the Russian catalog"
+
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
         form = urllib.parse.urlencode({"csrf_token": csrf, "name": "boss", "password": "s3cret-pass"}).encode()
         with browser.open(f"{base}/login", data=form) as r:  # follows the redirect to the page

@@ -129,3 +129,9 @@ def test_a_url_of_another_kind_is_refused_with_the_forms_we_take():
         open_store("mysql://root@localhost/pbx")
     with pytest.raises(ValueError, match="sqlite:////absolute"):
         open_store("sqlite:journal.db")
+
+
+async def test_one_call_is_found_by_its_id(store):
+    await store.ship("spool-a", None, forwarded_call("c1") + forwarded_call("c2", 30), Position(1, 900))
+    assert await store.call("c2") == fold(forwarded_call("c2", 30))[0]
+    assert await store.call("nope") is None

@@ -1,0 +1,208 @@
+"""History on the page: GET /history (the page), /api/history (JSON), /history.csv (the same
+filters as a spreadsheet) and /api/history/{call}/voicemail (the message a call left, as WAV).
+
+The page's process reads the journal database (PBX_DATABASE_URL) the engines ship to; the
+query runs in the store's own thread (SQLite) or asynchronously (PostgreSQL), and building the
+rows — the same code as `pbx-app history` — in a worker thread, a couple of readers at a time,
+so a long period never holds the page's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from ..history.database import open_store
+from ..history.records import CallRecord
+from ..history.report import Names, names_of
+from ..history.rows import HistoryRow, history, history_row, VOICEMAIL
+from ..history.store import Store, StoreError
+from ..policy import Policy
+from ..users import User
+from . import history_query as hq
+from .guard import api, error, page, state
+from .history_view import as_csv, page_json, shown
+from ..notices.voicemail import find_message
+from .history_voicemail import mailbox, may_listen, owner_of
+from .language_request import texts_for
+from .pages import render
+from .policy_file import PolicyBroken
+from .sessions import Session
+
+log = logging.getLogger(__name__)
+READERS = 2  # history reads at once; more wait their turn
+MAX_CSV_ROWS = 20_000
+MAX_CALL_ID = 64
+
+
+@dataclass
+class HistoryReader:
+    database_url: str
+    voicemail_dir: Path
+    readers: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READERS))
+    _store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:  # connects on first use, so a page without a database still serves
+            self._store = open_store(self.database_url)
+        return self._store
+
+    async def rows(self, start: datetime, end: datetime) -> list[HistoryRow]:
+        async with self.readers:
+            calls = await self.store.calls(start, end)
+            return await asyncio.to_thread(history, calls)
+
+    async def call(self, call_id: str) -> CallRecord | None:
+        async with self.readers:
+            return await self.store.call(call_id)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+
+HISTORY = web.AppKey("pbx_app.web.history", HistoryReader)
+
+
+def setup(webapp: web.Application, database_url: str, voicemail_dir: Path) -> HistoryReader:
+    reader = webapp[HISTORY] = HistoryReader(database_url, voicemail_dir)
+
+    async def close(_: web.Application):
+        yield
+        await reader.close()
+
+    webapp.cleanup_ctx.append(close)
+    r = webapp.router
+    r.add_get("/history", history_page)
+    r.add_get("/history.csv", history_csv)
+    r.add_get("/api/history", history_api)
+    r.add_get("/api/history/{call}/voicemail", play_voicemail)
+    return reader
+
+
+async def _policy(request: web.Request) -> Policy | None:
+    try:
+        return (await state(request).snapshot()).policy
+    except PolicyBroken:
+        return None  # names and the site's zone are missing; the history itself still shows
+
+
+@dataclass
+class _Result:
+    query: hq.Query
+    rows: list[HistoryRow]
+    names: Names
+    policy: Policy | None
+
+
+async def _read(request: web.Request, user: User, texts) -> _Result:
+    """BadFilter, NotYours or StoreError for the handler to answer."""
+    today = datetime.now(timezone.utc).astimezone(texts.zone).date()
+    query = hq.parse(request.query, today)
+    hq.whose(query, user)  # refused before any reading
+    policy = await _policy(request)
+    rows = await request.app[HISTORY].rows(*query.period(texts.zone))
+    return _Result(query, hq.select(rows, query, user), names_of(policy) if policy else Names(), policy)
+
+
+def _employees(policy: Policy | None, user: User) -> list[dict[str, str]]:
+    if not user.is_admin or policy is None:
+        return []
+    return [{"extension": e.extension, "name": e.name} for e in policy.employees.values()]
+
+
+@page
+async def history_page(request: web.Request, session: Session, user: User) -> web.StreamResponse:
+    texts = await texts_for(request, user)
+    context = {"user": user, "session": session, "section": "history"}
+    if state(request).api_rate.take(user.name):  # each look reads the journal: the API's budget applies
+        return await render(request, "history.html", status=429, query=None, **context,
+                            problem=texts.gettext("Too many requests: wait a moment, then reload the page."))
+    try:
+        result = await _read(request, user, texts)
+    except hq.BadFilter as exc:
+        return await render(request, "history.html", status=400, problem=exc.say(texts.gettext), query=None, **context)
+    except hq.NotYours:
+        return await render(request, "forbidden.html", status=403, **context)
+    except StoreError as exc:
+        log.error("the history page cannot read the call journal: %s", exc)
+        return await render(request, "history.html", status=503, query=None,
+                            problem=texts.gettext("The call history cannot be read right now. Please try again later."),
+                            **context)
+    query = result.query
+    found = hq.page_of(result.rows, query)
+    link = lambda **changes: "/history?" + urlencode(query.params(**changes))  # noqa: E731
+    return await render(
+        request, "history.html", query=query, page=found, rows=shown(found.rows, result.names, texts),
+        employees=_employees(result.policy, user), csv_url="/history.csv?" + urlencode(query.params(page=1)),
+        previous=link(page=found.number - 1) if found.number > 1 else None,
+        next=link(page=found.number + 1) if found.number < found.pages else None,
+        **context)
+
+
+def _api_failure(exc: Exception, user: User) -> web.Response:
+    if isinstance(exc, hq.BadFilter):
+        return error(400, str(exc), "bad_filter")
+    if isinstance(exc, hq.NotYours):
+        return error(403, f"{user.name} may see only their own calls (extension {user.extension})", "forbidden")
+    log.error("the history API cannot read the call journal: %s", exc)
+    return error(503, "the call history cannot be read right now", "unavailable")
+
+
+@api()
+async def history_api(request: web.Request, session: Session, user: User) -> web.Response:
+    texts = await texts_for(request, user)
+    try:
+        result = await _read(request, user, texts)
+    except (hq.BadFilter, hq.NotYours, StoreError) as exc:
+        return _api_failure(exc, user)
+    return web.json_response(page_json(hq.page_of(result.rows, result.query), result.names, texts))
+
+
+@api()
+async def history_csv(request: web.Request, session: Session, user: User) -> web.StreamResponse:
+    """Every row the filters keep (not only the page on screen), up to MAX_CSV_ROWS."""
+    texts = await texts_for(request, user)
+    try:
+        result = await _read(request, user, texts)
+    except (hq.BadFilter, hq.NotYours, StoreError) as exc:
+        return _api_failure(exc, user)
+    body = await asyncio.to_thread(as_csv, result.rows[:MAX_CSV_ROWS], result.names, texts)
+    q = result.query
+    name = f"history-{q.first_day.isoformat()}-{q.last_day.isoformat()}.csv"
+    return web.Response(text=body, content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@api()
+async def play_voicemail(request: web.Request, session: Session, user: User) -> web.StreamResponse:
+    call_id = request.match_info["call"]
+    if len(call_id) > MAX_CALL_ID:
+        return error(404, "no such call", "not_found")
+    reader = request.app[HISTORY]
+    try:
+        call = await reader.call(call_id)
+    except StoreError as exc:
+        log.error("cannot read the call journal for a voicemail message: %s", exc)
+        return error(503, "the call history cannot be read right now", "unavailable")
+    if call is None:
+        return error(404, "no such call", "not_found")
+    owner = owner_of(call)
+    policy = await _policy(request)
+    if not may_listen(user, owner, policy):
+        return error(403, "only the mailbox's owner, its recipients and administrators may listen to its messages",
+                     "forbidden")
+    if history_row(call).label != VOICEMAIL or call.started_at is None:
+        return error(404, "this call left no voicemail message", "not_found")
+    message = await asyncio.to_thread(find_message, reader.voicemail_dir, mailbox(policy, owner), call.channel_name,
+                                      call.started_at, call.ended_at)
+    if message is None:
+        return error(404, "the message is no longer in the mailbox", "not_found")
+    return web.FileResponse(message.wav, headers={"Content-Type": "audio/wav", "Cache-Control": "private, no-store"})
