@@ -12,6 +12,9 @@ The rules (whom a call counts for, and whether it was missed):
   - forwarded to voicemail: no message left          → a plain missed call of the employee
                             message left             → missed by the employee, labelled "Voicemail"
   - the app failed and gave busy                     → missed by the employee
+  - a callback requested (the client pressed 1)      → missed, labelled "Callback", until the
+                                                       callback is answered: then a call to the
+                                                       employee who called back, answered
   - not ended yet (or its end is not in the journal) → "in progress"; answered if someone did
 """
 
@@ -26,6 +29,7 @@ from .records import WHILE_DOWN, CallRecord, LegRecord
 
 Status = Literal["answered", "missed", "in progress"]
 VOICEMAIL = "Voicemail"
+CALLBACK = "Callback"
 
 _PEER = re.compile(r"^[A-Za-z]+/(?P<ext>[^-/]+)-[0-9a-f]+$")  # PJSIP/102-0000001a
 _WHY = {
@@ -87,6 +91,32 @@ def _ring_legs(call: CallRecord) -> list[LegRecord]:
     return [l for l in call.legs if l.role in ("employee", "forward")]
 
 
+_OFFER = {
+    "callback_requested": "callback requested",
+    "declined": "callback offered, not taken",
+    "no_digit": "callback offered, not taken",
+    "caller_hung_up": "caller hung up during the callback offer",
+    "failed": "callback requested but not stored",
+}
+
+
+def _callback(leg: LegRecord) -> str:
+    """One callback attempt (or the request's end), as a line of the call's story."""
+    who = leg.targets[0] if leg.targets else "?"
+    return {
+        "answered": f"called back by {who}, client answered",
+        "employee_no_answer": f"callback: {who} did not answer",
+        "employee_busy": f"callback: {who} was busy",
+        "employee_unreachable": f"callback: {who} unreachable",
+        "employee_declined": f"callback: {who} did not press 1",
+        "client_no_answer": f"called back by {who}, client did not answer",
+        "client_busy": f"called back by {who}, client busy",
+        "client_unreachable": f"called back by {who}, client unreachable",
+        "expired": "callback expired",
+        "failed": "callback interrupted (its engine went away)",
+    }.get(leg.outcome or "", f"calling back ({who})")
+
+
 def _describe(call: CallRecord) -> str:
     parts: list[str] = []
     for leg in call.legs:
@@ -109,6 +139,12 @@ def _describe(call: CallRecord) -> str:
             parts.append("caller hung up during the announcement")
         elif leg.role == "drop_message":
             parts.append("message played, then hung up")
+        elif leg.role == "callback_offer":
+            parts.append(_OFFER.get(leg.outcome or "", "callback offered"))
+        elif leg.role == "callback":
+            parts.append(_callback(leg))
+    if call.result == "callback_requested" and not any(l.role == "callback" for l in call.legs):
+        parts.append("waiting for the callback")
     if call.legs and not any(l.role == "employee" for l in call.legs):
         parts.insert(0, "not rung")  # away, or a rule sent the call elsewhere at once
     if WHILE_DOWN in call.detail:
@@ -123,9 +159,16 @@ def _describe(call: CallRecord) -> str:
 def history_row(call: CallRecord) -> HistoryRow:
     answered = next((l for l in _ring_legs(call) if l.outcome == "answered"), None)
     voicemail = next((l for l in call.legs if l.role == "voicemail"), None)
+    called_back = next((l for l in call.legs if l.role == "callback" and l.outcome == "answered"), None)
+    requested = any(l.role == "callback_offer" and l.outcome == "callback_requested" for l in call.legs)
     status: Status
     employee, label, forwarded_from, department = call.extension, None, None, None
-    if answered is not None:
+    if answered is None and called_back is not None:
+        status, label, answered = "answered", CALLBACK, called_back
+        employee = who_answered(called_back)
+    elif answered is None and requested:
+        status, label = "missed", CALLBACK
+    elif answered is not None:
         status = "answered"
         if answered.role == "forward":
             employee = who_answered(answered)
