@@ -81,6 +81,7 @@ class CallbackService:
     def take(self, event: dict) -> bool:
         """True when the event is ours: a watched phone's state, or one of our channels."""
         if event.get("type") == "DeviceStateChanged":
+            log.debug("callbacks: device state %s", event.get("device_state"))
             if (event.get("device_state") or {}).get("state") == "NOT_INUSE":
                 self.wake.set()
             return True
@@ -90,6 +91,11 @@ class CallbackService:
                 attempt.queue.put_nowait(event)
                 return True
         return False
+
+    async def add(self, request: CallbackRequest) -> None:
+        """A flow of this engine stores a request: look at once (to watch the employee's phone)."""
+        await self.store.add(request)
+        self.wake.set()
 
     # ---- the loop -----------------------------------------------------------------------------------
 
@@ -154,6 +160,7 @@ class CallbackService:
         self.watched.add(endpoint)
         try:
             await self.ari.post(f"/applications/{self.app}/subscription", eventSource=f"deviceState:{endpoint}")
+            log.debug("callbacks: watching the device state of %s", endpoint)
         except AriError as exc:
             log.info("callbacks: no device state events for %s (%s); the periodic look serves it", endpoint, exc)
 

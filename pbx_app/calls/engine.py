@@ -181,7 +181,7 @@ class CallEngine:
         await flow.resume(Cursor.decode(state[dp.CURSOR]), entry)
 
     def _requests(self):
-        return self.callbacks.store if self.callbacks is not None else None
+        return self.callbacks  # it stores a request and looks at it at once
 
     async def drain(self, timeout: float = 5.0) -> None:
         if self.tasks:

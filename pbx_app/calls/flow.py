@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Protocol
 
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
-from ..callback import CallbackRequest, CallbackStore
+from ..callback import CallbackRequest
 from ..history.store import StoreError
 from ..policy.model import normalise_number
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
@@ -25,6 +25,12 @@ from . import contract as dp
 from .channel import CallChannel, CallerGone
 
 log = logging.getLogger(__name__)
+
+
+class Requests(Protocol):
+    """Where a callback request goes (the engine's CallbackService, or a bare CallbackStore)."""
+
+    async def add(self, request: CallbackRequest) -> None: ...
 
 
 @dataclass
@@ -55,7 +61,7 @@ class CallFlow:
     """``app`` is the engine's ARI application: the caller comes back to it after each ring."""
 
     def __init__(self, call: CallChannel, plan: Plan, journal: Journal, clock: Callable[[], datetime], app: str,
-                 callbacks: CallbackStore | None = None):
+                 callbacks: Requests | None = None):
         self.call = call
         self.callbacks = callbacks  # where callback requests go; None: no offers (the fallback runs)
         self.plan = plan

@@ -60,7 +60,7 @@ class Both:
 
     def __init__(self, services):
         self.services = services
-        self.store = services[0].store
+        self.add = services[0].add
 
     def take(self, event) -> bool:
         return any([s.take(event) for s in self.services])
