@@ -164,26 +164,26 @@ class SipBed:
         self.procs.append(p)
         return p
 
-    def phone(self, ext: str, behaviour: str, answer_delay_ms: int = 500) -> Sipp:
-        """behaviour: ring_forever | answer | busy. The phone takes one call."""
+    def phone(self, ext: str, behaviour: str, answer_delay_ms: int = 500, calls: int = 1) -> Sipp:
+        """behaviour: ring_forever | answer | busy. The phone takes ``calls`` calls, one at a time."""
         scenario = {"ring_forever": "phone_ring_forever.xml", "answer": "phone_answer.xml", "busy": "phone_busy.xml"}[
             behaviour
         ]
         port = PHONE_PORT[ext]
         args = ["-sf", self._scenario(scenario, {"answer_delay": answer_delay_ms}), "-i", "127.0.0.1", "-p", str(port),
-                "-m", "1", "-mi", "127.0.0.1", "-mp", str(20000 + (port - 5100) * 10)]
+                "-m", str(calls), "-mi", "127.0.0.1", "-mp", str(20000 + (port - 5100) * 10)]
         return self._spawn(f"phone{ext}-{behaviour}", args)
 
-    def keys_phone(self, ext: str | None, calls: int = 1, answer_delay_ms: int = 500, key_after_ms: int = 1500,
+    def keys_phone(self, ext: str, calls: int = 1, answer_delay_ms: int = 500, key_after_ms: int = 1500,
                    pcap: Path = KEY_1) -> Sipp:
-        """A phone that answers and presses 1 (RFC 4733) ``key_after_ms`` later, then waits for the
-        BYE; ``calls`` calls one after another. ``ext`` None: the client behind the callbacks' route."""
-        port = CLIENTS_PORT if ext is None else PHONE_PORT[ext]
-        media = 20900 if ext is None else 20000 + (port - 5100) * 10
+        """An employee's phone that answers and presses 1 (RFC 4733) ``key_after_ms`` later, then
+        waits for the BYE; ``calls`` calls one after another."""
+        port = PHONE_PORT[ext]
+        media = 20000 + (port - 5100) * 10
         values = {"answer_delay": answer_delay_ms, "dtmf_delay": key_after_ms, "pcap": pcap}
         args = ["-sf", self._scenario("phone_dtmf.xml", values), "-i", "127.0.0.1", "-p", str(port),
                 "-m", str(calls), "-mi", "127.0.0.1", "-mp", str(media)]
-        return self._spawn(f"phone{ext or 'client'}-keys", args)
+        return self._spawn(f"phone{ext}-keys", args)
 
     def client_phone(self, behaviour: str, answer_delay_ms: int = 500) -> Sipp:
         """The client's phone behind the callbacks' route: ring_forever | answer | busy."""
