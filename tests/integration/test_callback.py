@@ -159,6 +159,11 @@ async def test_client_not_answering_is_tried_again_then_the_request_ends(start_a
     assert (row.status, row.label) == ("missed", "Callback")
     assert row.what_happened == ("no answer; callback requested; called back by 101, client did not answer; "
                                  "called back by 101, client did not answer")
+    await asyncio.sleep(1)
+    backs = [(r["userfield"], r["lastapp"], r["disposition"], r["src"], r["dst"]) for r in cdr_rows(call_id)
+             if ":callback:" in r["userfield"]]
+    assert backs == [(f"{call_id}:3:callback:101", "Dial", "NO ANSWER", "101", CLIENT),
+                     (f"{call_id}:4:callback:101", "Dial", "NO ANSWER", "101", CLIENT)]
 
 
 async def test_employee_not_answering_keeps_the_request_until_it_expires(start_app, callbacks, sip):
