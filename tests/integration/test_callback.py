@@ -7,15 +7,17 @@ from datetime import timedelta
 
 import pytest
 
+from pbx_app.ari import AriClient
 from pbx_app.callback import open_callbacks
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
-from pbx_app.history.rows import history
+from pbx_app.history.rows import history, history_row
 from tests.support.cdr import master_csv_rows
+from tests.support.engines import EngineProcess, all_ended, journal_calls
 from tests.support.wait import until
 
-from .conftest import asterisk_root
+from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, asterisk_root
 
 POLICY = """
 site: {callback_route: "PJSIP/{number}@clients"}
@@ -210,3 +212,68 @@ async def test_a_request_left_by_a_dead_engine_is_served_once_by_another(start_a
     row = next(r for r in story(app, *services) if r.call_id == call_id)
     # The dead engine rang nobody: its claim leaves no line in the story.
     assert row.what_happened == "no answer; callback requested; called back by 101, client answered"
+
+
+async def test_engine_processes_one_killed_while_a_request_waits_the_other_serves_it_once(asterisk, tmp_path, sip):
+    """Two `pbx-app engine` processes on one journal database; the one that took the request is
+    killed with SIGKILL before it is due; the survivor calls back, once."""
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy(retry=6, expires=120))
+    url = f"sqlite:///{tmp_path}/journal.db"
+    base = {"PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER, "PBX_ARI_PASSWORD": ARI_PASSWORD,
+            "PBX_POLICY": str(policy_file), "PBX_DATABASE_URL": url, "PBX_CALLBACK_INTERVAL": "1",
+            "PBX_SWEEP_INTERVAL": "1"}
+    engines = [EngineProcess(tmp_path, name, base).start() for name in ("a", "b")]
+    try:
+        for engine in engines:
+            await engine.healthy()
+        first = sip.phone("101", "ring_forever")
+        client = sip.call_pressing("101")
+        await first.wait(15)
+        [call] = await all_ended(url, 1)
+        assert call.result == "callback_requested"
+        [owner] = [e for e in engines if f"call {call.call_id} " in e.log() and "callback_requested" in e.log()]
+        owner.kill()
+        [survivor] = [e for e in engines if e is not owner]
+        employee = sip.keys_phone("101", calls=2)
+        the_client = sip.client_phone("answer")
+        assert await client.wait(30) == 0
+        await until(lambda: the_client.sent(200), 30, "the survivor calls back and the client answers")
+        store = open_callbacks(url)
+        try:
+            done = await until(lambda: _state(store, call.call_id, "done"), 10, "the request is done")
+        finally:
+            await store.close()
+        assert done.answered_by == "101"
+        await asyncio.sleep(2)
+        [leg] = [c for c in await _channels() if c["id"].startswith("pbxcb-")]
+        await _hang_up(leg["id"])
+        await until(lambda: the_client.received("BYE"), 10, "the callback ends")
+        await asyncio.sleep(3)
+        assert len(employee.received("INVITE")) == 1, "called back once"
+        assert f"callback {call.call_id}: 101 called 79001234567 back" in survivor.log()
+
+        async def told() -> bool:
+            [again] = await journal_calls(url)
+            return history_row(again).what_happened == "no answer; callback requested; called back by 101, client answered"
+
+        await until(told, 10, "the survivor's journal tells the callback")
+    finally:
+        for engine in engines:
+            engine.stop()
+
+
+async def _channels() -> list:
+    ari = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, "pbx_app-test")
+    try:
+        return await ari.get("/channels")
+    finally:
+        await ari.close()
+
+
+async def _hang_up(channel_id: str) -> None:
+    ari = AriClient(ARI_URL, ARI_USER, ARI_PASSWORD, "pbx_app-test")
+    try:
+        await ari.delete(f"/channels/{channel_id}")
+    finally:
+        await ari.close()
