@@ -88,8 +88,13 @@ def explain(policy: Policy, plan: Plan, caller: str, at: datetime) -> str:
             continue
         lead = f"If {ext} {what}" if plan.first is not None else "Then"
         lines.append(f"  {lead}:")
+        offered = False
         for step in steps:
-            lines.append(f"    {n}. {step_words(policy, step)}")
+            words = step_words(policy, step)
+            if offered and isinstance(step, Announce):  # the offer answered the caller already
+                words = f"Play {_sound(step.sound)} (the caller is already answered, for the offer)."
+            offered = offered or isinstance(step, Offer)
+            lines.append(f"    {n}. {words}")
             if isinstance(step, Ring):
                 lines.append("       If answered, they talk and the call ends there.")
             n += 1

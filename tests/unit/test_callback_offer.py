@@ -15,6 +15,7 @@ from pbx_app.policy import parse_policy
 from pbx_app.policy.loader import analyse_policy
 from pbx_app.routing import Drop, Ring
 from pbx_app.routing.decide import CallContext, decide
+from pbx_app.routing.explain import explain
 from pbx_app.routing.plan import Offer
 from pbx_app.testing import FakeAsterisk
 from tests.support.fake_calls import call_on_fake, call_over, engine_on
@@ -131,3 +132,13 @@ async def test_an_engine_dying_during_the_offer_leaves_the_digit_to_another(requ
     assert fake.actions_for(channel)[-2:] == [("play", "pbx_app/callback-confirm"), ("hangup", "normal")]
     request = await requests.get(channel)
     assert request is not None and request.leg == 2
+
+
+def test_explain_says_the_caller_is_answered_for_the_offer():
+    policy = parse_policy(POLICY)
+    plan = decide(policy, CallContext("101", "79001234567", AT))
+    text = explain(policy, plan, "79001234567", AT)
+    assert "no answer: 101's own setting (offer a callback (press 1), else forward to 102)" in text
+    assert ("2. Answer the caller and play the announcement /var/lib/pbx_app/sounds/offer-ivan; they have 5 s to "
+            "press 1. Pressed 1: \"we will call you back\", the call ends, and when 101 (Ivan) is free") in text
+    assert "3. Ring 102 (Petr) on PJSIP/102 for 5 s." in text
