@@ -13,6 +13,8 @@ from aiohttp import web
 
 from . import observability
 from .ari import AriClient
+from .callback import open_callbacks
+from .callback.service import CallbackService
 from .calls.contract import app_name
 from .calls.engine import CallEngine
 from .calls.recovery import Sweeper
@@ -52,7 +54,11 @@ async def run_engine(settings: Settings) -> int:
     metrics = observability.Metrics()
     crm = CrmDirectory()  # the policy's static CRM mapping, then its webhook (with deadline)
     observed = metrics.observing(journal)
-    engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls) for ari in aris]
+    # Callback requests live in the journal's database; each node's engine serves them through its ARI.
+    requests = open_callbacks(settings.database_url)
+    callbacks = [CallbackService(ari, requests, policy, observed, interval=settings.callback_interval) for ari in aris]
+    engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls, callbacks=service)
+               for ari, service in zip(aris, callbacks)]
     for engine in engines:
         engine.events.give_up_after = settings.ari_give_up_after
     group = EngineGroup(engines)
@@ -77,6 +83,7 @@ async def run_engine(settings: Settings) -> int:
              settings.policy_path)
     runners = [asyncio.create_task(engine.run()) for engine in engines]
     helpers = [asyncio.create_task(s.run()) for s in sweepers] + [asyncio.create_task(policy.watch())]
+    helpers += [asyncio.create_task(c.run()) for c in callbacks]
     stopping = asyncio.create_task(stop.wait())
     # One node given up on (PBX_ARI_GIVE_UP_AFTER) leaves the others served; all of them: exit.
     everyone_gone = asyncio.create_task(asyncio.wait(runners))
@@ -89,6 +96,9 @@ async def run_engine(settings: Settings) -> int:
         task.cancel()
     for engine in engines:
         await engine.drain()
+    for service in callbacks:
+        await service.drain()
+    await requests.close()
     await crm.close()
     await journal.close()
     await web_runner.cleanup()

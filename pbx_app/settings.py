@@ -56,6 +56,7 @@ class Settings:
     web_conversions: int = 2  # sox/espeak-ng runs at a time
     web_unused_upload_hours: float = 24.0  # a page-made sound nothing refers to is removed after this
     agi_bind: str = "127.0.0.1:4573"  # `pbx-app agi`: where the FastAGI server listens
+    callback_interval: float = 5.0  # s between an engine's looks for callback requests whose employee is free
 
     @property
     def ari_urls(self) -> tuple[str, ...]:
@@ -106,6 +107,7 @@ class Settings:
             web_conversions=max(1, _number(env, "PBX_WEB_CONVERSIONS", int, cls.web_conversions)),
             web_unused_upload_hours=_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
             agi_bind=env.get("PBX_AGI_BIND", cls.agi_bind),
+            callback_interval=_number(env, "PBX_CALLBACK_INTERVAL", float, cls.callback_interval) or cls.callback_interval,
         )
 
 

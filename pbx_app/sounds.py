@@ -8,18 +8,23 @@ from .policy.model import Announcement
 # sounds/<lang>/<name>.wav in the repository, installed under Asterisk's sounds/<lang>/pbx_app/.
 DROP_MESSAGE = "sound:pbx_app/manager-unavailable"
 FORWARD_NOTICE = "sound:pbx_app/forward-notice"
+# Callbacks: the offer to the client, their confirmation, and the prompt to the employee.
+CALLBACK_OFFER = "sound:pbx_app/callback-offer"
+CALLBACK_CONFIRM = "sound:pbx_app/callback-confirm"
+CALLBACK_EMPLOYEE = "sound:pbx_app/callback-employee"
 # Custom announcements (uploaded or rendered from text) live outside the language folders.
 CUSTOM_DIR = "/var/lib/pbx_app/sounds"
 
 
-def announcement_sound(announcement: Announcement) -> str | None:
-    """The media URI to play before a forward, or None for no announcement."""
+def announcement_sound(announcement: Announcement, standard: str = FORWARD_NOTICE) -> str | None:
+    """The media URI to play before a forward (or of a callback offer: ``standard``), or None
+    for no announcement."""
     if announcement.kind == "none":
         return None
     if announcement.kind == "custom" and announcement.file:
         name = announcement.file.rsplit(".", 1)[0]
         return f"sound:{name}" if name.startswith("/") else f"sound:{CUSTOM_DIR}/{name}"
-    return FORWARD_NOTICE
+    return standard
 
 
 def playback_name(sound: str) -> str:

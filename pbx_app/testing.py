@@ -85,6 +85,8 @@ class FakeAsterisk(FakeAri):
         self._pending: set[asyncio.Task] = set()
         self.ring_ends = asyncio.Event()
         self.failing: dict[str, AriError] = {}  # path prefix → error to raise, for failure tests
+        self.keys: dict[str, str] = {}  # caller channel (or "*": every caller) → the digit pressed at a callback offer
+        self.offer_held: asyncio.Event | None = None  # set: callback offers last until it is (time to kill an engine)
 
     # ---- test side ------------------------------------------------------------------------------
 
@@ -189,6 +191,8 @@ class FakeAsterisk(FakeAri):
             await self._ring(ch, ring.dial, ring.ringtime, ch.vars.get(dp.ANNOUNCE, ""))
         elif context == dp.VOICEMAIL:
             await self._voicemail(ch, ch.vars[dp.MAILBOX], ch.vars.get(dp.ANNOUNCE, ""))
+        elif context == dp.OFFER:
+            await self._callback_offer(ch, where.get("label") == dp.RECLAIM)
         elif context == dp.END:
             await self._end(ch, exten)
         elif context == dp.DIRECT and where.get("label") == dp.APP_DOWN:
@@ -242,6 +246,23 @@ class FakeAsterisk(FakeAri):
             return
         await self._back_from_ring(ch, status)
 
+    async def _callback_offer(self, ch: FakeChannel, reclaim: bool = False) -> None:
+        """pbx-offer: answer, Read() one digit, back to the owner (else any engine, else on)."""
+        digit = self.keys.get(ch.id, self.keys.get("*", ""))
+        if not reclaim:
+            ch.actions.append(("answer",))
+            ch.actions.append(("read", ch.vars.get(dp.ANNOUNCE, ""), int(ch.vars.get(dp.OFFER_TIMEOUT, "0"))))
+            await asyncio.sleep(0)
+            if self.offer_held is not None:
+                await self.offer_held.wait()
+            if not ch.alive:
+                return
+        args = ["offered", digit]
+        owner = ch.vars.get(dp.ENGINE, "")
+        if not reclaim and owner in self.apps:
+            return self._enter(ch, owner, args)
+        await self._offer(ch, args, lambda: self._fallback(ch, "NOANSWER"))
+
     async def _back_from_ring(self, ch: FakeChannel, status: str, broadcast_only: bool = False) -> None:
         owner = ch.vars.get(dp.ENGINE, "")
         args = ["dialed", status, "0"]
@@ -292,7 +313,10 @@ class FakeAsterisk(FakeAri):
             await self._end(ch, "busy")
 
     async def _end(self, ch: FakeChannel, how: str) -> None:
-        if how == "message":
+        if how == "callback":
+            ch.actions.append(("play", "pbx_app/callback-confirm"))
+            self._dialplan_hangup(ch, "normal")
+        elif how == "message":
             ch.actions.append(("play", "pbx_app/manager-unavailable"))
             self._report(ch, dp.ANNOUNCED, "SUCCESS")
             await asyncio.sleep(0)

@@ -17,7 +17,7 @@ from typing import Callable
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
-from ..routing.plan import branch_name
+from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
 from .state import ENDED, Cursor
 
@@ -149,6 +149,8 @@ class AgiFlow:
             # A branch always ends in a drop or voicemail; this is a plan we did not expect.
             return await self.drop(Drop(kind="busy"))
         step = steps[start]
+        if isinstance(step, Offer):  # FastAGI mode offers no callbacks: the offer's fallback runs
+            return await self.carry_out(branch, start + 1)
         if isinstance(step, Ring):
             return await self.ring(step)
         if isinstance(step, Announce):

@@ -30,7 +30,10 @@ DIRECT = "pbx-direct"  # where clients' calls come in; the broadcast to the engi
 DIAL = "pbx-dial"  # one ring: [announcement] + Dial(); back to the owner engine, else any engine, else the fallback
 VOICEMAIL = "pbx-voicemail"  # [announcement] + VoiceMail(); the dialplan ends the call itself
 FALLBACK_CONTEXT = "pbx-fallback"  # extension NOANSWER | BUSY | UNREACHABLE: PBX_FB's part for that outcome
-END = "pbx-end"  # extension busy | message: the last step of a plan that gives up
+END = "pbx-end"  # extension busy | message | callback: the last step of a plan that gives up
+OFFER = "pbx-offer"  # a callback offer: answer, Read() one digit, back to the owner with it
+CALLBACK = "pbx-callback"  # the employee answered a callback: Read() their 1, then Dial() the client
+CALLBACK_ARG = "callback"  # Stasis argument of an employee's channel we originated for a callback
 RECLAIM = "reclaim"  # label in pbx-dial: broadcast the caller again (its owner is gone)
 APP_DOWN = "app-down"  # label in pbx-direct: no engine at all, ring the employee, then busy
 
@@ -46,6 +49,12 @@ LEG = "PBX_LEG"  # CDR(userfield) of a voicemail leg: callid:leg:role:who[:fallb
 ANNOUNCE = "PBX_ANNOUNCE"  # a sound to play (early media) before the next Dial()/VoiceMail(); "" none
 ANSWER_FIRST = "PBX_ANSWER_FIRST"  # "1": answer the caller before the announcement
 MAILBOX = "PBX_MAILBOX"  # box@context for pbx-voicemail
+OFFER_TIMEOUT = "PBX_OFFER_TIMEOUT"  # s the client has to press 1 (pbx-offer's Read())
+# On the employee's channel of a callback (pbx-callback):
+CB_LEG = "PBX_CB_LEG"  # CDR(userfield): callid:leg:callback:employee
+CB_DIAL = "PBX_CB_DIAL"  # the client's Dial() string (the route with their number)
+CB_RINGTIME = "PBX_CB_RINGTIME"
+CB_CALLERID = "PBX_CB_CALLERID"  # what the client sees: the employee's number
 # What the dialplan does if, after a ring, no engine takes the caller back, per Dial() outcome:
 # Fallbacks.encode().
 FALLBACKS = "PBX_FB"
@@ -60,6 +69,8 @@ ANNOUNCED = "announced"  # PLAYBACKSTATUS of the announcement: SUCCESS or FAILED
 VM_BEFORE = "vm_before"  # messages in the box before and after VoiceMail()
 VM_AFTER = "vm_after"
 ANSWERED = "answered"  # an answered ring, when it ends: DIALEDPEERNAME^ANSWEREDTIME_MS
+CB_PRESSED = "cb_pressed"  # a callback: the digit the employee pressed ("" none)
+CB_CLIENT = "cb_client"  # a callback: DIALSTATUS of the call to the client
 
 
 def report(event: dict) -> tuple[str, str] | None:
@@ -156,7 +167,8 @@ class Fallbacks:
 @dataclass(frozen=True)
 class Entry:
     """Why a caller is in an engine's Stasis app: ``what`` is direct (a new call to ``extension``),
-    dialed (a ring ended: ``status`` DIALSTATUS, ``cause`` HANGUPCAUSE), or something not ours."""
+    dialed (a ring ended: ``status`` DIALSTATUS, ``cause`` HANGUPCAUSE), offered (a callback offer
+    ended: ``status`` the digit pressed, "" none), or something not ours."""
 
     what: str
     extension: str = ""
@@ -165,7 +177,7 @@ class Entry:
 
     @property
     def ours(self) -> bool:
-        return self.what in ("direct", "dialed")
+        return self.what in ("direct", "dialed", "offered")
 
     @classmethod
     def from_args(cls, args: list[str] | tuple[str, ...]) -> "Entry":
@@ -177,6 +189,8 @@ class Entry:
             return cls("direct", extension=rest[0] if rest else "")
         if what == "dialed":
             return cls("dialed", status=rest[0] if rest else "", cause=rest[1] if len(rest) > 1 else "")
+        if what == "offered":
+            return cls("offered", status=rest[0] if rest else "")
         return cls(what or "?")
 
 
@@ -218,8 +232,8 @@ def waiting_in_stasis(channel: dict) -> Waiting | None:
 def way_back(waiting: Waiting) -> dict[str, str | int]:
     """Where to send a caller stranded in Stasis so that the engines are asked again: a new call
     is broadcast from the top of pbx-direct; a caller back from a ring from pbx-dial's reclaim."""
-    if waiting.context == DIAL:
-        return {"context": DIAL, "extension": waiting.extension, "label": RECLAIM}
+    if waiting.context in (DIAL, OFFER):
+        return {"context": waiting.context, "extension": waiting.extension, "label": RECLAIM}
     return {"context": DIRECT, "extension": waiting.extension, "priority": 1}
 
 
@@ -228,5 +242,7 @@ def fallback_for(entry: Entry) -> dict[str, str]:
     app-down); a caller back from a ring follows the part of PBX_FB the engine left for that outcome."""
     if entry.what == "direct":
         return {"context": DIRECT, "extension": entry.extension, "label": APP_DOWN}
+    if entry.what == "offered":  # no callback without an engine: what follows the offer
+        return {"context": FALLBACK_CONTEXT, "extension": "NOANSWER"}
     outcome = {"BUSY": "BUSY", "NOANSWER": "NOANSWER"}.get(entry.status.upper(), "UNREACHABLE")
     return {"context": FALLBACK_CONTEXT, "extension": outcome}

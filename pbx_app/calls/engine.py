@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from ..ari import AriClient, AriError, EventStream
+from ..callback.service import CallbackService
 from ..crm import CrmProvider
 from ..crm import lookup as crm_lookup
 from ..history.events import Journal, MemoryJournal
@@ -27,13 +28,14 @@ log = logging.getLogger(__name__)
 
 # The ARI event types the flows read. Asterisk drops the others before they reach our websocket
 # (the app's eventFilter, set on every connect). A feature that needs another type adds it here.
-# What the engines ask Asterisk for (PUT /applications/{app}/eventFilter). Not Dial nor
-# ChannelVarset: Dial() and bridging raise dozens of those per call, and Asterisk serialises each
-# for the websocket; the dialplan reports what a flow needs as ChannelUserevent (contract.report).
-# RESTResponse: the filter holds back the answers to requests made over the websocket too.
+# Not Dial nor ChannelVarset: Dial() and bridging raise dozens of those per call, and Asterisk
+# serialises each for the websocket; the dialplan reports what a flow needs as ChannelUserevent
+# (contract.report). RESTResponse: the filter holds back the answers to requests made over the
+# websocket too. DeviceStateChanged: a phone free again wakes the callbacks waiting for it;
+# ChannelEnteredBridge: a called-back client answered (one more event for an answered call).
 EVENT_TYPES = (
     "CallBroadcast", "StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed", "ChannelUserevent",
-    "RESTResponse",
+    "RESTResponse", "DeviceStateChanged", "ChannelEnteredBridge",
 )
 
 
@@ -66,6 +68,7 @@ class CallEngine:
         clock: Callable[[], datetime] = _utcnow,
         crm: CrmProvider | None = None,
         max_calls: int = 0,
+        callbacks: CallbackService | None = None,
     ):
         self.ari = ari
         self.policy = policy  # called once per new call: a reload never touches calls in flight
@@ -81,6 +84,8 @@ class CallEngine:
         self.refused = 0  # new calls not claimed because we were full
         self.taken_over = 0  # calls claimed from an engine that was gone
         self.event_counts: dict[str, int] = {}  # ARI events received, by type (for /metrics)
+        # Serves callback requests; sees its own channels' events and device states first.
+        self.callbacks = callbacks
 
     async def run(self) -> None:
         async for event in self.events:
@@ -91,6 +96,8 @@ class CallEngine:
         self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
         if kind == "CallBroadcast":
             self.spawn(self._claim(event), "claim")
+            return
+        if self.callbacks is not None and self.callbacks.take(event):
             return
         if kind == "StasisStart" and event["channel"]["id"] not in self.calls:
             self._start(event)
@@ -124,7 +131,7 @@ class CallEngine:
         self.calls[call.id] = call
         if entry.what == "direct":
             coro = self._new_call(call, entry.extension)
-        elif entry.what == "dialed":
+        elif entry.what in ("dialed", "offered"):
             coro = self._take_over(call, entry)
         else:
             log.warning("channel %s entered Stasis with args %s: not ours, hanging up", call.id, event.get("args"))
@@ -165,7 +172,7 @@ class CallEngine:
         crm = await crm_lookup(self.crm, policy, call.caller)  # never raises
         context = CallContext(extension=extension, caller=call.caller, at=self.clock(), crm=crm.rule, crm_note=crm.note)
         plan = decide(policy, context, random.Random())
-        await CallFlow(call, plan, self.journal, self.clock, self.ari.app).run()
+        await CallFlow(call, plan, self.journal, self.clock, self.ari.app, self._requests()).run()
 
     async def _take_over(self, call: CallChannel, entry: dp.Entry) -> None:
         """A caller back from a ring whose owner is gone (or is us, restarted): the plan and the
@@ -175,8 +182,11 @@ class CallEngine:
             log.warning("channel %s came back with no plan of ours; the dialplan fallback takes it", call.id)
             return await self.send_on(call.id, **dp.fallback_for(entry))
         self.taken_over += 1
-        flow = CallFlow(call, Plan.from_json(state[dp.PLAN]), self.journal, self.clock, self.ari.app)
+        flow = CallFlow(call, Plan.from_json(state[dp.PLAN]), self.journal, self.clock, self.ari.app, self._requests())
         await flow.resume(Cursor.decode(state[dp.CURSOR]), entry)
+
+    def _requests(self):
+        return self.callbacks  # it stores a request and looks at it at once
 
     async def drain(self, timeout: float = 5.0) -> None:
         if self.tasks:

@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Callable
+from datetime import datetime, timedelta
+from typing import Callable, Protocol
 
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
+from ..callback import CallbackRequest
+from ..history.store import StoreError
+from ..policy.model import normalise_number
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
-from ..routing.plan import branch_name
+from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
 from . import contract as dp
 from .channel import CallChannel, CallerGone
 
 log = logging.getLogger(__name__)
+
+
+class Requests(Protocol):
+    """Where a callback request goes (the engine's CallbackService, or a bare CallbackStore)."""
+
+    async def add(self, request: CallbackRequest) -> None: ...
 
 
 @dataclass
@@ -51,8 +60,10 @@ class RingResult:
 class CallFlow:
     """``app`` is the engine's ARI application: the caller comes back to it after each ring."""
 
-    def __init__(self, call: CallChannel, plan: Plan, journal: Journal, clock: Callable[[], datetime], app: str):
+    def __init__(self, call: CallChannel, plan: Plan, journal: Journal, clock: Callable[[], datetime], app: str,
+                 callbacks: Requests | None = None):
         self.call = call
+        self.callbacks = callbacks  # where callback requests go; None: no offers (the fallback runs)
         self.plan = plan
         # The caller's uniqueid: every engine, the dialplan and the CDR (linkedid) agree on it.
         self.call_id = call.id
@@ -93,6 +104,12 @@ class CallFlow:
         try:
             await self.call.subscribe()
             step = self._step_at(pending)
+            if isinstance(step, Offer):
+                await self.journal.record(LegStarted(self.call_id, pending.leg, self.clock(), "callback_offer",
+                                                     (step.extension,)))
+                if not await self._offer_answered(step, pending.leg, entry.status):
+                    await self.carry_out(pending.branch, pending.index + 1)
+                return
             if not isinstance(step, Ring):
                 raise RuntimeError(f"cursor {pending.encode()} is not at a ring")
             await self._leg_started(pending.leg, step)
@@ -124,6 +141,10 @@ class CallFlow:
                 announce = None
                 if result.outcome is Outcome.ANSWERED:
                     return await self.end("answered", f"answered by {result.answered_by}")
+            elif isinstance(step, Offer):
+                announce = None
+                if await self.offer(step):
+                    return
             elif isinstance(step, Voicemail):
                 return await self.voicemail(step, announce)
             elif isinstance(step, Drop):
@@ -177,6 +198,53 @@ class CallFlow:
             # They talked, and one of them hung up: the call is over and it was answered.
             await self.end_leg(leg, "answered", answered_by=answered, answered_at=self.call.dial.answered_at)
             return RingResult(Outcome.ANSWERED, answered)
+
+    async def offer(self, step: Offer) -> bool:
+        """A callback offer. True: the client pressed 1, the request is stored and the call is
+        over; False: the plan goes on with the next step (the action's ``then``)."""
+        if self.callbacks is None or not normalise_number(self.call.caller):
+            log.info("call %s: no callback offer (%s)", self.call_id,
+                     "no request store" if self.callbacks is None else "the caller's number is unknown")
+            return False
+        leg = await self.start_leg("callback_offer", (step.extension,))
+        await self.send(
+            dp.OFFER,
+            step.extension,
+            {dp.LEG: f"{self.call_id}:{leg}:callback_offer:{step.extension}:answered",
+             dp.ANNOUNCE: playback_name(step.sound), dp.OFFER_TIMEOUT: str(step.digit_timeout),
+             dp.FALLBACKS: self._fallbacks(leg).encode()},
+        )
+        try:
+            while True:
+                event = await self.call.next_event()
+                if event.get("type") == "StasisStart":
+                    entry = dp.Entry.from_args(event.get("args") or [])
+                    return await self._offer_answered(step, leg, entry.status)
+        except CallerGone:
+            await self.end_leg(leg, "caller_hung_up", cause="answered for the offer")
+            raise
+
+    async def _offer_answered(self, step: Offer, leg: int, digit: str) -> bool:
+        if digit != "1":
+            await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
+            return False
+        now = self.clock()
+        # Busy: they are on another call and free when it ends. Not answered: not at once again.
+        first_try = now if self.cursor.branch == "busy" else now + timedelta(seconds=step.retry_after)
+        request = CallbackRequest(
+            id=self.call_id, employee=step.extension, endpoint=step.endpoint, client=normalise_number(self.call.caller),
+            route=step.route, requested_at=now, expires_at=now + timedelta(seconds=step.expires_after),
+            next_try_at=first_try, max_attempts=step.attempts, retry_after=step.retry_after, leg=leg)
+        try:
+            await self.callbacks.add(request)  # type: ignore[union-attr]
+        except StoreError as exc:
+            log.error("call %s: the callback request could not be stored (%s); the offer's fallback runs", self.call_id, exc)
+            await self.end_leg(leg, "failed", cause=f"answered for the offer; pressed 1; not stored: {exc}"[:200])
+            return False
+        await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
+        await self.call.continue_to(dp.END, "callback")
+        await self.end("callback_requested", f"callback requested: {step.extension} calls {request.client} back")
+        return True
 
     async def voicemail(self, step: Voicemail, announce: Announce | None = None) -> None:
         announce_leg = await self.start_leg("announcement") if announce else None

@@ -67,7 +67,7 @@ class Sweeper:
         seen, stranded = {}, []
         for cid, channel in listed.items():
             waiting = dp.waiting_in_stasis(channel)
-            if waiting is None or cid in engine.calls:
+            if waiting is None or cid in engine.calls or cid in getattr(engine.callbacks, "attempts", {}):
                 continue
             seen[cid] = waiting.where
             ours_now = reconnected and waiting.app == engine.ari.app
@@ -75,6 +75,15 @@ class Sweeper:
                 stranded.append(waiting)
         self._seen = seen
         for waiting in stranded:
+            if waiting.args[:1] == (dp.CALLBACK_ARG,):
+                # An employee's callback leg whose engine is gone: end it; the request's lease runs
+                # out and the callback is tried again.
+                log.warning("channel %s: a callback left in %s; hanging it up", waiting.channel["id"], waiting.app)
+                try:
+                    await engine.ari.delete(f"/channels/{waiting.channel['id']}")
+                except AriError:
+                    pass
+                continue
             log.warning("channel %s: left waiting in %s; offering it to the engines again",
                         waiting.channel["id"], ",".join(waiting.where))
             self.rescued += 1

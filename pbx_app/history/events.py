@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, Union
 
-LegRole = Literal["employee", "forward", "voicemail", "announcement", "drop_message"]
+LegRole = Literal["employee", "forward", "voicemail", "announcement", "drop_message", "callback_offer", "callback"]
 LegOutcome = Literal[
     "answered",  # a person picked up
     "no_answer",
@@ -16,8 +16,14 @@ LegOutcome = Literal[
     "played",  # an announcement or drop message played to its end
     "message_left",  # voicemail: a message was recorded
     "no_message",  # voicemail: reached, nothing recorded
+    # callback_offer (the caller was answered to collect a digit):
+    "callback_requested", "declined", "no_digit", "failed",
+    # callback (one attempt, or the request's end): the employee answered and the client too is
+    # "answered"; the rest say who did not
+    "employee_no_answer", "employee_busy", "employee_unreachable", "employee_declined",
+    "client_no_answer", "client_busy", "client_unreachable", "expired",
 ]
-CallResult = Literal["answered", "dropped", "voicemail", "caller_hung_up", "failed"]
+CallResult = Literal["answered", "dropped", "voicemail", "caller_hung_up", "failed", "callback_requested"]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ The rules (whom a call counts for, and whether it was missed):
   - forwarded to voicemail: no message left          → a plain missed call of the employee
                             message left             → missed by the employee, labelled "Voicemail"
   - the app failed and gave busy                     → missed by the employee
+  - a callback requested (the client pressed 1)      → missed, labelled "Callback", until the
+                                                       callback is answered: then a call to the
+                                                       employee who called back, answered
   - not ended yet (or its end is not in the journal) → "in progress"; answered if someone did
 """
 
@@ -26,6 +29,7 @@ from .records import WHILE_DOWN, CallRecord, LegRecord
 
 Status = Literal["answered", "missed", "in progress"]
 VOICEMAIL = "Voicemail"
+CALLBACK = "Callback"
 
 _PEER = re.compile(r"^[A-Za-z]+/(?P<ext>[^-/]+)-[0-9a-f]+$")  # PJSIP/102-0000001a
 
@@ -114,6 +118,32 @@ def _ring_legs(call: CallRecord) -> list[LegRecord]:
     return [l for l in call.legs if l.role in ("employee", "forward")]
 
 
+_OFFER = {
+    "callback_requested": Step("callback requested"),
+    "declined": Step("callback offered, not taken"),
+    "no_digit": Step("callback offered, not taken"),
+    "caller_hung_up": Step("caller hung up during the callback offer"),
+    "failed": Step("callback requested but not stored"),
+}
+
+
+def _callback(leg: LegRecord) -> Step:
+    """One callback attempt (or the request's end), as a line of the call's story."""
+    who = (("who", leg.targets[0] if leg.targets else "?"),)
+    return {
+        "answered": Step("called back by {who}, client answered", who),
+        "employee_no_answer": Step("callback: {who} did not answer", who),
+        "employee_busy": Step("callback: {who} was busy", who),
+        "employee_unreachable": Step("callback: {who} unreachable", who),
+        "employee_declined": Step("callback: {who} did not press 1", who),
+        "client_no_answer": Step("called back by {who}, client did not answer", who),
+        "client_busy": Step("called back by {who}, client busy", who),
+        "client_unreachable": Step("called back by {who}, client unreachable", who),
+        "expired": Step("callback expired"),
+        "failed": Step("callback interrupted (its engine went away)"),
+    }.get(leg.outcome or "", Step("calling back ({who})", who))
+
+
 def steps(call: CallRecord) -> list[Step]:
     """What happened, leg by leg."""
     parts: list[Step] = []
@@ -138,6 +168,12 @@ def steps(call: CallRecord) -> list[Step]:
             parts.append(Step("caller hung up during the announcement", at=at))
         elif leg.role == "drop_message":
             parts.append(Step("message played, then hung up", at=at))
+        elif leg.role == "callback_offer":
+            parts.append(replace(_OFFER.get(leg.outcome or "", Step("callback offered")), at=at))
+        elif leg.role == "callback":
+            parts.append(replace(_callback(leg), at=at))
+    if call.result == "callback_requested" and not any(l.role == "callback" for l in call.legs):
+        parts.append(Step("waiting for the callback"))
     if call.legs and not any(l.role == "employee" for l in call.legs):
         parts.insert(0, Step("not rung", at=call.started_at))  # away, or a rule sent the call elsewhere at once
     if WHILE_DOWN in call.detail:
@@ -158,9 +194,16 @@ def history_row(call: CallRecord) -> HistoryRow:
     said = steps(call)
     answered = next((l for l in _ring_legs(call) if l.outcome == "answered"), None)
     voicemail = next((l for l in call.legs if l.role == "voicemail"), None)
+    called_back = next((l for l in call.legs if l.role == "callback" and l.outcome == "answered"), None)
+    requested = any(l.role == "callback_offer" and l.outcome == "callback_requested" for l in call.legs)
     status: Status
     employee, label, forwarded_from, department = call.extension, None, None, None
-    if answered is not None:
+    if answered is None and called_back is not None:
+        status, label, answered = "answered", CALLBACK, called_back
+        employee = who_answered(called_back)
+    elif answered is None and requested:
+        status, label = "missed", CALLBACK
+    elif answered is not None:
         status = "answered"
         if answered.role == "forward":
             employee = who_answered(answered)

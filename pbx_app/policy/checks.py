@@ -32,7 +32,22 @@ def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Pa
     if policy.site.max_forwards > 1:
         _loops(r, doc, policy, actions)
     _announcements(r, doc, policy, announcements)
+    _callbacks(r, doc, policy, actions)
     _warnings(r, doc, policy, actions)
+
+
+def _callbacks(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+    for a in actions:
+        settings = a.action.callback
+        if a.action.kind != "callback" or settings is None:
+            continue
+        where = ".".join(a.path)
+        if settings.route is None and policy.site.callback_route is None:
+            _problem(r, doc, a.path, f"{where}: a callback needs 'route' (how the client is dialled, e.g. "
+                                     f"PJSIP/{{number}}@trunk) or site.callback_route")
+        if settings.attempts > 1 and settings.retry_after * (settings.attempts - 1) > settings.expires_after:
+            _problem(r, doc, a.path, f"{where}: {settings.attempts} attempts {settings.retry_after} s apart do not fit "
+                                     f"in expires_after {settings.expires_after} s", "warning")
 
 
 def _problem(r: Reader, doc: Any, path: tuple, message: str, severity: str = "error") -> None:
@@ -52,6 +67,8 @@ def _actions(doc: CommentedMap, policy: Policy) -> list[ActionAt]:
         rule = policy.crm.clients.get(normalise_number(number))
         if rule is not None and rule.on_no_answer is not None:
             found.append(ActionAt(("crm", "clients", str(number), "on_no_answer"), rule.on_no_answer, rule.manager))
+    # A callback offer's fallback is an action of the same owner, checked like the others.
+    found += [ActionAt(a.path + ("then",), a.action.then, a.owner) for a in found if a.action.then is not None]
     return found
 
 

@@ -16,6 +16,7 @@ from .model import (
     MIN_RING_TIME,
     Action,
     Announcement,
+    CallbackSettings,
     CrmRule,
     CrmSettings,
     Department,
@@ -29,10 +30,12 @@ from .problems import PolicyError, Problem
 from .reader import Reader
 
 ACTION_KEYS = {"action", "drop", "to", "announcement", "answer_first"}
+CALLBACK_KEYS = {"then", "route", "attempts", "retry_after", "expires_after", "digit_timeout"}
+ACTIONS = ("drop", "forward", "voicemail", "callback")
 ACTION_SLOTS = ("on_no_answer", "on_busy", "on_unreachable", "on_absent")
 EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", "email", "voicemail_to", *ACTION_SLOTS}
 DEPARTMENT_KEYS = {"name", "members", "strategy", "ring_time"}
-SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir"}
+SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir", "callback_route"}
 CRM_KEYS = {"clients", "webhook"}
 CRM_RULE_KEYS = {"manager", "on_no_answer", "name"}
 WEBHOOK_KEYS = {"url", "timeout_ms", "cache_seconds", "token_file"}
@@ -68,25 +71,64 @@ def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | No
     return None
 
 
-def action(r: Reader, parent: CommentedMap, key: str, where: str, default_announcement: Announcement | None = None) -> Action | None:
+def action(r: Reader, parent: CommentedMap, key: str, where: str, default_announcement: Announcement | None = None,
+           callback_allowed: bool = True) -> Action | None:
     node = r.mapping(parent, key, f"{where}.{key}")
     if node is None:
         return None
     w = f"{where}.{key}"
-    r.unknown_keys(node, ACTION_KEYS, w)
+    kind_ = r.choice(node, "action", w, ACTIONS if callback_allowed else ACTIONS[:3], "drop")
+    r.unknown_keys(node, ACTION_KEYS | CALLBACK_KEYS if kind_ == "callback" else ACTION_KEYS, w)
     if "action" not in node:
-        r.error(node, None, f"{w}: 'action' is required (drop, forward or voicemail)")
-    kind_ = r.choice(node, "action", w, ("drop", "forward", "voicemail"), "drop")
+        r.error(node, None, f"{w}: 'action' is required (drop, forward, voicemail or callback)")
     target = r.string(node, "to", w)
     if kind_ == "forward" and target is None:
         r.error(node, None, f"{w}: a forward needs 'to' (an extension or a department)")
+    callback, then = None, None
+    if kind_ == "callback":
+        callback = _callback(r, node, w)
+        # What happens when the client does not press 1: a forward, voicemail or drop (not another offer).
+        then = action(r, node, "then", w, default_announcement, callback_allowed=False)
     return Action(
         kind=kind_,  # type: ignore[arg-type]
         drop=r.choice(node, "drop", w, ("busy", "message"), "busy"),  # type: ignore[arg-type]
         target=target,
-        announcement=announcement(r, node, w) or default_announcement or Announcement(),
+        announcement=announcement(r, node, w) or (default_announcement if kind_ != "callback" else None) or Announcement(),
         answer_first=r.boolean(node, "answer_first", w),
+        callback=callback,
+        then=then,
     )
+
+
+MAX_CALLBACK_ATTEMPTS = 10
+MAX_CALLBACK_WAIT = 7 * 86400  # s: a request older than a week is not a callback any more
+
+
+def _callback(r: Reader, node: CommentedMap, w: str) -> CallbackSettings:
+    default = CallbackSettings()
+    route = r.string(node, "route", w)
+    if route is not None and not valid_route(route):
+        r.error(node, "route", f"{w}.route: '{route[:80]}' is not a Dial() string with {{number}} for the client's digits "
+                               f"(e.g. PJSIP/{{number}}@trunk)")
+        route = None
+    attempts = r.integer(node, "attempts", w, 1, MAX_CALLBACK_ATTEMPTS, unit="attempts")
+    retry_after = r.integer(node, "retry_after", w, 1, 86400)
+    expires_after = r.integer(node, "expires_after", w, 1, MAX_CALLBACK_WAIT)
+    digit_timeout = r.integer(node, "digit_timeout", w, 1, 30)
+    return CallbackSettings(
+        route=route,
+        attempts=attempts or default.attempts,
+        retry_after=retry_after or default.retry_after,
+        expires_after=expires_after or default.expires_after,
+        digit_timeout=digit_timeout or default.digit_timeout,
+    )
+
+
+def valid_route(route: str) -> bool:
+    """A Dial() technology/resource with the client's number in it, and nothing that would end the
+    Dial() argument or add a second target (the number itself is digits only)."""
+    return ("{number}" in route and "/" in route and len(route) <= 200
+            and not any(ch in route for ch in ",&()|$;\"" + "\n") and not any(ch.isspace() for ch in route))
 
 
 def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
@@ -103,7 +145,17 @@ def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
         max_forwards=default.max_forwards if max_forwards is None else max_forwards,
         timezone=times.timezone(r, node, "site") or default.timezone,
         announcements_dir=r.string(node, "announcements_dir", "site"),
+        callback_route=_site_route(r, node),
     )
+
+
+def _site_route(r: Reader, node: CommentedMap) -> str | None:
+    route = r.string(node, "callback_route", "site")
+    if route is not None and not valid_route(route):
+        r.error(node, "callback_route", f"site.callback_route: '{route[:80]}' is not a Dial() string with {{number}} "
+                                        f"for the client's digits (e.g. PJSIP/{{number}}@trunk)")
+        return None
+    return route
 
 
 def _employees(r: Reader, doc: CommentedMap) -> dict[str, Employee]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
 
-ActionKind = Literal["drop", "forward", "voicemail"]
+ActionKind = Literal["drop", "forward", "voicemail", "callback"]
 DropKind = Literal["busy", "message"]
 AnnouncementKind = Literal["standard", "none", "custom", "tts"]
 Strategy = Literal["ringall", "hunt", "memoryhunt", "random"]
@@ -31,6 +31,19 @@ class Announcement:
 
 
 @dataclass(frozen=True)
+class CallbackSettings:
+    """How a callback offer is carried out (action ``callback``). The client is dialled through
+    ``route``, a Dial() string with ``{number}`` for the client's digits (the site's outgoing
+    trunk); None: ``site.callback_route``."""
+
+    route: str | None = None
+    attempts: int = 3  # calls to the client before the request ends as client_no_answer
+    retry_after: int = 60  # s between calls to a client who did not answer
+    expires_after: int = 3600  # s after the request: not served by then, it expires
+    digit_timeout: int = 5  # s the client has to press 1 after the offer
+
+
+@dataclass(frozen=True)
 class Action:
     """What happens when the employee does not answer (or is busy, or unreachable)."""
 
@@ -40,6 +53,10 @@ class Action:
     announcement: Announcement = field(default_factory=Announcement)
     # Trunks that drop early media need the caller answered before the announcement.
     answer_first: bool = False
+    # callback: the offer's settings (``announcement`` is the offer the client hears), and what
+    # happens when the client does not press 1 (a forward, voicemail or drop; None: busy).
+    callback: CallbackSettings | None = None
+    then: "Action | None" = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,9 @@ class SiteDefaults:
     timezone: str = DEFAULT_TIMEZONE  # for schedules and absences
     # Where custom announcement files are, as this machine sees them (for `pbx-app check`).
     announcements_dir: str | None = None
+    # Callbacks dial the client through this Dial() template ({number}: the client's digits),
+    # unless the action names its own route.
+    callback_route: str | None = None
 
 
 @dataclass(frozen=True)

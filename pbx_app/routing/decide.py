@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..policy.model import Action, Announcement, CrmRule, Department, Employee, Policy
-from ..sounds import DROP_MESSAGE, announcement_sound
+from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, announcement_sound
 from .availability import availability
 from .describe import action_words
-from .plan import Announce, Drop, Plan, Ring, Step, Target, Voicemail
+from .plan import Announce, Drop, Offer, Plan, Ring, Step, Target, Voicemail
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,9 @@ def _action_steps(
     forwards_left: int,
 ) -> tuple[Step, ...]:
     policy = d.policy
+    if action.kind == "callback":
+        then = action.then or Action()
+        return _offer(d, owner, action) + _action_steps(d, owner, then, visited, forwards_left)
     if action.kind == "drop":
         return (_drop(action),)
     if action.kind == "voicemail":
@@ -211,6 +214,19 @@ def _action_steps(
             tail = [s for s in chained if isinstance(s, Drop)]
             return _announced(action, rings, tail[-1] if tail else _drop(action))
     return _announced(action, rings, _drop(action))
+
+
+def _offer(d: _Decision, owner: Employee, action: Action) -> tuple[Step, ...]:
+    """The callback offer, when there is a route to call the client back through."""
+    settings = action.callback
+    route = (settings.route if settings else None) or d.policy.site.callback_route
+    if settings is None or route is None:
+        d.reasons.append(f"no callback route for {owner.extension}: no offer (set the action's route or site.callback_route)")
+        return ()
+    sound = announcement_sound(action.announcement, CALLBACK_OFFER) or CALLBACK_OFFER
+    return (Offer(extension=owner.extension, endpoint=owner.endpoint, sound=sound, route=route,
+                  attempts=settings.attempts, retry_after=settings.retry_after,
+                  expires_after=settings.expires_after, digit_timeout=settings.digit_timeout),)
 
 
 def _announced(action: Action, rings: list[Step], end: Drop) -> tuple[Step, ...]:

@@ -6,6 +6,9 @@ from ..policy.model import Action, Policy
 
 
 def action_words(policy: Policy, action: Action) -> str:
+    if action.kind == "callback":
+        then = action_words(policy, action.then or Action())
+        return f"offer a callback (press 1), else {then}"
     if action.kind == "voicemail":
         return "voicemail"
     if action.kind == "forward":

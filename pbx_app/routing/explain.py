@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..policy.model import WEEKDAYS, Policy
-from ..sounds import DROP_MESSAGE, FORWARD_NOTICE
-from .plan import Announce, Drop, Plan, Ring, Step, Voicemail
+from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, FORWARD_NOTICE
+from .plan import Announce, Drop, Offer, Plan, Ring, Step, Voicemail
 
 RULES = {
     "crm": "the CRM rule for this caller",
@@ -25,6 +25,8 @@ def _who(policy: Policy, extension: str) -> str:
 def _sound(uri: str) -> str:
     if uri == FORWARD_NOTICE:
         return "the standard announcement (\"your call is being forwarded\")"
+    if uri == CALLBACK_OFFER:
+        return "the standard offer (\"press 1 to be called back as soon as the manager is free, or stay on the line\")"
     if uri == DROP_MESSAGE:
         return "the message \"the manager can't take your call\""
     return f"the announcement {uri.removeprefix('sound:')}"
@@ -42,6 +44,11 @@ def step_words(policy: Policy, step: Step) -> str:
         return f"Play {_sound(step.sound)}, {how}."
     if isinstance(step, Voicemail):
         return f"Voicemail: the caller can leave a message in box {step.mailbox}."
+    if isinstance(step, Offer):
+        return (f"Answer the caller and play {_sound(step.sound)}; they have {step.digit_timeout} s to press 1. "
+                f"Pressed 1: \"we will call you back\", the call ends, and when {_who(policy, step.extension)} is free "
+                f"they are rung first, then the client through {step.route} ({step.attempts} attempt(s) "
+                f"{step.retry_after} s apart, expires after {step.expires_after} s). Otherwise:")
     if isinstance(step, Drop):
         if step.kind == "message" and step.sound:
             return f"Play {_sound(step.sound)}, then hang up."
@@ -81,8 +88,13 @@ def explain(policy: Policy, plan: Plan, caller: str, at: datetime) -> str:
             continue
         lead = f"If {ext} {what}" if plan.first is not None else "Then"
         lines.append(f"  {lead}:")
+        offered = False
         for step in steps:
-            lines.append(f"    {n}. {step_words(policy, step)}")
+            words = step_words(policy, step)
+            if offered and isinstance(step, Announce):  # the offer answered the caller already
+                words = f"Play {_sound(step.sound)} (the caller is already answered, for the offer)."
+            offered = offered or isinstance(step, Offer)
+            lines.append(f"    {n}. {words}")
             if isinstance(step, Ring):
                 lines.append("       If answered, they talk and the call ends there.")
             n += 1

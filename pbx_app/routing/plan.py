@@ -80,7 +80,23 @@ class Drop:
     type: Literal["drop"] = "drop"
 
 
-Step = Union[Ring, Announce, Voicemail, Drop]
+@dataclass(frozen=True)
+class Offer:
+    """A callback offer: the client is answered and hears ``sound``; pressing 1 stores a request to
+    call them back when ``extension`` is free, and ends the call. Anything else: the next steps."""
+
+    extension: str  # who calls the client back
+    endpoint: str  # their Dial() string: rung first when the callback is made
+    sound: str  # the offer (a media URI)
+    route: str  # Dial() template for the client, {number}: their digits
+    attempts: int
+    retry_after: int
+    expires_after: int
+    digit_timeout: int = 5
+    type: Literal["offer"] = "offer"
+
+
+Step = Union[Ring, Announce, Voicemail, Drop, Offer]
 
 
 def _fields(value: object) -> dict:
@@ -125,7 +141,7 @@ class Plan:
             if kind == "ring":
                 d["targets"] = tuple(Target(**t) for t in d["targets"])
                 return Ring(**d)
-            return {"announce": Announce, "voicemail": Voicemail, "drop": Drop}[kind](**d)
+            return {"announce": Announce, "voicemail": Voicemail, "drop": Drop, "offer": Offer}[kind](**d)
 
         return cls(
             extension=raw["extension"],

@@ -17,6 +17,8 @@ from tests.support.wait import until
 SCENARIOS = Path(__file__).resolve().parent.parent / "sipp"
 BENCH_SCENARIOS = Path(__file__).resolve().parents[2] / "bench" / "sipp"  # many calls per SIPp process
 PCAP = Path("/usr/share/sip-tester/g711a.pcap")
+KEY_1 = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")  # RFC 4733: the key 1 pressed, 0.2 s
+CLIENTS_PORT = 5301  # the test bed's outgoing route for callbacks (pjsip.conf [clients])
 ASTERISK_SIP = "127.0.0.1:5060"
 # Phones of the test bed's pjsip.conf: extension 1NN listens on 127.0.0.1:51NN.
 PHONE_PORT = {ext: 5000 + int(ext) for ext in ("101", "102", "103", "104", "105")}
@@ -162,15 +164,46 @@ class SipBed:
         self.procs.append(p)
         return p
 
-    def phone(self, ext: str, behaviour: str, answer_delay_ms: int = 500) -> Sipp:
-        """behaviour: ring_forever | answer | busy. The phone takes one call."""
+    def phone(self, ext: str, behaviour: str, answer_delay_ms: int = 500, calls: int = 1) -> Sipp:
+        """behaviour: ring_forever | answer | busy. The phone takes ``calls`` calls, one at a time."""
         scenario = {"ring_forever": "phone_ring_forever.xml", "answer": "phone_answer.xml", "busy": "phone_busy.xml"}[
             behaviour
         ]
         port = PHONE_PORT[ext]
         args = ["-sf", self._scenario(scenario, {"answer_delay": answer_delay_ms}), "-i", "127.0.0.1", "-p", str(port),
-                "-m", "1", "-mi", "127.0.0.1", "-mp", str(20000 + (port - 5100) * 10)]
+                "-m", str(calls), "-mi", "127.0.0.1", "-mp", str(20000 + (port - 5100) * 10)]
         return self._spawn(f"phone{ext}-{behaviour}", args)
+
+    def keys_phone(self, ext: str, calls: int = 1, answer_delay_ms: int = 500, key_after_ms: int = 1500,
+                   pcap: Path = KEY_1) -> Sipp:
+        """An employee's phone that answers and presses 1 (RFC 4733) ``key_after_ms`` later, then
+        waits for the BYE; ``calls`` calls one after another."""
+        port = PHONE_PORT[ext]
+        media = 20000 + (port - 5100) * 10
+        values = {"answer_delay": answer_delay_ms, "dtmf_delay": key_after_ms, "pcap": pcap}
+        args = ["-sf", self._scenario("phone_dtmf.xml", values), "-i", "127.0.0.1", "-p", str(port),
+                "-m", str(calls), "-mi", "127.0.0.1", "-mp", str(media)]
+        return self._spawn(f"phone{ext}-keys", args)
+
+    def client_phone(self, behaviour: str, answer_delay_ms: int = 500) -> Sipp:
+        """The client's phone behind the callbacks' route: ring_forever | answer | busy."""
+        scenario = {"ring_forever": "phone_ring_forever.xml", "answer": "phone_answer.xml", "busy": "phone_busy.xml"}[
+            behaviour
+        ]
+        args = ["-sf", self._scenario(scenario, {"answer_delay": answer_delay_ms}), "-i", "127.0.0.1",
+                "-p", str(CLIENTS_PORT), "-m", "1", "-mi", "127.0.0.1", "-mp", "20910"]
+        return self._spawn(f"client-{behaviour}", args)
+
+    def call_pressing(self, ext: str, key_after_ms: int = 1500, stay_ms: int = 15000, caller: str = "79001234567",
+                      pcap: Path = KEY_1) -> Sipp:
+        """A client calls ``ext``; once answered (for a callback offer) they press 1 after
+        ``key_after_ms`` and stay until Asterisk hangs up (at most ``stay_ms`` more)."""
+        local_port = 5201 + self._n
+        values = {"talk": stay_ms, "pcap": pcap, "pcap_delay": key_after_ms}
+        args = [ASTERISK_SIP, "-sf", self._scenario("caller_dtmf.xml", values), "-s", ext, "-i", "127.0.0.1",
+                "-p", str(local_port), "-m", "1", "-mi", "127.0.0.1", "-mp", str(30000 + self._n * 10),
+                "-key", "caller", caller, "-timeout", "300s"]
+        return self._spawn(f"call{ext}-keys", args)
 
     def call(self, ext: str, talk_ms: int = 2000, caller: str = "79001234567", source_ip: str = "127.0.0.1",
              cancel_after_ms: int | None = None, audio_after_ms: int = 0) -> Sipp:

@@ -184,3 +184,18 @@ async def test_a_call_whose_plan_cannot_ride_on_the_channel_is_journalled_as_fai
     assert (end.do, end.cdr_off, flow.state) == ("busy", False, "end")
     assert [type(e).__name__ for e in call.journal.events] == ["CallStarted", "CallEnded"]
     assert call.story() == [("ended", "failed", "internal error, busy given")]
+
+
+async def test_fastagi_mode_skips_a_callback_offer_and_runs_its_then_action():
+    policy = parse_policy("""
+site: {callback_route: "PJSIP/{number}@trunk"}
+employees:
+  "107": {name: Pavel, ring_time: 2, on_no_answer: {action: callback, then: {action: voicemail}}}
+""")
+    plan = decide(policy, CallContext("107", "7900", NOW))
+    journal = MemoryJournal()
+    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None)
+    await flow.start("7900", "1.1", "PJSIP/c-1")
+    after = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state))
+    step = await after.next(Report(dialstatus="NOANSWER"))
+    assert (step.do, step.variables["PBX_MAILBOX"]) == ("voicemail", "107@default")

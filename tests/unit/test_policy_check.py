@@ -55,7 +55,7 @@ ERRORS = {
         (2, 66, "employees.101.voicemail_to[2]: 'a b@example.com' is not an e-mail address"),
     ],
     "unknown_keys.yaml": [
-        (2, 3, "site: unknown key 'ringtime' (expected one of announcements_dir, language,"),
+        (2, 3, "site: unknown key 'ringtime' (expected one of announcements_dir, callback_route, language,"),
         (5, 28, "employees.101.on_no_answer.action: 'forwad' is not one of drop, forward, voicemail"),
         (6, 5, "employees.101: unknown key 'vacation'"),
     ],

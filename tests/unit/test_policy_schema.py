@@ -68,7 +68,7 @@ def test_schema_knows_the_loaders_keys():
     assert props("site") == loader.SITE_KEYS
     assert props("employee") == loader.EMPLOYEE_KEYS
     assert props("department") == loader.DEPARTMENT_KEYS
-    assert props("action") == loader.ACTION_KEYS
+    assert props("action") == loader.ACTION_KEYS | loader.CALLBACK_KEYS
     assert props("crm") == loader.CRM_KEYS
     assert props("crm_rule") == loader.CRM_RULE_KEYS
     assert set(SCHEMA["$defs"]["crm"]["properties"]["webhook"]["properties"]) == loader.WEBHOOK_KEYS

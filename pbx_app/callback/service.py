@@ -1,0 +1,309 @@
+"""Serves callback requests from inside an engine: when an employee with a waiting request is
+free (at work by their schedule, and no channel on their phone), claim the oldest request,
+ring the employee (their channel enters our app when they answer), and hand the channel to the
+dialplan (pbx-callback): the employee hears "a client called you, press 1", and pressing 1 dials
+the client through the route with the employee's number as caller ID, bridged by Dial().
+
+The service looks every ``interval`` seconds and at once when a watched phone goes idle
+(DeviceStateChanged → NOT_INUSE; events can be missed, the periodic look cannot). One coroutine
+per callback; the request's lease is renewed while it runs. What happened is written to the
+journal as legs of the call that asked, so history tells the request and the callback as one
+story; the employee's channel carries the same CDR userfield (callid:leg:callback:employee)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from ..ari import AriError
+from ..ari.client import AriVerbs
+from ..calls import contract as dp
+from ..history.events import CallEnded, Journal, LegEnded, LegOutcome, LegStarted
+from ..history.store import StoreError
+from ..policy import Policy
+from ..routing.availability import availability
+from .requests import CallbackRequest, CallbackStore
+
+log = logging.getLogger(__name__)
+
+EMPLOYEE_ANSWERS = 5  # s beyond the ring time for the answered channel to reach our app
+PROMPT_TIME = 20  # s the employee may take over the prompt (two readings, 5 s each to press 1)
+MAX_WATCHED = 1000  # phones whose device state we subscribe to
+
+# Hangup causes of a ring that was never answered.
+_NOT_ANSWERED: dict[int, LegOutcome] = {17: "employee_busy", 18: "employee_no_answer", 19: "employee_no_answer",
+                                        21: "employee_busy"}
+_CLIENT: dict[str, LegOutcome] = {"NOANSWER": "client_no_answer", "BUSY": "client_busy", "CANCEL": "client_no_answer"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class _Attempt:
+    request: CallbackRequest
+    leg: int
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    answered_at: datetime | None = None  # the client answered
+
+
+def _channel_ids(event: dict) -> list[str]:
+    return [ch["id"] for key in ("channel", "caller") if isinstance(ch := event.get(key), dict) and "id" in ch]
+
+
+class CallbackService:
+    def __init__(self, ari: AriVerbs, store: CallbackStore, policy: Callable[[], Policy], journal: Journal,
+                 clock: Callable[[], datetime] = _utcnow, interval: float = 5.0, lease: float = 60.0,
+                 ring_time: int = 30):
+        self.ari = ari
+        self.app: str = ari.app  # type: ignore[attr-defined]
+        self.store = store
+        self.policy = policy
+        self.journal = journal
+        self.clock = clock
+        self.interval = interval
+        self.lease = lease
+        self.ring_time = ring_time  # s the employee's phone rings, and then the client's
+        self.attempts: dict[str, _Attempt] = {}  # our channel to the employee → its attempt
+        self.calling: set[str] = set()  # employees we are calling back now
+        self.watched: set[str] = set()
+        self.wake = asyncio.Event()
+        self.tasks: set[asyncio.Task] = set()
+        self.served: dict[str, int] = {}  # attempts by outcome (for /metrics and tests)
+
+    # ---- events (the engine hands us ours first) --------------------------------------------------
+
+    def take(self, event: dict) -> bool:
+        """True when the event is ours: a watched phone's state, or one of our channels."""
+        if event.get("type") == "DeviceStateChanged":
+            log.debug("callbacks: device state %s", event.get("device_state"))
+            if (event.get("device_state") or {}).get("state") == "NOT_INUSE":
+                self.wake.set()
+            return True
+        for cid in _channel_ids(event):
+            attempt = self.attempts.get(cid)
+            if attempt is not None:
+                attempt.queue.put_nowait(event)
+                return True
+        return False
+
+    async def add(self, request: CallbackRequest) -> None:
+        """A flow of this engine stores a request: look at once (to watch the employee's phone)."""
+        await self.store.add(request)
+        self.wake.set()
+
+    # ---- the loop -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            try:
+                await self.tick()
+            except StoreError as exc:
+                log.warning("callbacks: the request store is not reachable (%s); trying again in %.0f s", exc, self.interval)
+            except Exception:
+                log.exception("callbacks: one round failed")
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+
+    async def tick(self) -> None:
+        """One look at the open requests: expire the old, start the due ones whose employee is free."""
+        now = self.clock()
+        policy = self.policy()
+        seen = set(self.calling)
+        for request in await self.store.open(now):
+            if request.expires_at <= now:
+                expired = await self.store.expire(request, now)
+                if expired is not None:
+                    await self._expired(expired, now)
+                continue
+            if request.employee in seen:
+                continue  # oldest first: a younger request of theirs waits its turn
+            seen.add(request.employee)
+            await self._watch(request.endpoint)
+            if request.next_try_at > now or not await self.free(policy, request, now):
+                continue
+            held = await self.store.claim(request, self.app, now, now + timedelta(seconds=self.lease))
+            if held is None:
+                continue  # another engine was first, or calls them back already
+            if request.state == "calling":  # its holder died in the middle of an attempt
+                await self.journal.record(LegEnded(request.id, request.leg, now, "failed",
+                                                   cause=f"{request.lease_owner} went away while calling back"))
+            self.calling.add(held.employee)
+            task = asyncio.create_task(self._serve(held), name=f"callback-{held.id}")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def free(self, policy: Policy, request: CallbackRequest, now: datetime) -> bool:
+        """At work now (schedule, absences) and no channel on their phone."""
+        employee = policy.employee(request.employee)
+        if employee is not None and not availability(employee, now, policy.site.timezone).working:
+            return False
+        try:
+            endpoint = await self.ari.get(f"/endpoints/{request.endpoint}")
+        except AriError as exc:
+            log.warning("callback %s: cannot see %s (%s)", request.id, request.endpoint, exc)
+            return False
+        return not (endpoint or {}).get("channel_ids")
+
+    async def _watch(self, endpoint: str) -> None:
+        """Subscribe to the phone's device state once: its going idle wakes the loop."""
+        if endpoint in self.watched or len(self.watched) >= MAX_WATCHED:
+            return
+        self.watched.add(endpoint)
+        try:
+            await self.ari.post(f"/applications/{self.app}/subscription", eventSource=f"deviceState:{endpoint}")
+            log.debug("callbacks: watching the device state of %s", endpoint)
+        except AriError as exc:
+            log.info("callbacks: no device state events for %s (%s); the periodic look serves it", endpoint, exc)
+
+    # ---- one callback -------------------------------------------------------------------------------
+
+    async def _serve(self, request: CallbackRequest) -> None:
+        attempt = _Attempt(request, request.leg)
+        channel_id = f"pbxcb-{uuid.uuid4().hex}"
+        self.attempts[channel_id] = attempt
+        renewing = asyncio.create_task(self._renew(request))
+        try:
+            await self.journal.record(LegStarted(request.id, attempt.leg, self.clock(), "callback", (request.employee,)))
+            outcome, cause = await self._call(attempt, channel_id)
+            await self._settle(attempt, outcome, cause)
+        except Exception:
+            log.exception("callback %s: the attempt failed; the lease runs out and it is tried again", request.id)
+        finally:
+            renewing.cancel()
+            self.attempts.pop(channel_id, None)
+            self.calling.discard(request.employee)
+            self.wake.set()  # their next request, or someone else's, may go now
+
+    async def _renew(self, request: CallbackRequest) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                if not await self.store.renew(request.id, self.app, self.clock() + timedelta(seconds=self.lease)):
+                    log.error("callback %s: lost the lease (another engine took it over)", request.id)
+                    return
+            except StoreError as exc:
+                log.warning("callback %s: cannot renew the lease (%s)", request.id, exc)
+
+    async def _call(self, attempt: _Attempt, channel_id: str) -> tuple[LegOutcome, str]:
+        """Rings the employee; when they answer, the dialplan asks them for 1 and calls the client."""
+        r = attempt.request
+        try:
+            await self.ari.post("/channels", endpoint=r.endpoint, app=self.app, appArgs=dp.CALLBACK_ARG,
+                                channelId=channel_id, callerId=f'"Callback {r.client}" <{r.client}>',
+                                timeout=self.ring_time)
+        except AriError as exc:
+            return "employee_unreachable", str(exc)[:200]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ring_time + EMPLOYEE_ANSWERS
+        while True:  # the employee's phone rings
+            event = await self._next(attempt, deadline - loop.time())
+            if event is None:
+                await self._hangup(channel_id)
+                return "employee_no_answer", "no answer in time"
+            kind = event.get("type")
+            if kind == "StasisStart":
+                break
+            if kind == "ChannelDestroyed":
+                cause = int(event.get("cause") or 0)
+                return _NOT_ANSWERED.get(cause, "employee_unreachable"), f"cause {cause}"
+        try:
+            await self.ari.post(f"/applications/{self.app}/subscription", eventSource=f"channel:{channel_id}")
+            await self.ari.post(f"/channels/{channel_id}/variables", {"variables": {
+                dp.CB_LEG: f"{r.id}:{attempt.leg}:callback:{r.employee}",
+                dp.CB_DIAL: r.dial,
+                dp.CB_RINGTIME: str(self.ring_time),
+                dp.CB_CALLERID: self._caller_id(r),
+            }})
+            await self.ari.post(f"/channels/{channel_id}/continue", context=dp.CALLBACK, extension=r.client, priority=1)
+        except AriError as exc:
+            await self._hangup(channel_id)
+            return "employee_declined", f"hung up at once ({exc.status})"
+        pressed, client = None, ""
+        deadline = loop.time() + PROMPT_TIME
+        while True:  # the prompt, the client's ring, the talk: until the employee's channel ends
+            timeout = deadline - loop.time() if pressed is None else None
+            event = await self._next(attempt, timeout)
+            if event is None:
+                await self._hangup(channel_id)
+                break
+            kind, report = event.get("type"), dp.report(event)
+            if report and report[0] == dp.CB_PRESSED:
+                pressed = report[1]
+            elif report and report[0] == dp.CB_CLIENT:
+                client = report[1]
+            elif kind == "ChannelEnteredBridge" and attempt.answered_at is None:  # Dial() bridged the client
+                await self._client_answered(attempt)
+            elif kind == "ChannelDestroyed":
+                break
+        if attempt.answered_at is not None:
+            return "answered", "client answered"
+        if pressed != "1":
+            return "employee_declined", f"pressed {pressed or 'nothing'}"
+        return _CLIENT.get(client, "client_unreachable"), client or "no dial status"
+
+    async def _next(self, attempt: _Attempt, timeout: float | None) -> dict | None:
+        try:
+            return await asyncio.wait_for(attempt.queue.get(), None if timeout is None else max(timeout, 0))
+        except TimeoutError:
+            return None
+
+    async def _client_answered(self, attempt: _Attempt) -> None:
+        """Written at once, not when they hang up: if we die during the talk, nobody calls again."""
+        r = attempt.request
+        attempt.answered_at = now = self.clock()
+        if not await self.store.finish(r.id, self.app, "done", r.attempts + 1, now, answered_by=r.employee):
+            log.error("callback %s: answered, but the lease was lost before it could be marked done", r.id)
+        await self.journal.record(LegEnded(r.id, attempt.leg, now, "answered", answered_by=r.employee, answered_at=now,
+                                           cause="client answered"))
+
+    async def _settle(self, attempt: _Attempt, outcome: LegOutcome, cause: str) -> None:
+        r, now = attempt.request, self.clock()
+        self.served[outcome] = self.served.get(outcome, 0) + 1
+        if outcome == "answered":
+            await self.journal.record(LegEnded(r.id, attempt.leg, now, "answered", answered_by=r.employee,
+                                               answered_at=attempt.answered_at))
+            await self.journal.record(CallEnded(r.id, now, "answered", f"called back by {r.employee}"))
+            log.info("callback %s: %s called %s back", r.id, r.employee, r.client)
+            return
+        later = now + timedelta(seconds=r.retry_after)
+        attempts = r.attempts + (1 if outcome.startswith("client_") else 0)
+        state = "client_no_answer" if attempts >= r.max_attempts else "waiting"
+        if state != "waiting":
+            cause = f"{cause}; attempt {attempts} of {r.max_attempts}, the last"
+        elif outcome.startswith("client_"):
+            cause = f"{cause}; attempt {attempts} of {r.max_attempts}"
+        await self.journal.record(LegEnded(r.id, attempt.leg, now, outcome, cause=cause))
+        if not await self.store.finish(r.id, self.app, state, attempts, later):  # type: ignore[arg-type]
+            log.error("callback %s: the lease was lost before the outcome (%s) could be stored", r.id, outcome)
+        log.info("callback %s: %s (%s); now %s", r.id, outcome, cause, state)
+
+    async def _expired(self, request: CallbackRequest, now: datetime) -> None:
+        await self.journal.record(LegStarted(request.id, request.leg, now, "callback", (request.employee,)))
+        await self.journal.record(LegEnded(request.id, request.leg, now, "expired",
+                                           cause=f"{request.attempts} call(s) to the client"))
+        log.info("callback %s: expired (%s for %s)", request.id, request.client, request.employee)
+
+    def _caller_id(self, request: CallbackRequest) -> str:
+        employee = self.policy().employee(request.employee)
+        name = employee.name if employee is not None else request.employee
+        name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>\\')[:60]
+        return f'"{name}" <{request.employee}>'
+
+    async def _hangup(self, channel_id: str) -> None:
+        try:
+            await self.ari.delete(f"/channels/{channel_id}")
+        except AriError:
+            pass
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=timeout)
