@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 EMPLOYEE_ANSWERS = 5  # s beyond the ring time for the answered channel to reach our app
 PROMPT_TIME = 20  # s the employee may take over the prompt (two readings, 5 s each to press 1)
+BRIDGE_POLL = 1.0  # s between looks for Dial()'s bridge while the client's phone rings (GET /bridges)
 MAX_WATCHED = 1000  # phones whose device state we subscribe to
 
 # Hangup causes of a ring that was never answered.
@@ -230,9 +231,18 @@ class CallbackService:
         pressed, client = None, ""
         deadline = loop.time() + PROMPT_TIME
         while True:  # the prompt, the client's ring, the talk: until the employee's channel ends
-            timeout = deadline - loop.time() if pressed is None else None
+            if pressed is None:
+                timeout: float | None = deadline - loop.time()
+            elif pressed == "1" and attempt.answered_at is None:
+                timeout = BRIDGE_POLL  # the client's answer raises no event we are sent: look for Dial()'s bridge
+            else:
+                timeout = None
             event = await self._next(attempt, timeout)
             if event is None:
+                if pressed == "1" and attempt.answered_at is None:
+                    if await self._bridged(channel_id):
+                        await self._client_answered(attempt)
+                    continue
                 await self._hangup(channel_id)
                 break
             kind, report = event.get("type"), dp.report(event)
@@ -240,8 +250,8 @@ class CallbackService:
                 pressed = report[1]
             elif report and report[0] == dp.CB_CLIENT:
                 client = report[1]
-            elif kind == "ChannelEnteredBridge" and attempt.answered_at is None:  # Dial() bridged the client
-                await self._client_answered(attempt)
+                if client == "ANSWER" and attempt.answered_at is None:  # they talked before a look saw it
+                    await self._client_answered(attempt)
             elif kind == "ChannelDestroyed":
                 break
         if attempt.answered_at is not None:
@@ -249,6 +259,15 @@ class CallbackService:
         if pressed != "1":
             return "employee_declined", f"pressed {pressed or 'nothing'}"
         return _CLIENT.get(client, "client_unreachable"), client or "no dial status"
+
+    async def _bridged(self, channel_id: str) -> bool:
+        """Dial() has bridged the employee with the client: the client answered."""
+        try:
+            bridges = await self.ari.get("/bridges") or []
+        except AriError as exc:
+            log.warning("callbacks: cannot list bridges (%s)", exc)
+            return False
+        return any(channel_id in (b.get("channels") or []) for b in bridges)
 
     async def _next(self, attempt: _Attempt, timeout: float | None) -> dict | None:
         try:

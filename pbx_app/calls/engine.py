@@ -31,11 +31,10 @@ log = logging.getLogger(__name__)
 # Not Dial nor ChannelVarset: Dial() and bridging raise dozens of those per call, and Asterisk
 # serialises each for the websocket; the dialplan reports what a flow needs as ChannelUserevent
 # (contract.report). RESTResponse: the filter holds back the answers to requests made over the
-# websocket too. DeviceStateChanged: a phone free again wakes the callbacks waiting for it;
-# ChannelEnteredBridge: a called-back client answered (one more event for an answered call).
+# websocket too. DeviceStateChanged: a phone free again wakes the callbacks waiting for it.
 EVENT_TYPES = (
     "CallBroadcast", "StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed", "ChannelUserevent",
-    "RESTResponse", "DeviceStateChanged", "ChannelEnteredBridge",
+    "RESTResponse", "DeviceStateChanged",
 )
 
 

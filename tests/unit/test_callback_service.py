@@ -9,6 +9,7 @@ import pytest
 
 from pbx_app.callback import CallbackRequest, open_callbacks
 from pbx_app.callback.service import CallbackService
+from pbx_app.callback import service as callback_service
 from pbx_app.history.events import LegEnded, MemoryJournal
 from pbx_app.policy import parse_policy
 
@@ -46,11 +47,19 @@ class ScriptedAri:
         self.in_use = set(in_use)  # endpoints with a channel on them
         self.originated: list[dict] = []
         self.vars: dict[str, dict] = {}
+        self.bridged: set[str] = set()
+
+    def talk_ends(self, ch):
+        self.bridged.discard(ch["id"])
+        self.service().take(report(ch, "cb_client", "ANSWER"))
+        self.service().take({"type": "ChannelDestroyed", "cause": 16, "channel": ch})
 
     def emit(self, event):
         asyncio.get_running_loop().call_soon(lambda: self.service().take(event))
 
     async def get(self, path, **params):
+        if path == "/bridges":
+            return [{"id": "dial-bridge", "channels": sorted(self.bridged)}]
         endpoint = path.removeprefix("/endpoints/")
         return {"channel_ids": ["x"] if endpoint in self.in_use else []}
 
@@ -74,10 +83,17 @@ class ScriptedAri:
             self.emit(report(ch, "cb_pressed", self.pressed))
             if self.pressed == "1":
                 if self.client == "ANSWER":
-                    self.emit({"type": "ChannelEnteredBridge", "bridge": {"id": "b"}, "channel": ch})
+                    self.bridged.add(cid)  # what GET /bridges shows while they talk
+                    asyncio.get_running_loop().call_later(0.3, self.talk_ends, ch)
+                    return None
                 self.emit(report(ch, "cb_client", self.client))
             self.emit({"type": "ChannelDestroyed", "cause": 16, "channel": ch})
         return None
+
+
+@pytest.fixture(autouse=True)
+def quick_looks(monkeypatch):
+    monkeypatch.setattr(callback_service, "BRIDGE_POLL", 0.05)
 
 
 @pytest.fixture
