@@ -46,7 +46,9 @@ class Settings:
     web_nice: int = 10  # the page's CPU priority below the engines' and Asterisk's (nice(2) increment)
     max_calls: int = 500  # calls in progress before new ones go to the dialplan fallback; 0: no limit
     ari_give_up_after: float | None = None  # seconds without ARI before exiting non-zero; None: never
-    ari_rest: str = "websocket"  # how engines make ARI requests: websocket (ari/ws_rest.py; 1.5 ms less CPU a call), or http
+    # How engines make ARI requests: http, or websocket (ari/ws_rest.py): 1.5 ms less app CPU a call,
+    # but Asterisk 22.10.1 segfaulted in res_http_websocket at 100 calls/s with it (bench/README.md).
+    ari_rest: str = "http"
     # The page under attack (docs/security.md): which Host names it answers for, which peers'
     # X-Forwarded-For is believed, and what one employee may store in the announcements folder.
     web_allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")

@@ -2,9 +2,11 @@
 JSON text frame, its answer a RESTResponse frame among the events. Each HTTP request through
 aiohttp's client costs the app far more CPU than a frame does (bench/README.md).
 
-Asterisk reads one socket's requests one at a time, so a slow request holds the next ones: the
-engines use it only when PBX_ARI_REST=websocket, and fall back to HTTP whenever the socket is
-not connected."""
+Not the default, and not for production on Asterisk 22.10.1: under 100 calls/s Asterisk
+segfaulted in res_http_websocket.so, and at 50 calls/s beside the web load its answers came late
+enough for claims to miss their 500 ms (bench/README.md). Asterisk reads one socket's requests one
+at a time, so a slow request holds the next ones. The engines use it only when
+PBX_ARI_REST=websocket, and fall back to HTTP whenever the socket is not connected."""
 
 from __future__ import annotations
 
