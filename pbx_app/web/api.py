@@ -131,7 +131,7 @@ async def put_reception(request: web.Request, session: Session, user: User) -> w
                     setting = setting_from_json(body[slot], snapshot.policy, ext, keep(slot))
                     changes.append(lambda entry, s=setting: apply_setting(entry, s))
                 else:
-                    setting = action_from_json(body[slot], snapshot.policy, ext, keep(slot))
+                    setting = action_from_json(body[slot], snapshot.policy, ext, keep(slot), slot)
                     changes.append(lambda entry, slot=slot, s=setting: apply_action(entry, slot, s))
             except SettingError as exc:
                 problems.update({f"{slot}.{k}": v for k, v in exc.problems.items()})
