@@ -193,3 +193,20 @@ async def test_the_profile_page_offers_the_callback(bed):
     page = await (await anna.get("/employees/103")).text()
     assert 'value="callback"' in page and "Offer a callback" in page
     assert 'id="cb-attempts"' in page and 'max="10"' in page
+
+
+async def test_the_standard_offer_can_be_previewed_and_differs_from_the_forward_notice(bed):
+    anna = await bed.login("anna")
+    offer = await anna.get("/api/sounds/standard/ru?sound=callback")
+    notice = await anna.get("/api/sounds/standard/ru")
+    assert offer.status == notice.status == 200
+    offer_bytes, notice_bytes = await offer.read(), await notice.read()
+    assert offer_bytes[:4] == b"RIFF" and offer_bytes != notice_bytes
+
+
+async def test_the_profile_in_russian_offers_and_summarises_the_callback(bed):
+    boss = await bed.login("boss")
+    assert (await put(boss, "101", "reception", {"on_no_answer": callback()})).status == 200
+    html = await (await boss.client.get("/employees/101", headers={"Accept-Language": "ru"})).text()
+    assert "Предложить обратный звонок" in html and "Если звонящий не нажал 1" in html
+    assert "предложить обратный звонок, иначе перевести на Petr Ivanov (102)" in html
