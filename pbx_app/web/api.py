@@ -131,7 +131,7 @@ async def put_reception(request: web.Request, session: Session, user: User) -> w
                     setting = setting_from_json(body[slot], snapshot.policy, ext, keep(slot))
                     changes.append(lambda entry, s=setting: apply_setting(entry, s))
                 else:
-                    setting = action_from_json(body[slot], snapshot.policy, ext, keep(slot))
+                    setting = action_from_json(body[slot], snapshot.policy, ext, keep(slot), slot)
                     changes.append(lambda entry, slot=slot, s=setting: apply_action(entry, slot, s))
             except SettingError as exc:
                 problems.update({f"{slot}.{k}": v for k, v in exc.problems.items()})
@@ -357,7 +357,9 @@ async def play_standard(request: web.Request, session: Session, user: User) -> w
     lang = request.match_info["lang"]
     if lang not in ("en", "ru"):
         return error(404, "no such language", "not_found")
-    path = state(request).config.standard_sounds / lang / "forward-notice.wav"
+    # ?sound=callback: the standard callback offer; otherwise the forward's notice.
+    name = "callback-offer.wav" if request.query.get("sound") == "callback" else "forward-notice.wav"
+    path = state(request).config.standard_sounds / lang / name
     if not path.is_file():
         return error(404, "the standard message is not installed here", "not_found")
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})

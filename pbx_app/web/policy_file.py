@@ -38,7 +38,8 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from ..policy import Policy, PolicyError, Problem, analyse_policy
 from ..policy.document import original_key
-from .setting import NoAnswerSetting
+from ..policy.loader import CALLBACK_KEYS
+from .setting import CallbackChoice, NoAnswerSetting, ThenChoice
 
 
 class UnknownEmployee(LookupError):
@@ -250,6 +251,9 @@ def apply_action(body: CommentedMap, slot: str, setting: NoAnswerSetting | None)
         node["action"] = setting.action
         add_key(body, slot, node)
     node["action"] = setting.action
+    if setting.action != "callback":
+        for key in CALLBACK_KEYS:  # only a callback may have them: the loader refuses them elsewhere
+            node.pop(key, None)
     if setting.action == "drop":
         node["drop"] = setting.drop
         for key in ("to", "announcement"):
@@ -257,10 +261,42 @@ def apply_action(body: CommentedMap, slot: str, setting: NoAnswerSetting | None)
     elif setting.action == "voicemail":
         for key in ("to", "announcement", "drop"):
             node.pop(key, None)
+    elif setting.action == "callback":
+        _apply_callback(node, setting)
     else:
         # A forward keeps its 'drop' (how the call ends if the forward fails too) as written.
         node["to"] = _quoted_if_numeric(setting.to or "")
         node["announcement"] = _announcement_yaml(setting)
+
+
+def _apply_callback(node: CommentedMap, setting: NoAnswerSetting) -> None:
+    """The shape README's example has: action, then, announcement, attempts, retry_after,
+    expires_after; ``route`` and ``digit_timeout`` stay as the administrator wrote them."""
+    callback = setting.callback or CallbackChoice()
+    for key in ("to", "drop"):
+        node.pop(key, None)
+    then = _then_yaml(node.get("then"), callback.then)
+    if "then" in node:
+        node["then"] = then
+    else:
+        add_key(node, "then", then, list(node).index("action") + 1)
+    node["announcement"] = _announcement_yaml(setting)
+    for key in ("attempts", "retry_after", "expires_after"):
+        node[key] = getattr(callback, key)
+
+
+def _then_yaml(old: Any, then: ThenChoice) -> CommentedMap:
+    node = CommentedMap()
+    node.fa.set_flow_style()
+    node["action"] = then.action
+    if then.action == "forward":
+        node["to"] = _quoted_if_numeric(then.to or "")
+        # A fallback forward's own announcement, written by hand, stays while it still forwards.
+        if isinstance(old, dict) and old.get("action") == "forward" and "announcement" in old:
+            node["announcement"] = old["announcement"]
+    elif then.action == "drop":
+        node["drop"] = then.drop
+    return node
 
 
 @contextlib.contextmanager

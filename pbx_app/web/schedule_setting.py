@@ -77,7 +77,7 @@ def schedule_from_json(data: Any, policy: Policy, extension: str,
     absences = _absences(data.get("absences"), problems)
     on_absent = None
     try:
-        on_absent = action_from_json(data.get("on_absent"), policy, extension, file_exists)
+        on_absent = action_from_json(data.get("on_absent"), policy, extension, file_exists, "on_absent")
     except SettingError as exc:
         problems.update({f"on_absent.{k}": v for k, v in exc.problems.items()})
     if problems:

@@ -53,7 +53,8 @@ def employee_view(snapshot: Snapshot, extension: str, gettext: Callable[[str], s
         "setting": setting.to_json(),
         "inherited": inherited,
         "summary": describe(setting, policy, gettext),
-        "site": {"ring_time": policy.site.ring_time, "summary": describe(site, policy, gettext)},
+        "site": {"ring_time": policy.site.ring_time, "summary": describe(site, policy, gettext),
+                 "callback_route": policy.site.callback_route},
         "slots": slots,  # busy, unreachable, away: None is "same as no answer"
         "hours": hours_json(employee.schedule),  # None: always at work
         "hours_summary": employee.schedule.describe() if employee.schedule else None,

@@ -26,12 +26,18 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
   const DAYS = [t("Monday"), t("Tuesday"), t("Wednesday"), t("Thursday"), t("Friday"), t("Saturday"), t("Sunday")];
   const RECEPTION = ["on_no_answer", "on_busy", "on_unreachable"];
 
-  function what(s) {
+  // setting.py's _what, word for word: the summary reads the same before and after a save.
+  function what(s, fallback) {
     if (s.action === "forward") {
       const c = view.targets.colleagues.find((x) => x.id === s.to);
       const d = view.targets.departments.find((x) => x.id === s.to);
       const who = c ? `${c.name} (${c.id})` : d ? fmt(t("department {0}"), d.name) : s.to;
+      if (fallback) return fmt(t("forward to {0}"), who);
       return fmt(t("forward to {0}, {1}"), who, ANN[s.announcement.kind]);
+    }
+    if (s.action === "callback") {
+      const then = (s.callback && s.callback.then) || { action: "drop", drop: "busy" };
+      return fmt(t("offer a callback, else {0}"), what(then, true));
     }
     if (s.action === "voicemail") return t("forward to voicemail");
     if (s.drop === "message") return t("play a message, then hang up");
@@ -150,6 +156,33 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     $("#to-colleagues").replaceChildren(...view.targets.colleagues.map((x) => option(x, `${x.name} (${x.id})`)));
     $("#to-departments").replaceChildren(...view.targets.departments.map(
       (x) => option(x, fmt(t("{0} — {1} people"), x.name, x.members.length))));
+    $("#then-colleagues").replaceChildren(...view.targets.colleagues.map((x) => option(x, `${x.name} (${x.id})`)));
+    $("#then-departments").replaceChildren(...view.targets.departments.map(
+      (x) => option(x, fmt(t("{0} — {1} people"), x.name, x.members.length))));
+  }
+
+  // The callback's defaults are the policy's (model.CallbackSettings); its bounds the loader's.
+  const CALLBACK = { attempts: 3, retry_after: 60, expires_after: 3600 };
+  const BOUNDS = { attempts: [1, 10], retry_after: [1, 86400], expires_after: [1, 604800] };
+  const NUMBER_INPUTS = { attempts: "#cb-attempts", retry_after: "#cb-retry", expires_after: "#cb-expires" };
+
+  // How clients are dialled back: the action's own route as the file has it, else the site's.
+  function callbackRoute() {
+    const saved = slot === "on_no_answer" ? view.setting : view.slots[slot].setting;
+    return (saved && saved.callback && saved.callback.route) || view.site.callback_route || null;
+  }
+
+  function showRoute() {
+    const route = callbackRoute();
+    const note = $("#cb-route");
+    note.textContent = route ? fmt(t("Clients are called back through {0}."), route)
+      : t("A callback needs a route for calling clients (site.callback_route in the policy file); ask an administrator to set it.");
+    note.classList.toggle("error", !route);
+  }
+
+  function standardSound() {
+    const which = form.elements.action.value === "callback" ? "?sound=callback" : "";
+    $("#standard-audio").src = `/api/sounds/standard/${$("#tts-lang").value}${which}`;
   }
 
   function setSound(kind, file, info) {
@@ -183,15 +216,23 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     $("#tts-text").value = a.kind === "tts" ? a.text || "" : "";
     form.dataset.ttsText = a.kind === "tts" ? a.text || "" : "";
     $("#upload").value = "";
+    const cb = s.callback || { then: { action: "forward", to: null, drop: "busy" }, ...CALLBACK };
+    const th = cb.then;
+    form.elements.then.value = th.action === "drop" ? th.drop || "busy" : th.action;
+    $("#then-to").value = th.to || $("#to").value;
+    for (const [key, sel] of Object.entries(NUMBER_INPUTS)) $(sel).value = cb[key];
+    showRoute();
     dialogError(null);
     sync();
+    standardSound();
     dialog.showModal();
   }
 
   function sync() {
     const action = form.elements.action.value;
+    if (action === "callback" && form.elements.ann.value === "none") form.elements.ann.value = "standard";
     const ann = form.elements.ann.value;
-    $$("[data-when-action]").forEach((el) => { el.hidden = el.dataset.whenAction !== action; });
+    $$("[data-when-action]").forEach((el) => { el.hidden = !el.dataset.whenAction.split(" ").includes(action); });
     $$("[data-when-ann]").forEach((el) => { el.hidden = el.dataset.whenAnn !== ann; });
     $("#ring_time").disabled = $("#ring_default").checked;
   }
@@ -213,10 +254,14 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     }
     const s = { action, drop: form.elements.drop.value || "busy", to: null, ring_time: ringDefault ? null : ring,
                 announcement: { kind: "standard", file: null, text: null } };
-    if (action === "forward") {
-      s.to = $("#to").value;
-      if (!s.to) throw new Error(t("choose a colleague or a department"));
-      const kind = form.elements.ann.value || "standard";
+    if (action === "callback") s.callback = readCallback();
+    if (action === "forward" || action === "callback") {
+      if (action === "forward") {
+        s.to = $("#to").value;
+        if (!s.to) throw new Error(t("choose a colleague or a department"));
+      }
+      let kind = form.elements.ann.value || "standard";
+      if (action === "callback" && kind === "none") kind = "standard"; // an offer is never silent
       s.announcement.kind = kind;
       if (kind === "custom") {
         s.announcement.file = form.dataset.customFile;
@@ -228,6 +273,26 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
       }
     }
     return s;
+  }
+
+  function readCallback() {
+    if (!callbackRoute()) {
+      throw new Error(t("a callback needs a route for calling clients (site.callback_route); ask an administrator"));
+    }
+    const choice = form.elements.then.value || "busy";
+    const then = choice === "message" || choice === "busy" ? { action: "drop", drop: choice, to: null }
+      : { action: choice, drop: "busy", to: choice === "forward" ? $("#then-to").value : null };
+    if (then.action === "forward" && !then.to) throw new Error(t("choose a colleague or a department"));
+    const cb = { then, route: callbackRoute() };
+    for (const [key, sel] of Object.entries(NUMBER_INPUTS)) {
+      const n = Number($(sel).value);
+      const [low, high] = BOUNDS[key];
+      if (!(Number.isInteger(n) && n >= low && n <= high)) {
+        throw new Error(fmt(t("{0}: a whole number from {1} to {2}"), $(sel).parentElement.firstChild.textContent.trim(), low, high));
+      }
+      cb[key] = n;
+    }
+    return cb;
   }
 
   async function upload() {
@@ -470,6 +535,7 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
   $$("[data-close]").forEach((b) => b.addEventListener("click", () => dialog.close()));
   form.addEventListener("change", (e) => {
     if (e.target.id === "upload") upload();
+    if (e.target.name === "action") standardSound();
     sync();
   });
   $("#tts-text").addEventListener("input", () => {
@@ -477,7 +543,7 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     if ($("#tts-text").value.trim() !== form.dataset.ttsText) setSound("tts", null);
   });
   $("#tts-make").addEventListener("click", makeTts);
-  $("#tts-lang").addEventListener("change", () => { $("#standard-audio").src = `/api/sounds/standard/${$("#tts-lang").value}`; });
+  $("#tts-lang").addEventListener("change", standardSound);
   $("#save").addEventListener("click", saveReception);
   $("#revert").addEventListener("click", () => {
     RECEPTION.forEach((name) => delete pending[name]);
