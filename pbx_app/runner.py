@@ -15,7 +15,7 @@ from . import observability
 from .ari import AriClient
 from .callback import open_callbacks
 from .callback.service import CallbackService
-from .calls.contract import app_name
+from .contract import app_name
 from .calls.engine import CallEngine
 from .calls.recovery import Sweeper
 from .crm import CrmDirectory

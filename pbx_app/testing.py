@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from .ari import AriError
 from .ari.client import AriVerbs
-from .calls import contract as dp
+from . import contract as dp
 
 # answer | no_answer | busy | unreachable | caller_leaves (the caller hangs up while it rings) |
 # rings (no answer, but the ring lasts until the test sets ``fake.ring_ends``: time to kill an engine)

@@ -21,7 +21,7 @@ from typing import Callable
 
 from ..ari import AriError
 from ..ari.client import AriVerbs
-from ..calls import contract as dp
+from .. import contract as dp
 from ..history.events import CallEnded, Journal, LegEnded, LegOutcome, LegStarted
 from ..history.store import StoreError
 from ..policy import Policy

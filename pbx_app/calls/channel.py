@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from ..ari import AriClient, AriError
-from . import contract as dp
+from .. import contract as dp
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from ..history.events import Journal, MemoryJournal
 from ..policy import Policy
 from ..routing import Plan
 from ..routing.decide import CallContext, decide
-from . import contract as dp
+from .. import contract as dp
 from .channel import CallChannel
 from .flow import CallFlow, Cursor
 

@@ -21,7 +21,7 @@ from ..policy.model import normalise_number
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
-from . import contract as dp
+from .. import contract as dp
 from .channel import CallChannel, CallerGone
 
 log = logging.getLogger(__name__)

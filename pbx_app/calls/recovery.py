@@ -15,7 +15,7 @@ import logging
 from typing import Awaitable, Callable
 
 from ..ari import AriError
-from . import contract as dp
+from .. import contract as dp
 from .engine import EVENT_TYPES, CallEngine
 
 log = logging.getLogger(__name__)

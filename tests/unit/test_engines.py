@@ -4,7 +4,7 @@ dialplan carries the plan on; an engine past its limit leaves new calls to the o
 
 from __future__ import annotations
 
-from pbx_app.calls import contract as dp
+from pbx_app import contract as dp
 from pbx_app.calls.engine import EVENT_TYPES, CallEngine, filtered_out
 from pbx_app.calls.recovery import Sweeper
 from pbx_app.history.events import CallStarted, MemoryJournal
