@@ -4,15 +4,10 @@ both win."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 
 from ..history.codec import iso, parse_time
-from ..history.sqlite_store import sqlite_path
-from ..history.store import StoreError
+from ..history.sqlite_thread import SqliteOnThread
 from .requests import CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params, schema
 
 SCHEMA = schema("text")
@@ -22,39 +17,9 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else parse_time(value)
 
 
-class SqliteCallbacks:
+class SqliteCallbacks(SqliteOnThread):
     def __init__(self, url: str):
-        self.url = url
-        self.path = sqlite_path(url)
-        self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callbacks-sqlite")
-
-    async def _run(self, fn, *args):
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-        except (sqlite3.Error, OSError) as exc:
-            self._drop()
-            raise StoreError(f"{self.path}: {exc}") from exc
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(SCHEMA)
-            self._db = db
-        return self._db
-
-    def _drop(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error:
-                pass
+        super().__init__(url, SCHEMA, "callbacks-sqlite")
 
     def _write(self, sql: str, values: dict, then_get: str | None = None) -> tuple[int, CallbackRequest | None]:
         """One statement in a write transaction; the row after it when ``then_get`` is an id."""
@@ -104,6 +69,3 @@ class SqliteCallbacks:
         _, row = await self._run(self._write, EXPIRE, {"id": request.id, "now": iso(now)}, request.id)
         return row
 
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
-        self._thread.shutdown(wait=True)

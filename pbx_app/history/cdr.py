@@ -16,7 +16,7 @@ from typing import Protocol
 import psycopg
 from psycopg.rows import dict_row
 
-from .sqlite_store import sqlite_path
+from .sqlite_thread import sqlite_path
 
 
 @dataclass(frozen=True)

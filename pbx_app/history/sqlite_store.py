@@ -4,68 +4,27 @@ synchronous=FULL because a shipped segment of the spool is deleted after the com
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Sequence
 
 from .codec import iso, parse_time
+from .sqlite_thread import SqliteOnThread
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
 from .store import (GET_POSITION, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS, SELECT_LEGS,
-                    SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records, schema)
+                    SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, UPSERT, event_params, records, schema)
 
 SCHEMA = schema("text")
-
-
-def sqlite_path(url: str) -> str:
-    """sqlite:////abs/path.db → /abs/path.db; sqlite:///rel.db → rel.db (SQLAlchemy's form)."""
-    rest = url.split(":", 1)[1]
-    if not rest.startswith("///"):
-        raise ValueError(f"{url!r}: a SQLite URL is sqlite:////absolute/path.db or sqlite:///relative.db")
-    return rest[3:]
 
 
 def _time(value: str | None) -> datetime | None:
     return None if value is None else parse_time(value)
 
 
-class SqliteStore:
+class SqliteStore(SqliteOnThread):
     def __init__(self, url: str):
-        self.url = url
-        self.path = sqlite_path(url)
-        self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sqlite")
-
-    async def _run(self, fn, *args):
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-        except (sqlite3.Error, OSError) as exc:
-            self._drop()
-            raise StoreError(f"{self.path}: {exc}") from exc
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(SCHEMA)
-            self._db = db
-        return self._db
-
-    def _drop(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error:
-                pass
+        super().__init__(url, SCHEMA, "journal-sqlite")
 
     async def position(self, spool: str) -> Position | None:
         return await self._run(self._position, spool)
@@ -123,7 +82,3 @@ class SqliteStore:
             db.execute("COMMIT")
         found = records(call_rows, leg_rows, _time)
         return found[0] if found else None
-
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
-        self._thread.shutdown(wait=True)

@@ -4,11 +4,7 @@ PostgreSQL through psycopg's asyncio connection; either one reconnects after a f
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import psycopg
@@ -16,7 +12,7 @@ from psycopg.rows import dict_row
 
 from ..history.codec import iso, parse_time
 from ..history.postgres_store import SCHEMA_LOCK, pg_sql
-from ..history.sqlite_store import sqlite_path
+from ..history.sqlite_thread import SqliteOnThread
 from ..history.store import StoreError
 from ..history.store import schema as journal_schema
 from . import outbox_sql
@@ -47,12 +43,10 @@ def open_database(url: str) -> Database:
     raise ValueError(f"PBX_DATABASE_URL={url!r}: use sqlite:////path/journal.db or postgresql://user@host:port/db")
 
 
-class SqliteDatabase:
+class SqliteDatabase(SqliteOnThread):
     def __init__(self, url: str):
-        self.url = url
-        self.path = sqlite_path(url)
-        self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notices-sqlite")
+        # The journal's tables too: a notifier started before any engine finds them there.
+        super().__init__(url, journal_schema("text") + outbox_sql.schema("text"), "notices-sqlite")
 
     def time(self, moment: datetime) -> str:
         return iso(moment)
@@ -61,13 +55,9 @@ class SqliteDatabase:
         return None if value is None else parse_time(value)
 
     async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, list(steps), write)
-        except (sqlite3.Error, OSError) as exc:
-            self._drop()
-            raise StoreError(f"{self.path}: {exc}") from exc
+        return await self._run(self._steps, list(steps), write)
 
-    def _run(self, steps: list[Step], write: bool) -> list[list[dict]]:
+    def _steps(self, steps: list[Step], write: bool) -> list[list[dict]]:
         db = self._conn()
         # A write takes the lock first: a second sender waits, then sees our lease. A read is one snapshot.
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -79,29 +69,6 @@ class SqliteDatabase:
                 db.execute("ROLLBACK")
             raise
         return out
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            # The journal's tables too: a notifier started before any engine finds them there.
-            db.executescript(journal_schema("text") + outbox_sql.schema("text"))
-            self._db = db
-        return self._db
-
-    def _drop(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error:
-                pass
-
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
-        self._thread.shutdown(wait=True)
 
 
 class PostgresDatabase:

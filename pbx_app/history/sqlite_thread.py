@@ -1,0 +1,64 @@
+"""One SQLite connection owned by one worker thread: the event loop never waits on the disk, and
+sqlite3's objects never cross threads. The journal, the callback requests and the notices'
+outbox share the journal's database file, each through one of these."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from .store import StoreError
+
+
+def sqlite_path(url: str) -> str:
+    """sqlite:////abs/path.db → /abs/path.db; sqlite:///rel.db → rel.db (SQLAlchemy's form)."""
+    rest = url.split(":", 1)[1]
+    if not rest.startswith("///"):
+        raise ValueError(f"{url!r}: a SQLite URL is sqlite:////absolute/path.db or sqlite:///relative.db")
+    return rest[3:]
+
+
+class SqliteOnThread:
+    def __init__(self, url: str, schema: str, thread_name: str):
+        self.url = url
+        self.path = sqlite_path(url)
+        self._schema = schema  # created if missing, on the first connection
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the connection's thread; a database error drops the connection (the
+        next call opens a fresh one) and surfaces as StoreError naming the file."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        except (sqlite3.Error, OSError) as exc:
+            self._drop()
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a shipped segment of the spool is deleted once the commit returns.
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(self._schema)
+            self._db = db
+        return self._db
+
+    def _drop(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
+        self._thread.shutdown(wait=True)
