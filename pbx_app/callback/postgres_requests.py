@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import psycopg
 from psycopg.rows import dict_row
 
+from ..history.postgres_connection import PostgresConnection
 from ..history.postgres_store import pg_sql
 from ..history.store import StoreError
 from .requests import CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params, schema
@@ -27,22 +28,9 @@ def _time(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(timezone.utc)
 
 
-class PostgresCallbacks:
+class PostgresCallbacks(PostgresConnection):
     def __init__(self, url: str):
-        self.url = url
-        self._conn: psycopg.AsyncConnection | None = None
-
-    async def _connection(self) -> psycopg.AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    await conn.execute(SCHEMA)
-            except psycopg.Error as exc:
-                raise StoreError(f"PostgreSQL: {exc}") from exc
-            self._conn = conn
-        return self._conn
+        super().__init__(url, SCHEMA, SCHEMA_LOCK)
 
     async def _do(self, sql: str, values: dict, then_get: str | None = None, lock: str | None = None):
         conn = await self._connection()
@@ -106,7 +94,3 @@ class PostgresCallbacks:
         _, row = await self._do(EXPIRE, {"id": request.id, "now": now}, request.id)
         return row
 
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None

@@ -11,6 +11,7 @@ from typing import Sequence
 import psycopg
 from psycopg.rows import dict_row
 
+from .postgres_connection import PostgresConnection
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
@@ -39,22 +40,9 @@ def _time(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(timezone.utc)
 
 
-class PostgresStore:
+class PostgresStore(PostgresConnection):
     def __init__(self, url: str):
-        self.url = url
-        self._conn: psycopg.AsyncConnection | None = None
-
-    async def _connection(self) -> psycopg.AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    await conn.execute(SCHEMA)
-            except psycopg.Error as exc:
-                raise StoreError(f"PostgreSQL: {exc}") from exc
-            self._conn = conn
-        return self._conn
+        super().__init__(url, SCHEMA, SCHEMA_LOCK)
 
     async def _fail(self, exc: psycopg.Error) -> StoreError:
         conn, self._conn = self._conn, None
@@ -129,10 +117,6 @@ class PostgresStore:
         found = records(call_rows, leg_rows, _time)
         return found[0] if found else None
 
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
 
 
 class _Moved(Exception):
