@@ -83,11 +83,11 @@ class Settings:
             ari_password=password,
             engine_name=env.get("PBX_ENGINE_NAME", cls.engine_name),
             engine_bind=env.get("PBX_ENGINE_BIND", cls.engine_bind),
-            engines=_number(env, "PBX_ENGINES", int, cls.engines),
+            engines=env_number(env, "PBX_ENGINES", int, cls.engines),
             engine_prefix=env.get("PBX_ENGINE_PREFIX", cls.engine_prefix),
             cdr_url=env.get("PBX_CDR_URL") or None,
-            reconcile_grace=_number(env, "PBX_RECONCILE_GRACE", float, cls.reconcile_grace),
-            sweep_interval=_number(env, "PBX_SWEEP_INTERVAL", float, cls.sweep_interval) or cls.sweep_interval,
+            reconcile_grace=env_number(env, "PBX_RECONCILE_GRACE", float, cls.reconcile_grace),
+            sweep_interval=env_number(env, "PBX_SWEEP_INTERVAL", float, cls.sweep_interval) or cls.sweep_interval,
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
             policy_url=env.get("PBX_POLICY_URL") or None,
             users_path=Path(env.get("PBX_USERS", str(cls.users_path))),
@@ -98,18 +98,18 @@ class Settings:
             spool_dir=Path(env.get("PBX_SPOOL_DIR", str(cls.spool_dir))),
             voicemail_dir=Path(env.get("PBX_VOICEMAIL_DIR") or str(cls.voicemail_dir)),
             web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
-            web_nice=_number(env, "PBX_WEB_NICE", int, cls.web_nice),
-            max_calls=_number(env, "PBX_MAX_CALLS", int, cls.max_calls),
-            ari_give_up_after=_number(env, "PBX_ARI_GIVE_UP_AFTER", float, None),
+            web_nice=env_number(env, "PBX_WEB_NICE", int, cls.web_nice),
+            max_calls=env_number(env, "PBX_MAX_CALLS", int, cls.max_calls),
+            ari_give_up_after=env_number(env, "PBX_ARI_GIVE_UP_AFTER", float, None),
             ari_rest=_choice(env, "PBX_ARI_REST", ("http", "websocket"), cls.ari_rest),
             web_allowed_hosts=_names(env, "PBX_WEB_ALLOWED_HOSTS", cls.web_allowed_hosts),
             web_trusted_proxies=_names(env, "PBX_WEB_TRUSTED_PROXIES", ()),
-            web_upload_quota_mb=_number(env, "PBX_WEB_UPLOAD_QUOTA_MB", float, cls.web_upload_quota_mb),
-            web_uploads_per_hour=_number(env, "PBX_WEB_UPLOADS_PER_HOUR", int, cls.web_uploads_per_hour),
-            web_conversions=max(1, _number(env, "PBX_WEB_CONVERSIONS", int, cls.web_conversions)),
-            web_unused_upload_hours=_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
+            web_upload_quota_mb=env_number(env, "PBX_WEB_UPLOAD_QUOTA_MB", float, cls.web_upload_quota_mb),
+            web_uploads_per_hour=env_number(env, "PBX_WEB_UPLOADS_PER_HOUR", int, cls.web_uploads_per_hour),
+            web_conversions=max(1, env_number(env, "PBX_WEB_CONVERSIONS", int, cls.web_conversions)),
+            web_unused_upload_hours=env_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
             agi_bind=env.get("PBX_AGI_BIND", cls.agi_bind),
-            callback_interval=_number(env, "PBX_CALLBACK_INTERVAL", float, cls.callback_interval) or cls.callback_interval,
+            callback_interval=env_number(env, "PBX_CALLBACK_INTERVAL", float, cls.callback_interval) or cls.callback_interval,
         )
 
 
@@ -120,7 +120,9 @@ def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: s
     return text
 
 
-def _number(env: dict[str, str], name: str, kind, default):
+def env_number(env: dict[str, str], name: str, kind, default):
+    """A number from the environment: unset keeps the default; not a number or negative stops the
+    program, naming the variable."""
     text = env.get(name, "").strip()
     if not text:
         return default

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..settings import env_number
+
 MB = 1024 * 1024
 
 
@@ -50,14 +52,14 @@ class NoticeSettings:
         return cls(
             smtp=_smtp(env),
             webhook_url=env.get("PBX_NOTICE_WEBHOOK_URL") or None,
-            webhook_timeout=_number(env, "PBX_NOTICE_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_timeout=env_number(env, "PBX_NOTICE_WEBHOOK_TIMEOUT", float, cls.webhook_timeout),
             voicemail_dir=Path(env.get("PBX_VOICEMAIL_DIR") or cls.voicemail_dir),
-            max_attachment_bytes=int(_number(env, "PBX_NOTICE_MAX_ATTACHMENT_MB", cls.max_attachment_bytes / MB) * MB),
-            poll_interval=_number(env, "PBX_NOTICE_POLL", cls.poll_interval) or cls.poll_interval,
-            max_age=_number(env, "PBX_NOTICE_MAX_AGE", cls.max_age),
-            retry_min=_number(env, "PBX_NOTICE_RETRY_MIN", cls.retry_min) or cls.retry_min,
-            retry_max=_number(env, "PBX_NOTICE_RETRY_MAX", cls.retry_max) or cls.retry_max,
-            give_up_after=_number(env, "PBX_NOTICE_GIVE_UP_AFTER", cls.give_up_after),
+            max_attachment_bytes=int(env_number(env, "PBX_NOTICE_MAX_ATTACHMENT_MB", float, cls.max_attachment_bytes / MB) * MB),
+            poll_interval=env_number(env, "PBX_NOTICE_POLL", float, cls.poll_interval) or cls.poll_interval,
+            max_age=env_number(env, "PBX_NOTICE_MAX_AGE", float, cls.max_age),
+            retry_min=env_number(env, "PBX_NOTICE_RETRY_MIN", float, cls.retry_min) or cls.retry_min,
+            retry_max=env_number(env, "PBX_NOTICE_RETRY_MAX", float, cls.retry_max) or cls.retry_max,
+            give_up_after=env_number(env, "PBX_NOTICE_GIVE_UP_AFTER", float, cls.give_up_after),
         )
 
 
@@ -84,24 +86,11 @@ def _smtp(env: dict[str, str]) -> SmtpSettings | None:
         raise SystemExit("PBX_SMTP_USER is set with PBX_SMTP_STARTTLS=0: the password would cross the network unencrypted")
     return SmtpSettings(
         host=host,
-        port=int(_number(env, "PBX_SMTP_PORT", 587)),
+        port=int(env_number(env, "PBX_SMTP_PORT", float, 587)),
         starttls=starttls,
         user=user,
         password=password,
         sender=env.get("PBX_SMTP_FROM") or f"pbx@{host}",
-        timeout=_number(env, "PBX_SMTP_TIMEOUT", SmtpSettings.timeout) or SmtpSettings.timeout,
+        timeout=env_number(env, "PBX_SMTP_TIMEOUT", float, SmtpSettings.timeout) or SmtpSettings.timeout,
         ca_file=env.get("PBX_SMTP_CA_FILE") or None,
     )
-
-
-def _number(env: dict[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise SystemExit(f"{name}={text!r}: not a number") from None
-    if value < 0:
-        raise SystemExit(f"{name}={text!r}: must not be negative")
-    return value
