@@ -12,7 +12,6 @@ from psycopg.rows import dict_row
 
 from ..history.postgres_connection import PostgresConnection
 from ..history.postgres_store import pg_sql
-from ..history.store import StoreError
 from .requests import CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params, schema
 
 SCHEMA = schema("timestamptz")
@@ -46,12 +45,7 @@ class PostgresCallbacks(PostgresConnection):
                         await c.execute(pg_sql(GET), {"id": then_get})
                         row = await c.fetchone()
         except psycopg.Error as exc:
-            self._conn = None
-            try:
-                await conn.close()
-            except psycopg.Error:
-                pass
-            raise StoreError(f"PostgreSQL: {exc}") from exc
+            raise await self._fail(exc) from exc
         return changed, None if row is None else from_row(row, _time)
 
     async def _rows(self, sql: str, values: dict) -> list[CallbackRequest]:
@@ -61,8 +55,7 @@ class PostgresCallbacks(PostgresConnection):
                 await c.execute(pg_sql(sql), values)
                 return [from_row(r, _time) for r in await c.fetchall()]
         except psycopg.Error as exc:
-            self._conn = None
-            raise StoreError(f"PostgreSQL: {exc}") from exc
+            raise await self._fail(exc) from exc
 
     async def add(self, request: CallbackRequest) -> None:
         await self._do(INSERT, params(request, _same))

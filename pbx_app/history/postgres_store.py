@@ -16,7 +16,7 @@ from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
 from .store import (GET_POSITION, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS, SELECT_LEGS,
-                    SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, UPSERT, StoreError, event_params, records, schema)
+                    SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, UPSERT, event_params, records, schema)
 
 SCHEMA = schema("timestamptz")
 # The row a first shipper takes; a second one waits on it, then sees the first one's position.
@@ -43,15 +43,6 @@ def _time(value: datetime | None) -> datetime | None:
 class PostgresStore(PostgresConnection):
     def __init__(self, url: str):
         super().__init__(url, SCHEMA, SCHEMA_LOCK)
-
-    async def _fail(self, exc: psycopg.Error) -> StoreError:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except psycopg.Error:
-                pass
-        return StoreError(f"PostgreSQL: {exc}")
 
     async def position(self, spool: str) -> Position | None:
         conn = await self._connection()

@@ -12,8 +12,8 @@ from psycopg.rows import dict_row
 
 from ..history.codec import iso, parse_time
 from ..history.postgres_store import SCHEMA_LOCK, pg_sql
+from ..history.postgres_connection import PostgresConnection
 from ..history.sqlite_thread import SqliteOnThread
-from ..history.store import StoreError
 from ..history.store import schema as journal_schema
 from . import outbox_sql
 
@@ -71,26 +71,17 @@ class SqliteDatabase(SqliteOnThread):
         return out
 
 
-class PostgresDatabase:
+class PostgresDatabase(PostgresConnection):
     def __init__(self, url: str):
-        self.url = url
-        self._conn: psycopg.AsyncConnection | None = None
+        # The journal's tables and lock too: engines and notifiers starting at once never race on CREATE.
+        super().__init__(url, journal_schema("timestamptz") + outbox_sql.schema("timestamptz"), SCHEMA_LOCK,
+                         row_factory=dict_row)
 
     def time(self, moment: datetime) -> datetime:
         return moment
 
     def read_time(self, value: datetime | None) -> datetime | None:
         return None if value is None else value.astimezone(timezone.utc)
-
-    async def _connection(self) -> psycopg.AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5, row_factory=dict_row)
-            async with conn.transaction():
-                # The journal's lock: engines and notifiers starting at once never race on CREATE.
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                await conn.execute(journal_schema("timestamptz") + outbox_sql.schema("timestamptz"))
-            self._conn = conn
-        return self._conn
 
     async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
         try:
@@ -104,15 +95,4 @@ class PostgresDatabase:
                     out.append(await cur.fetchall() if cur.description else [])
             return out
         except psycopg.Error as exc:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                try:
-                    await conn.close()
-                except psycopg.Error:
-                    pass
-            raise StoreError(f"PostgreSQL: {exc}") from exc
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+            raise await self._fail(exc) from exc
