@@ -1,5 +1,5 @@
-"""The journal's spool: append-only files of JSON lines on local disk, written and fsync'd
-before the flow goes on, so a row survives a crash of the app (or of the machine) and an
+"""The journal's spool: append-only files of JSON lines on local disk, written before the flow
+goes on and fsync'd soon after, so a row survives a crash of the app (or of the machine) and an
 outage of the database. The shipper reads it forward from a position and replays it into the
 database.
 
@@ -83,15 +83,32 @@ def spool_id(directory: Path, create: bool = False) -> str | None:
     return path.read_text().strip()
 
 
+@dataclass
+class Unsynced:
+    """What the next fsync must cover: the writer's state when it was taken."""
+
+    end: Position  # everything before it is on disk once the sync returns
+    fd: int
+    full: list[int]  # segments rolled over since the last sync: fsync'd, then closed
+    new_entry: bool  # a segment was created since: the folder's entry needs an fsync too
+
+
 class SpoolWriter:
-    """Appends lines durably. One writer per folder (an flock says so); not thread-safe: the
-    journal calls it from one thread only."""
+    """Appends lines. One writer per folder (an flock says so).
+
+    ``write`` puts whole lines in the page cache, so from then on they outlive the app (a crash,
+    a SIGKILL) and the reader sees them; ``sync`` makes them outlive the machine. They are apart
+    so that the app can write on its event loop (a few µs, no thread hop) and fsync on a thread of
+    its own, one fsync for everything written since the last. Not thread-safe otherwise: the
+    journal calls ``write`` and ``unsynced`` from one thread at a time."""
 
     def __init__(self, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES):
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
         self._lock_fd: int | None = None
         self._fd: int | None = None
+        self._full: list[int] = []
+        self._new_entry = False
         self.segment = 0
         self.size = 0
         self.id = ""
@@ -107,10 +124,7 @@ class SpoolWriter:
             raise SpoolBusy(f"{self.directory}: another pbx-app writes its journal here") from None
         self.id = spool_id(self.directory, create=True) or ""
         existing = segments(self.directory)
-        self._open_segment(existing[-1] if existing else 1)
-        return self
-
-    def _open_segment(self, number: int) -> None:
+        number = existing[-1] if existing else 1
         path = segment_path(self.directory, number)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         size = os.fstat(fd).st_size
@@ -125,12 +139,15 @@ class SpoolWriter:
                     log.warning("journal spool %s: a torn last line was closed off", path)
         else:
             _fsync_dir(self.directory)
-        if self._fd is not None:
-            os.close(self._fd)
         self._fd, self.segment, self.size = fd, number, size
+        return self
 
-    def append(self, lines: list[bytes]) -> Position:
-        """Writes the lines and fsyncs them; returns the position after them."""
+    @property
+    def position(self) -> Position:
+        return Position(self.segment, self.size)
+
+    def write(self, lines: list[bytes]) -> Position:
+        """Writes whole lines (not fsync'd); the position after them."""
         assert self._fd is not None, "open() first"
         data = b"".join(lines)
         view = memoryview(data)
@@ -138,7 +155,6 @@ class SpoolWriter:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
-            os.fsync(self._fd)
         except OSError:
             # Disk full or failing: take back a part-written batch, so the retry starts on a
             # line boundary (a duplicate of a line that did land is harmless: replays are).
@@ -148,15 +164,45 @@ class SpoolWriter:
                 pass
             raise
         self.size += len(data)
-        end = Position(self.segment, self.size)
+        end = self.position
         if self.size >= self.segment_bytes:
-            self._open_segment(self.segment + 1)
+            # The next segment's folder entry is made durable by the next sync, not here: write
+            # runs on the app's event loop, which must not wait for a folder's fsync.
+            fd = os.open(segment_path(self.directory, self.segment + 1), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._full.append(self._fd)
+            self._fd, self.segment, self.size = fd, self.segment + 1, 0
+            self._new_entry = True
         return end
 
+    def unsynced(self) -> Unsynced:
+        """Takes what the next ``sync`` must cover; give it back if the sync fails."""
+        assert self._fd is not None, "open() first"
+        job = Unsynced(self.position, self._fd, self._full, self._new_entry)
+        self._full, self._new_entry = [], False
+        return job
+
+    def give_back(self, job: Unsynced) -> None:
+        self._full[:0] = job.full
+        self._new_entry = self._new_entry or job.new_entry
+
+    def sync(self, job: Unsynced) -> Position:
+        """fsyncs what ``job`` covers. Any thread, one sync at a time (a full segment is closed
+        here)."""
+        for fd in job.full:
+            os.fsync(fd)
+        if job.new_entry:
+            _fsync_dir(self.directory)
+        os.fsync(job.fd)
+        for fd in job.full:
+            os.close(fd)
+        job.full.clear()
+        return job.end
+
     def close(self) -> None:
-        for fd in (self._fd, self._lock_fd):
+        for fd in (*self._full, self._fd, self._lock_fd):
             if fd is not None:
                 os.close(fd)
+        self._full = []
         self._fd = self._lock_fd = None
 
 

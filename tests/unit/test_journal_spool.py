@@ -64,15 +64,15 @@ async def test_recorded_events_reach_the_database(database, tmp_path):
 async def test_many_calls_at_once_share_fsyncs_and_keep_each_call_in_order(database, tmp_path):
     url = database()
     journal = await SpooledJournal(tmp_path / "spool", open_store(url)).start()
-    appends = 0
-    real_append = journal.writer.append
+    syncs = 0
+    real_sync = journal.writer.sync
 
-    def counting(lines):
-        nonlocal appends
-        appends += 1
-        return real_append(lines)
+    def counting(job):
+        nonlocal syncs
+        syncs += 1
+        return real_sync(job)
 
-    journal.writer.append = counting
+    journal.writer.sync = counting
     calls = [forwarded_call(f"c{i:03d}", i) for i in range(50)]
 
     async def one_call(events):
@@ -82,8 +82,8 @@ async def test_many_calls_at_once_share_fsyncs_and_keep_each_call_in_order(datab
     await asyncio.gather(*(one_call(c) for c in calls))
     assert await journal.wait_shipped(20)
     await journal.close()
-    print(f"50 concurrent calls, 400 events: {appends} fsync'd appends")
-    assert appends < 400, "concurrent events are written in batches"
+    print(f"50 concurrent calls, 400 events: {syncs} fsyncs")
+    assert syncs < 400, "concurrent events share fsyncs"
     assert await calls_in(url) == fold(e for c in calls for e in c)
 
 
@@ -123,12 +123,15 @@ async def test_a_clean_stop_with_the_database_away_keeps_rows_for_the_next_start
 
 KILLED_APP = """
 import asyncio, sys
+from pbx_app.history.events import CallStarted
 from pbx_app.history.journal import SpooledJournal
 from pbx_app.history.database import open_store
 from tests.unit.test_journal_store import forwarded_call
 
 async def main():
-    journal = await SpooledJournal(sys.argv[1], open_store(sys.argv[2])).start()
+    wait_for = (CallStarted,) if sys.argv[3] == "start" else None
+    # A sync interval longer than the test: what is found after the kill was never fsync'd.
+    journal = await SpooledJournal(sys.argv[1], open_store(sys.argv[2]), wait_for=wait_for, sync_interval=60).start()
     for e in forwarded_call()[:5]:
         await journal.record(e)
     print("recorded", flush=True)
@@ -138,13 +141,16 @@ asyncio.run(main())
 """
 
 
-async def test_rows_recorded_before_a_kill_are_there_after_the_restart(database, tmp_path):
+@pytest.mark.parametrize("waits_for", ["every event", "start"])
+async def test_rows_recorded_before_a_kill_are_there_after_the_restart(database, tmp_path, waits_for):
+    """An engine waits only for a call's start (wait_for=(CallStarted,)); the legs recorded after
+    it were not fsync'd when the app was killed, and are there all the same."""
     url = database()
     spool = tmp_path / "spool"
     (tmp_path / "blocker").write_text("")
     # The killed app could not ship (its database was away): only the spool has the rows.
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_APP, str(spool), f"sqlite:///{tmp_path}/blocker/x.db"],
+        [sys.executable, "-c", KILLED_APP, str(spool), f"sqlite:///{tmp_path}/blocker/x.db", waits_for],
         cwd=REPO, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -206,7 +212,7 @@ async def test_a_second_app_on_the_same_spool_is_refused(tmp_path):
 async def test_a_failing_disk_never_stops_the_call_and_the_event_lands_later(database, tmp_path):
     url = database()
     journal = await SpooledJournal(tmp_path / "spool", open_store(url), ack_timeout=0.2, retry_min=0.05).start()
-    real_append = journal.writer.append
+    real_write = journal.writer.write
     failures = 3
 
     def failing(lines):
@@ -214,9 +220,9 @@ async def test_a_failing_disk_never_stops_the_call_and_the_event_lands_later(dat
         if failures:
             failures -= 1
             raise OSError(28, "No space left on device")
-        return real_append(lines)
+        return real_write(lines)
 
-    journal.writer.append = failing
+    journal.writer.write = failing
     events = forwarded_call()
     for e in events:
         await asyncio.wait_for(journal.record(e), 1)  # returns although the disk failed
@@ -271,13 +277,13 @@ async def test_an_engine_waits_for_the_disk_only_for_a_calls_start(tmp_path):
     the CDR, so a ringing call never waits on an fsync; every event still lands, in order."""
     url = f"sqlite:///{tmp_path}/journal.db"
     journal = await SpooledJournal(tmp_path / "spool", open_store(url), wait_for=(CallStarted,)).start()
-    slow_append = journal.writer.append
+    real_sync = journal.writer.sync
 
-    def append_slowly(lines):
+    def sync_slowly(job):
         time.sleep(0.3)  # a busy disk
-        return slow_append(lines)
+        return real_sync(job)
 
-    journal.writer.append = append_slowly
+    journal.writer.sync = sync_slowly
     start, *rest = forwarded_call()
     loop = asyncio.get_running_loop()
     began = loop.time()
