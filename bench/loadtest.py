@@ -418,7 +418,7 @@ async def main_async(args) -> int:
     phases = []
     try:
         if args.soak:
-            phase = await run_phase(args.flows[-1], args.rates[0], args.soak, args, workdir, policy)
+            phase = await run_phase(args.flows[0], args.rates[0], args.soak, args, workdir, policy)
             print(HEADER)
             print(phase.row())
             print_soak(phase)
@@ -608,14 +608,16 @@ def main() -> int:
     p.add_argument("--answer-ms", type=int, default=200, help="how long the colleague's phone rings first")
     p.add_argument("--profile", action="store_true", help="run the app under cProfile (app.prof in each phase's folder)")
     p.add_argument("--app-entry", help="a Python script to run instead of `-m pbx_app` (experiments: patch, then call pbx_app.cli.main)")
-    p.add_argument("--soak", type=float, default=0, help="instead: run the app alone at the first rate for this many seconds and report its memory over time")
-    p.add_argument("--flows", default="baseline,app,app×2,app+web,agi",
-                   help="phases at each rate: baseline, app (one engine), app×2 (two), "
-                        "app+web (one engine, 8 connections on the page's API meanwhile), agi (FastAGI mode)")
+    p.add_argument("--soak", type=float, default=0, help="instead: run one flow (app, or the one --flows names) alone at the first rate for this many seconds and report its memory over time")
+    p.add_argument("--flows", help="phases at each rate: baseline, app (one engine), app×2 (two), "
+                                   "app+web (one engine, 8 connections on the page's API meanwhile), agi (FastAGI mode); "
+                                   "all of them unless given")
     p.add_argument("--cluster", action="store_true",
                    help="instead: one Asterisk node vs two behind Kamailio (scripts/cluster) at each rate")
     args = p.parse_args()
-    args.flows = args.flows.split(",")
+    if args.soak and args.flows and "," in args.flows:
+        p.error("--soak runs one flow: name one with --flows")
+    args.flows = (args.flows or ("app" if args.soak else "baseline,app,app×2,app+web,agi")).split(",")
     args.rates = [int(r) for r in args.rates.split(",")]
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "w") as lock:

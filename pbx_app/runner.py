@@ -24,6 +24,7 @@ from .history.events import CallStarted
 from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
+from .memory import give_back_freed_memory
 from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
 from .policy.published import PublishedPolicy
@@ -84,6 +85,7 @@ async def run_engine(settings: Settings) -> int:
     runners = [asyncio.create_task(engine.run()) for engine in engines]
     helpers = [asyncio.create_task(s.run()) for s in sweepers] + [asyncio.create_task(policy.watch())]
     helpers += [asyncio.create_task(c.run()) for c in callbacks]
+    helpers.append(asyncio.create_task(give_back_freed_memory()))
     stopping = asyncio.create_task(stop.wait())
     # One node given up on (PBX_ARI_GIVE_UP_AFTER) leaves the others served; all of them: exit.
     everyone_gone = asyncio.create_task(asyncio.wait(runners))
