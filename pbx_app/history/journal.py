@@ -143,7 +143,7 @@ class SpooledJournal:
         journal) and starts writing and shipping."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._write_io, self.writer.open)
-        self._written = Position(self.writer.segment, self.writer.size)
+        self._written = self.writer.position
         self.shipper.spool = self.writer.id
         self._tasks = [
             asyncio.create_task(self._sync_loop(), name="journal-sync"),
@@ -205,7 +205,7 @@ class SpooledJournal:
                     for _ in batch:
                         self._backlog.popleft()
                     self._wake_shipper.set()
-                written = self._recorded - len(self._backlog)
+                in_file = self._recorded - len(self._backlog)  # lines, as _recorded counts them
                 job = self.writer.unsynced()
                 try:
                     await loop.run_in_executor(self._write_io, self.writer.sync, job)
@@ -219,8 +219,8 @@ class SpooledJournal:
                 self._wake_syncer.set()
                 continue
             retry.reset()
-            self._synced = written
-            while self._waiting and self._waiting[0][0] <= written:
+            self._synced = in_file
+            while self._waiting and self._waiting[0][0] <= in_file:
                 _, done = self._waiting.popleft()
                 if not done.done():
                     done.set_result(None)
