@@ -141,7 +141,8 @@ class AppProcess:
                    "PBX_DATABASE_URL": f"sqlite:///{workdir}/journal.db", "PBX_SPOOL_DIR": str(workdir / f"spool{n}")}
             if command == "agi":
                 env.update(PBX_WEB_BIND=f"127.0.0.1:{port}", PBX_AGI_BIND=f"127.0.0.1:{4572 + n}",
-                           PBX_USERS=str(workdir / "users.json"), PBX_AUDIT_LOG=str(workdir / "audit.jsonl"))
+                           PBX_USERS=str(workdir / "users.json"), PBX_AUDIT_LOG=str(workdir / "audit.jsonl"),
+                           PBX_AGI_SECRET_FILE=str(LOCK.parent / "pbx_agi_secret.conf"))  # scripts/testbed made it
             profiler = ["-m", "cProfile", "-o", str(workdir / f"app{n}.prof")] if profile else []
             main = [entry] if entry else ["-m", "pbx_app"]
             self.procs.append(subprocess.Popen(

@@ -40,3 +40,10 @@ async def give_back_freed_memory(interval: float = INTERVAL) -> None:
     while True:
         await asyncio.sleep(interval)
         await asyncio.to_thread(trim, 0)
+
+
+async def give_back_now() -> None:
+    """Once, now: after a burst of short-lived buffers (a FastAGI connection flood)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        await asyncio.to_thread(trim, 0)

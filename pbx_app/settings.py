@@ -58,6 +58,11 @@ class Settings:
     web_conversions: int = 2  # sox/espeak-ng runs at a time
     web_unused_upload_hours: float = 24.0  # a page-made sound nothing refers to is removed after this
     agi_bind: str = "127.0.0.1:4573"  # `pbx-app agi`: where the FastAGI server listens
+    # Only Asterisk may talk FastAGI to us (docs/security.md): its addresses, the secret file it
+    # #includes too, and how many connections may be open at once.
+    agi_allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+    agi_secret_file: Path = Path("/etc/asterisk/pbx_agi_secret.conf")
+    agi_max_connections: int = 512
     callback_interval: float = 5.0  # s between an engine's looks for callback requests whose employee is free
 
     @property
@@ -109,6 +114,9 @@ class Settings:
             web_conversions=max(1, env_number(env, "PBX_WEB_CONVERSIONS", int, cls.web_conversions)),
             web_unused_upload_hours=env_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
             agi_bind=env.get("PBX_AGI_BIND", cls.agi_bind),
+            agi_allowed_peers=_names(env, "PBX_AGI_ALLOWED_PEERS", cls.agi_allowed_peers),
+            agi_secret_file=Path(env.get("PBX_AGI_SECRET_FILE") or str(cls.agi_secret_file)),
+            agi_max_connections=max(1, env_number(env, "PBX_AGI_MAX_CONNECTIONS", int, cls.agi_max_connections)),
             callback_interval=env_number(env, "PBX_CALLBACK_INTERVAL", float, cls.callback_interval) or cls.callback_interval,
         )
 

@@ -10,7 +10,12 @@ import re
 from dataclasses import dataclass
 
 MAX_HEADERS = 256  # Asterisk sends ~25 agi_* lines plus one per argument
-MAX_LINE = 16 * 1024  # stream limit: one header or result line (a plan argument is ~2 KB)
+# Stream limit: one header or result line. The longest we send for is the plan argument of
+# `next` (at most 4 × 1,500 characters, state.py).
+MAX_LINE = 8 * 1024
+# All of one request's headers: a real one is a few KB. With MAX_LINE this bounds what one
+# connection can make us hold, whatever a peer sends (issue 32: 400 peers once took 1.7 GB).
+MAX_HEADER_BYTES = 64 * 1024
 HEADER_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 5.0
 # Asterisk reads a command into a 2048-byte buffer (res_agi AGI_BUF_LEN); longer is cut.
@@ -62,13 +67,15 @@ class AgiRequest:
     @classmethod
     async def accept(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> "AgiRequest":
         headers: dict[str, str] = {}
+        size = 0
         async with asyncio.timeout(HEADER_TIMEOUT):
             while True:
                 line = await _readline(reader)
                 if not line:
                     break
-                if len(headers) >= MAX_HEADERS:
-                    raise AgiError("too many AGI headers")
+                size += len(line) + 1
+                if len(headers) >= MAX_HEADERS or size > MAX_HEADER_BYTES:
+                    raise AgiError(f"AGI headers over {MAX_HEADERS} lines or {MAX_HEADER_BYTES} bytes")
                 key, sep, value = line.partition(":")
                 if sep:
                     headers[key.strip()] = value[1:] if value.startswith(" ") else value

@@ -18,6 +18,9 @@ from ..policy import PolicyError
 from ..policy.store import PolicyStore
 from ..settings import Settings
 from ..signals import handle_signals
+from .peers import AllowList
+from .secret import SecretError, read_secret
+from .seen import SeenCalls
 from .server import AgiServer
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ class AgiState:
         for route, count in self.server.served.items():
             served.add_metric([route], count)
         yield served
+        yield CounterMetricFamily("pbx_agi_refused_connections",
+                                  "FastAGI connections closed unserved: peer not allowed, over the cap, no proof of the secret",
+                                  value=self.server.refusals.refused)
         reloads = CounterMetricFamily("pbx_policy_reloads", "Policy reloads, by result", labels=["result"])
         for result, count in self.policy.reloads.items():
             reloads.add_metric([result], count)
@@ -76,6 +82,12 @@ def add_health(webapp: web.Application, server: AgiServer, calls: CallCount, pol
 
 async def run_agi(settings: Settings) -> int:
     try:
+        secret = read_secret(settings.agi_secret_file)
+        allowed = AllowList(settings.agi_allowed_peers)
+    except (SecretError, ValueError) as exc:
+        log.error("cannot start: %s (PBX_AGI_SECRET_FILE, PBX_AGI_ALLOWED_PEERS; docs/security.md)", exc)
+        return 2
+    try:
         policy = PolicyStore(settings.policy_path)
     except PolicyError as exc:
         log.error("cannot start, the policy is not valid:\n%s", exc)
@@ -88,7 +100,8 @@ async def run_agi(settings: Settings) -> int:
     metrics = observability.Metrics()
     calls = CallCount(metrics.observing(journal))
     crm = CrmDirectory()
-    server = AgiServer(policy, calls, crm=crm)
+    server = AgiServer(policy, calls, crm=crm, secret=secret, allowed=allowed,
+                       max_connections=settings.agi_max_connections, seen=SeenCalls(journal.store.call))
     host, _, port = settings.agi_bind.rpartition(":")
     try:
         listening = await server.serve(host or "127.0.0.1", int(port))
@@ -104,7 +117,8 @@ async def run_agi(settings: Settings) -> int:
         await journal.close()
         return 2
     stop = handle_signals(policy)
-    log.info("pbx_app FastAGI on agi://%s/ (routes call, next, hangup), policy %s", settings.agi_bind, settings.policy_path)
+    log.info("pbx_app FastAGI on agi://%s/ (routes call, next, hangup), policy %s; peers allowed: %s, at most %d "
+             "connections", settings.agi_bind, settings.policy_path, allowed, settings.agi_max_connections)
     watcher = asyncio.create_task(policy.watch())
     await stop.wait()
     watcher.cancel()

@@ -4,13 +4,17 @@ server (this one restarted, or another one) can take the next request.
 - PBX_PLAN, PBX_PLAN2 … PBX_PLAN4: the call's plan, zlib-compressed and base64url-encoded
   (no commas, so the dialplan can pass it back as one AGI argument), in chunks because
   Asterisk cuts an AGI command at 2048 bytes.
-- PBX_STATE: where the call stands, ``branch:index:leg:dialled``, or ``end`` once its journal
-  is closed."""
+- PBX_STATE: where the call stands, ``branch:index:leg:dialled:MAC``, or ``end`` once its
+  journal is closed. MAC signs the cursor, the plan and the channel's uniqueid with the key from
+  the shared secret (secret.py): `next` and `hangup` are refused for a state or plan anyone
+  altered, or one copied from another call."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import hmac
 import zlib
 from dataclasses import dataclass
 
@@ -23,6 +27,28 @@ ENDED = "end"
 
 class PlanTooLarge(ValueError):
     pass
+
+
+class BadSignature(ValueError):
+    pass
+
+
+def _mac(key: bytes, call_id: str, cursor: str, plan: str) -> str:
+    digest = hmac.new(key, "\n".join((call_id, cursor, plan)).encode(), hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def sign(key: bytes, call_id: str, cursor: str, plan: str) -> str:
+    """PBX_STATE for ``cursor`` (Cursor.encode()) of the call ``call_id`` whose PBX_PLAN* is ``plan``."""
+    return f"{cursor}:{_mac(key, call_id, cursor, plan)}"
+
+
+def verify(key: bytes, call_id: str, state: str, plan: str) -> str:
+    """The cursor of a PBX_STATE the server signed for this call and plan; BadSignature otherwise."""
+    cursor, _, mac = state.rpartition(":")
+    if not cursor or not hmac.compare_digest(mac.encode(), _mac(key, call_id, cursor, plan).encode()):
+        raise BadSignature("the state or plan on the channel is not the one this server signed")
+    return cursor
 
 
 def encode_plan(plan: Plan) -> dict[str, str]:

@@ -25,6 +25,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..private_files import open_private, private_dir
+
 log = logging.getLogger(__name__)
 
 SEGMENT = re.compile(r"^(\d{8})\.jsonl$")
@@ -74,7 +76,7 @@ def spool_id(directory: Path, create: bool = False) -> str | None:
         if not create:
             return None
     tmp = directory / "spool.id.tmp"
-    with open(tmp, "w") as f:
+    with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as f:
         f.write(uuid.uuid4().hex + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -114,8 +116,8 @@ class SpoolWriter:
         self.id = ""
 
     def open(self) -> "SpoolWriter":
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.directory)
+        self._lock_fd = open_private(self.directory / "lock", os.O_RDWR)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -126,7 +128,7 @@ class SpoolWriter:
         existing = segments(self.directory)
         number = existing[-1] if existing else 1
         path = segment_path(self.directory, number)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = open_private(path, os.O_WRONLY | os.O_APPEND)
         size = os.fstat(fd).st_size
         if size:
             with open(path, "rb") as f:
@@ -168,7 +170,7 @@ class SpoolWriter:
         if self.size >= self.segment_bytes:
             # The next segment's folder entry is made durable by the next sync, not here: write
             # runs on the app's event loop, which must not wait for a folder's fsync.
-            fd = os.open(segment_path(self.directory, self.segment + 1), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = open_private(segment_path(self.directory, self.segment + 1), os.O_WRONLY | os.O_APPEND)
             self._full.append(self._fd)
             self._fd, self.segment, self.size = fd, self.segment + 1, 0
             self._new_entry = True
@@ -263,7 +265,7 @@ class SpoolReader:
 
     def reject(self, line: bytes, why: str) -> None:
         """Keeps a line that is not an event where a person can look at it."""
-        with open(self.directory / "rejected.jsonl", "ab") as f:
+        with os.fdopen(open_private(self.directory / "rejected.jsonl", os.O_WRONLY | os.O_APPEND), "ab") as f:
             f.write(line.rstrip(b"\n") + b"\n")
             f.flush()
             os.fsync(f.fileno())

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from ..private_files import private_sqlite
 from .store import StoreError
 
 
@@ -42,6 +43,7 @@ class SqliteOnThread:
         if self._db is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")

@@ -10,6 +10,8 @@ from datetime import timezone
 import pytest
 
 from pbx_app.agi import AgiServer
+from pbx_app.agi.secret import read_secret
+from pbx_app.agi.seen import SeenCalls
 from pbx_app.crm import CrmDirectory
 from pbx_app.history.events import CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.history.journal import SpooledJournal
@@ -27,6 +29,7 @@ from .test_policy_calls import CALLER, OWN_FORWARD
 
 AGI_CALLER_IP = "127.0.0.4"
 AGI_BIND = ("127.0.0.1", 4573)  # the dialplan's default PBX_AGI_SERVER
+SECRET_FILE = ROOT / "etc/asterisk/pbx_agi_secret.conf"  # scripts/testbed puts it there for the dialplan
 
 
 @pytest.fixture
@@ -40,7 +43,8 @@ async def agi_app(ari, tmp_path):
         memory = MemoryJournal()
         url = f"sqlite:///{tmp_path}/journal.db"
         spooled = await SpooledJournal(tmp_path / "spool", open_store(url), idle_poll=0.05).start()
-        server = AgiServer(lambda: policy, Fanout([memory, spooled]), crm=crm)
+        server = AgiServer(lambda: policy, Fanout([memory, spooled]), crm=crm, secret=read_secret(SECRET_FILE),
+                           seen=SeenCalls(spooled.store.call))
         listening = await server.serve(*AGI_BIND)
         running = RunningApp(server, None, memory)
         running.spooled, running.store_url = spooled, url
@@ -391,7 +395,8 @@ async def test_agi_server_killed_while_the_employee_rings_another_takes_the_next
     url = f"sqlite:///{tmp_path}/journal.db"
     server = EngineProcess(tmp_path, "agi", {"PBX_DATABASE_URL": url, "PBX_POLICY": str(policy),
                                              "PBX_USERS": str(tmp_path / "users.json"),
-                                             "PBX_AUDIT_LOG": str(tmp_path / "audit.jsonl")}, command="agi")
+                                             "PBX_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+                                             "PBX_AGI_SECRET_FILE": str(SECRET_FILE)}, command="agi")
     server.env.pop("PBX_ARI_PASSWORD", None)  # the FastAGI server needs no ARI
     try:
         await server.start().healthy()
