@@ -11,7 +11,9 @@ starts it again afterwards for the tests that come later in the session."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+import uuid
 from datetime import datetime, timezone
 
 import psycopg
@@ -121,6 +123,51 @@ async def test_a_change_on_the_web_page_reaches_the_next_call_on_both_nodes(clus
     for call in calls:
         assert history_row(call).what_happened == "no answer; forwarded to 102, answered by 102", node_of(call)
     assert nodes == {"a", "b"}
+
+
+def invite_straight_to_node(node_ip: str, source: str, forged_source: str, timeout: float = 5.0) -> int:
+    """A client's INVITE sent to a node, not through Kamailio, with X-PBX-Source written by the
+    sender itself; the node's final answer (0: none, the call went on)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(timeout)
+        port = sock.getsockname()[1]
+        tag, call_id, branch = uuid.uuid4().hex[:8], uuid.uuid4().hex, "z9hG4bK" + uuid.uuid4().hex[:12]
+        head = (f"sip:102@{node_ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {source}:{port};branch={branch}\r\n"
+                f"From: <sip:79995550000@{source}>;tag={tag}\r\nTo: <sip:102@{node_ip}>\r\nCall-ID: {call_id}\r\n")
+        sock.sendto((f"INVITE {head}CSeq: 1 INVITE\r\nContact: <sip:79995550000@{source}:{port}>\r\n"
+                     f"Max-Forwards: 70\r\nX-PBX-Source: {forged_source}\r\nContent-Length: 0\r\n\r\n").encode(),
+                    (node_ip, 5060))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = sock.recv(65535).decode(errors="replace")
+            except TimeoutError:
+                break
+            code = int(reply.split(" ", 2)[1])
+            if code >= 200:
+                to = next(line for line in reply.split("\r\n") if line.lower().startswith("to:"))
+                ack = head.replace(f"To: <sip:102@{node_ip}>", to)  # the node's To, with its tag
+                sock.sendto(f"ACK {ack}CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n".encode(),
+                            (node_ip, 5060))
+                return code
+        return 0
+
+
+async def test_a_forged_client_header_straight_to_a_node_is_refused(cluster, sip):
+    # Issue 32: with X-PBX-Source: 127.0.0.2 an INVITE sent to node a entered as the Russian client.
+    since = now()
+    colleague = sip.phone("102", "answer", answer_delay_ms=200)
+    from_outside = invite_straight_to_node("127.0.0.11", "127.0.0.2", "127.0.0.2")
+    from_phones_net = invite_straight_to_node("127.0.0.11", "127.0.0.1", "127.0.0.4")
+    assert (from_outside, from_phones_net) == (403, 403), "the ACL, then the front-only context"
+    await asyncio.sleep(1)
+    assert not colleague.received("INVITE") and await calls_since(cluster.database_url, since) == []
+    # Through Kamailio, the same client's call goes on as before.
+    caller = sip.call("102", talk_ms=300, source_ip="127.0.0.2")
+    assert await caller.wait(30) == 0 and colleague.sent(200)
+    [call] = await ended_since(cluster.database_url, since, 1)
+    assert history_row(call).status == "answered"
 
 
 async def test_node_a_stopped_new_calls_go_to_node_b(cluster, sip):
