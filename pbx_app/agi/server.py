@@ -87,6 +87,7 @@ class AgiServer:
         self.requests = 0  # connections open now (for /health)
         self.proving: OrderedDict[asyncio.StreamWriter, float] = OrderedDict()  # not through yet, oldest first
         self.since_trim = 0
+        self.trimming: asyncio.Task | None = None
         self.served = {"call": 0, "next": 0, "hangup": 0, "refused": 0}
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
@@ -98,10 +99,12 @@ class AgiServer:
         peer = _host(writer)
         if not self.allowed.allows(peer):
             self.refusals.note(peer, "not on PBX_AGI_ALLOWED_PEERS")
-            return writer.transport.abort()
+            writer.transport.abort()
+            return
         if self.requests >= self.max_connections and not self._make_room():
             self.refusals.note(peer, f"{self.max_connections} connections already open (PBX_AGI_MAX_CONNECTIONS)")
-            return writer.transport.abort()
+            writer.transport.abort()
+            return
         self.requests += 1
         self.since_trim += 1
         self.proving[writer] = asyncio.get_running_loop().time()
@@ -122,7 +125,7 @@ class AgiServer:
             if self.requests == 0 and self.since_trim >= TRIM_AFTER:
                 # A burst of connections leaves freed buffers in the heap: give them back now.
                 self.since_trim = 0
-                asyncio.create_task(give_back_now())
+                self.trimming = asyncio.create_task(give_back_now())
 
     def _make_room(self) -> bool:
         """Closes the oldest connection that has not proved itself for STALE_AFTER, if any."""
