@@ -10,6 +10,7 @@ Routes (agi://HOST:PORT/ROUTE, dialplan/pbx_agi.conf):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from datetime import datetime, timezone
@@ -20,7 +21,8 @@ from ..crm import lookup as crm_lookup
 from ..history.events import Journal
 from ..policy import Policy
 from ..routing.decide import CallContext, decide
-from .flow import AgiFlow, Instruction, Report
+from ..routing.plan import Offer
+from .flow import AgiFlow, Instruction, Report, Requests
 from .protocol import AgiError, AgiRequest
 from .state import ENDED, Cursor, PlanTooLarge, decode_plan, encode_plan
 
@@ -38,11 +40,13 @@ class AgiServer:
         journal: Journal,
         crm: CrmProvider | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        callbacks: Requests | None = None,
     ):
         self.policy = policy  # asked once per new call: a reload never touches calls in flight
         self.journal = journal
         self.crm = crm
         self.clock = clock
+        self.callbacks = callbacks  # where callback requests go (AMI serves them); None: no offers
         self.requests = 0  # in progress now (for /health)
         self.served = {"call": 0, "next": 0, "hangup": 0, "refused": 0}
 
@@ -90,7 +94,7 @@ class AgiServer:
         crm = await crm_lookup(self.crm, policy, caller)  # bounded by the CRM deadline, never raises
         context = CallContext(extension=extension, caller=caller, at=now, crm=crm.rule, crm_note=crm.note)
         plan = decide(policy, context, random.Random())
-        flow = AgiFlow(plan, call_id, self.journal, self.clock)
+        flow = AgiFlow(plan, call_id, self.journal, self.clock, callbacks=self.callbacks, caller=caller)
         try:
             plan_vars = encode_plan(plan)
         except PlanTooLarge as exc:
@@ -108,11 +112,14 @@ class AgiServer:
         if not state or state == ENDED:
             return  # nothing of ours is in progress on this channel
         try:
-            flow = AgiFlow(decode_plan(packed), call_id, self.journal, self.clock, Cursor.decode(state))
+            flow = AgiFlow(decode_plan(packed), call_id, self.journal, self.clock, Cursor.decode(state),
+                           callbacks=self.callbacks, caller=request.headers.get("agi_callerid", ""))
         except Exception as exc:
             log.error("call %s: its state on the channel is not readable (%s); busy", call_id, exc)
             return await self.answer(request, None, Instruction("busy"))
         report = Report.from_args(args[2:])
+        if isinstance(flow.pending(), Offer):  # the key pressed is on the channel, not among the arguments
+            report = dataclasses.replace(report, digit=await request.get_variable("PBX_DIGIT") or "")
         if route == "hangup":
             return await flow.hangup(report)
         try:
