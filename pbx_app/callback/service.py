@@ -79,6 +79,8 @@ class CallbackService:
 
     def take(self, event: dict) -> bool:
         """An ARI engine's event: True when it is ours (a watched phone's state, one of our channels)."""
+        if not self.attempts and event.get("type") != "DeviceStateChanged":
+            return False  # the common case, on every event of every call: no callback in progress
         return any([self.deliver(e) for e in AriPhones.translate(event)])
 
     def deliver(self, event: PhoneEvent) -> bool:

@@ -126,3 +126,71 @@ async def test_the_full_callback_story_in_fastagi_mode(agi_site, sip, ari):
     assert rows[f"{call_id}:2:callback_offer:101:answered"]["disposition"] == "ANSWERED"
     back = rows[f"{call_id}:3:callback:101"]
     assert back["disposition"] == "ANSWERED" and back["dstchannel"].startswith("PJSIP/clients-")
+
+
+async def employee_takes_another_call(sip):
+    """101 answers another client's call (through the FastAGI context too) and talks ~11 s; the
+    same phone then answers the callback and presses 1."""
+    employee = sip.keys_phone("101", calls=2, key_after_ms=1500)
+    other = sip.call("101", talk_ms=6000, caller="79005550000", source_ip=AGI_CALLER_IP)
+    await until(lambda: employee.sent(200), 15, "101 answers the other call")
+    return employee, other
+
+
+async def test_the_employee_busy_then_free_is_called_back_when_the_phone_goes_idle(agi_site, sip, ari):
+    site = await agi_site(policy(retry=10), interval=30.0)  # only the phone going idle can start it in time
+    call_id = await client_presses_1(site, sip)
+    employee, other = await employee_takes_another_call(sip)
+    the_client = sip.client_phone("answer")
+    await until(lambda: len(employee.received("INVITE")) >= 2, 40, "101 is rung for the callback")
+    delay = (employee.received("INVITE")[1].at - other.sent("BYE")[0].at).total_seconds()
+    print(f"101 idle -> callback rings 101 (AMI DeviceStateChange): {delay * 1000:.0f} ms")
+    assert 0 <= delay < 2.0, "the phone going idle started the callback (the periodic look is 30 s away)"
+    await until(lambda: _state(site.store, call_id, "done"), 20, "the request is done")
+    await hang_up_callback(ari)
+    await until(lambda: the_client.received("BYE"), 10, "the talk ends")
+
+
+async def test_ami_down_when_the_employee_becomes_free_the_request_waits_and_is_served_after_reconnect(agi_site, sip, ari):
+    proxy = await TcpProxy("127.0.0.1", 5038).start()
+    try:
+        site = await agi_site(policy(retry=10), ami_url=proxy.url, interval=30.0)
+        call_id = await client_presses_1(site, sip)
+        employee, other = await employee_takes_another_call(sip)
+        await proxy.cut()  # AMI goes while 101 talks: the DeviceStateChange of the call's end is lost
+        await until(lambda: other.sent("BYE"), 20, "the other call ends")
+        await until(lambda: site.callbacks[0].ami.state == "down", 10, "the client sees AMI down")
+        await asyncio.sleep(2)
+        assert len(employee.received("INVITE")) == 1, "nobody is called back while AMI is down"
+        waiting = await site.store.get(call_id)
+        assert (waiting.state, waiting.lease_owner) == ("waiting", None), "the request survives, unclaimed"
+        the_client = sip.client_phone("answer")
+        await proxy.restore()
+        restored = asyncio.get_running_loop().time()
+        await until(lambda: len(employee.received("INVITE")) >= 2, 30, "101 is rung once AMI is back")
+        print(f"AMI back -> callback rings 101: {asyncio.get_running_loop().time() - restored:.1f} s")
+        assert site.callbacks[0].ami.connections == 2
+        await until(lambda: _state(site.store, call_id, "done"), 20, "the request is done")
+        await hang_up_callback(ari)
+        await until(lambda: the_client.received("BYE"), 10, "the talk ends")
+    finally:
+        await proxy.cut()
+
+
+async def test_two_fastagi_servers_call_one_request_back_once(agi_site, sip, ari):
+    site = await agi_site(policy(retry=8), servers=2, interval=1.0)
+    call_id = await client_presses_1(site, sip)
+    employee = sip.keys_phone("101", calls=2, key_after_ms=1500)  # a second callback would ring here
+    the_client = sip.client_phone("answer")
+    await until(lambda: _state(site.store, call_id, "done"), 40, "the request is done")
+    await asyncio.sleep(2.5)  # both services look again (every 1 s) while they talk
+    await hang_up_callback(ari)
+    await until(lambda: the_client.received("BYE"), 10, "the talk ends")
+    await until(lambda: sum(c.service.served.get("answered", 0) for c in site.callbacks) == 1, 10, "the attempt is over")
+    assert len(employee.received("INVITE")) == 1, "101 was rung once"
+    served = [c.service.served for c in site.callbacks]
+    assert sorted(sum(s.values()) for s in served) == [0, 1], f"one server served it: {served}"
+    callback_legs = [e for e in site.journal.events if isinstance(e, LegStarted) and e.role == "callback"]
+    assert len(callback_legs) == 1
+    [row] = [r for r in site.story() if r.call_id == call_id]
+    assert row.what_happened == "no answer; callback requested; called back by 101, client answered"
