@@ -267,3 +267,18 @@ async def test_a_request_that_cannot_be_stored_runs_the_then_action_and_says_so(
 async def test_an_unknown_caller_number_gets_no_offer():
     step, journal = await offered_call(Stored(), caller="anonymous")
     assert (await step(dialstatus="NOANSWER")).do == "voicemail"
+
+
+async def test_the_caller_hanging_up_during_the_offer_ends_its_leg_and_the_call():
+    store = Stored()
+    plan = decide(OFFER_POLICY, CallContext("107", "79001234567", NOW))
+    journal = MemoryJournal()
+    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None, callbacks=store, caller="79001234567")
+    await flow.start("79001234567", "1.1", "PJSIP/c-1")
+    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
+    assert (await flow.next(Report(dialstatus="NOANSWER"))).do == "offer"
+    h = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
+    await h.hangup(Report())
+    assert h.state == "end" and store.requests == []
+    ended = [e for e in journal.events if isinstance(e, (LegEnded, CallEnded))]
+    assert [(getattr(e, "outcome", None) or e.result) for e in ended] == ["no_answer", "caller_hung_up", "caller_hung_up"]
