@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import observability
+from ..calls.app_down import AppDownFiles
 from ..crm import CrmDirectory
 from ..history.events import CallEnded, CallStarted, Journal, JournalEvent
 from ..history.journal import open_journal
@@ -106,8 +107,11 @@ async def run_agi(settings: Settings) -> int:
     stop = handle_signals(policy)
     log.info("pbx_app FastAGI on agi://%s/ (routes call, next, hangup), policy %s", settings.agi_bind, settings.policy_path)
     watcher = asyncio.create_task(policy.watch())
+    # With the server down, the dialplan follows each employee's plan from these files.
+    fallbacks = asyncio.create_task(AppDownFiles(settings.fallback_dir, policy).run())
     await stop.wait()
     watcher.cancel()
+    fallbacks.cancel()
     listening.close()
     await listening.wait_closed()  # the requests in progress finish: each is one short step
     await crm.close()
