@@ -71,6 +71,8 @@ class AppDownFiles:
         changed = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            if self.folder.stat().st_mode & 0o005 != 0o005:
+                os.chmod(self.folder, 0o755)  # Asterisk's user reads it; the units' UMask=0027 would not let it
             for ext, line in wanted.items():
                 if self._written.get(ext) != line:
                     _replace(self.folder / ext, line)
