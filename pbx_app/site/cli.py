@@ -9,7 +9,9 @@ from pathlib import Path
 from .conffile import ConfError
 from .install import Options, Plan, apply, plan_install, plan_undo
 
-RELOAD = "asterisk -rx 'core reload'   (or: systemctl reload asterisk)"
+# A stock config has no cdr_sqlite3_custom section, so Asterisk declined that module at its start:
+# a reload does not load a declined module, `module load` does (an error if it is loaded: harmless).
+RELOAD = "asterisk -rx 'core reload' && asterisk -rx 'module load cdr_sqlite3_custom.so'"
 
 
 def add_asterisk_commands(sub: argparse._SubParsersAction) -> None:
