@@ -9,10 +9,6 @@ from pathlib import Path
 from .conffile import ConfError
 from .install import Options, Plan, apply, plan_install, plan_undo
 
-# A stock config has no cdr_sqlite3_custom section, so Asterisk declined that module at its start:
-# a reload does not load a declined module, `module load` does (an error if it is loaded: harmless).
-RELOAD = "asterisk -rx 'core reload' && asterisk -rx 'module load cdr_sqlite3_custom.so'"
-
 
 def add_asterisk_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("asterisk", help="add pbx_app to an existing Asterisk configuration (docs/install-debian.md)")
@@ -58,7 +54,9 @@ def cmd_install(args: argparse.Namespace) -> int:
         for change in plan.pending:
             print(f"{'removed' if change.after is None else 'created' if change.before is None else 'changed'} {change.path}")
         print(f"backup of what was there: {backup}")
-        print(f"Asterisk reads it at its next reload: {RELOAD}")
+        print("then tell Asterisk (calls in progress go on):")
+        for command in ([] if args.undo else plan.after) or ["asterisk -rx 'core reload'"]:
+            print(f"    {command}")
     for note in plan.notes:
         print(f"note: {note}")
     return 0

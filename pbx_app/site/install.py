@@ -29,6 +29,7 @@ HIDDEN = "********"
 MODULES = ("res_http_websocket.so", "res_stasis.so", "res_ari.so", "res_ari_channels.so", "res_ari_events.so",
            "res_ari_asterisk.so", "res_ari_applications.so", "app_stasis.so", "app_stasis_broadcast.so",
            "func_env.so", "cdr_sqlite3_custom.so", "app_voicemail.so", "res_agi.so")
+VOICEMAIL_VARIANTS = ("app_voicemail_odbc.so", "app_voicemail_imap.so")
 # One row per leg in a SQLite file of our own, beside whatever CDR the site keeps (the engines read
 # it back: history/cdr.py's default). The same columns as the test bed's config/asterisk.
 CDR_FILE = "pbx_app-cdr.db"
@@ -73,6 +74,10 @@ class Change:
 class Plan:
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What Asterisk must be told afterwards. A stock config has no cdr_sqlite3_custom section, so
+    # Asterisk declined that module at its start: a reload does not load a declined module.
+    after: list[str] = field(default_factory=lambda: ["asterisk -rx 'core reload'",
+                                                      "asterisk -rx 'module load cdr_sqlite3_custom.so'"])
 
     @property
     def pending(self) -> list[Change]:
@@ -191,19 +196,31 @@ def plan_install(opts: Options) -> Plan:
     if text is not None or lines:
         plan.changes.append(Change(etc / "stasis.conf", text, with_block(text or "", lines)))
 
-    # modules.conf is only read: a site that loads modules one by one is told what to add.
+    # modules.conf: a site that loads modules one by one is told what to add. With autoload, Debian's
+    # asterisk-modules has app_voicemail_odbc.so beside app_voicemail.so: both load, the ODBC one
+    # fails without its database and, unloading, takes VoiceMail() away (seen on 22.10.1 with the
+    # stock files). Unless the site chose a storage itself, the ODBC and IMAP variants stay out.
     text, sections = texts["modules.conf"]
+    lines = []
     if text is not None:
+        chosen = {v for s in sections if s.name == "modules" for k, v in s.settings
+                  if k.lower() in ("load", "noload", "require", "preload")}
         if not _true(conffile.value(sections, "modules", "autoload")):
-            loaded = {v for k, v in (conffile.section(sections, "modules") or conffile.Section("", "")).settings
-                      if k.lower() in ("load", "require")}
-            missing = [m for m in MODULES if m not in loaded]
+            missing = [m for m in MODULES if m not in chosen]
             if missing:
                 plan.notes.append(f"modules.conf: autoload is off; add load => for {', '.join(missing)}")
+        elif not chosen & set(VOICEMAIL_VARIANTS):
+            lines = ["; one voicemail storage: with autoload the ODBC variant would take VoiceMail() away",
+                     _add_to(sections, "modules"), *(f"noload => {m}" for m in VOICEMAIL_VARIANTS)]
         refused = [v for s in sections if s.name == "modules" for k, v in s.settings if k.lower() == "noload"]
         for module in MODULES:
             if module in refused:
                 plan.notes.append(f"modules.conf: noload => {module}: pbx_app needs it loaded")
+        change = Change(etc / "modules.conf", text, with_block(text, lines))
+        plan.changes.append(change)
+        if change.changes:
+            plan.after.append("asterisk -rx 'module unload app_voicemail.so' && asterisk -rx 'module load app_voicemail.so'"
+                              "   (VoiceMail() back; or restart Asterisk at a quiet moment)")
     plan.notes.append(f"engines: PBX_ARI_URL=http://{opts.http_bind} PBX_ARI_USER={opts.ari_user} "
                       f"PBX_ARI_PASSWORD_FILE={opts.secret_file}")
     return plan
@@ -211,7 +228,8 @@ def plan_install(opts: Options) -> Plan:
 
 def plan_undo(opts: Options) -> Plan:
     plan = Plan()
-    for name in ("extensions.conf", "ari.conf", "http.conf", "cdr.conf", "cdr_sqlite3_custom.conf", "stasis.conf"):
+    for name in ("extensions.conf", "ari.conf", "http.conf", "cdr.conf", "cdr_sqlite3_custom.conf", "stasis.conf",
+                 "modules.conf"):
         path = opts.etc / name
         if path.exists():
             text = conffile.read_text(path)

@@ -14,6 +14,7 @@ from pbx_app.history.rows import history_row
 from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, TESTBED, leftovers
 from tests.integration.test_history_calls import cdr_of, sqlite_rows
 from tests.support.engines import EngineProcess, all_ended
+from tests.support.net import free_port
 from tests.support.wait import until
 
 # 101 rings 3 s, then goes to 102 (no announcement), who rings up to 6 s.
@@ -85,6 +86,25 @@ async def test_no_engine_at_the_start_the_dialplan_rings_the_employee_their_ring
                                            f"{channel['id']}:2:forward:102:fallback"]
     channels, _ = await leftovers(ari)
     assert not channels
+
+
+async def test_fastagi_server_down_the_dialplan_follows_the_plan_it_last_wrote(engines, ari, sip, tmp_path, request):
+    plans = Path(engines.base["PBX_FALLBACK_DIR"])
+    (plans / "101").unlink(missing_ok=True)
+    # The FastAGI server writes the plans too; it listens elsewhere than Asterisk asks, and is then stopped.
+    server = EngineProcess(tmp_path, "agi", {**engines.base, "PBX_AGI_BIND": f"127.0.0.1:{free_port()}"}, command="agi")
+    request.addfinalizer(server.stop)
+    await server.start().healthy()
+    await until(lambda: (plans / "101").exists(), 10, "the FastAGI server wrote no plan for 101")
+    server.stop()
+    employee = sip.phone("101", "ring_forever")
+    colleague = sip.phone("102", "answer", answer_delay_ms=300)
+    caller = sip.call("101", talk_ms=500, source_ip="127.0.0.4")  # the test bed's FastAGI-mode caller
+    assert await caller.wait(30) == 0
+    [invite] = employee.received("INVITE")
+    [cancel] = employee.received("CANCEL")
+    assert 2.5 <= (cancel.at - invite.at).total_seconds() <= 5, "101's own ring time, 3 s"
+    assert colleague.received("INVITE") and caller.received(200)
 
 
 async def test_both_engines_killed_at_the_ring_timeout_history_reads_right_with_default_settings(engines, ari, sip):
