@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from .conffile import ConfError
-from .install import Options, Plan, apply, plan_install, plan_undo
+from .install import Options, Plan, plan_install, plan_undo
+from .write import apply
 
 
 def add_asterisk_commands(sub: argparse._SubParsersAction) -> None:

@@ -9,21 +9,16 @@ understood; every file touched is first copied into <etc>/pbx_app-backup/<time>/
 from __future__ import annotations
 
 import difflib
-import os
 import secrets
-import shutil
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import conffile
+from .blocks import strip_block, with_block
 from .conffile import ConfError
 
-BEGIN = "; >>> pbx_app: added by `pbx-app asterisk install`; `pbx-app asterisk install --undo` takes it out"
-END = "; <<< pbx_app"
 OWN_FILES = ("pbx_app.conf", "pbx_agi.conf")  # our dialplan, copied whole
-BACKUP_DIR = "pbx_app-backup"
 HIDDEN = "********"
 # Asterisk's modules the product needs; a site with autoload=no must load them itself.
 MODULES = ("res_http_websocket.so", "res_stasis.so", "res_ari.so", "res_ari_channels.so", "res_ari_events.so",
@@ -91,28 +86,6 @@ def dialplan_dir() -> Path:
             return candidate
     raise FileNotFoundError("the shipped dialplan (pbx_app.conf) is neither in the checkout nor in "
                             f"{Path(sys.prefix) / 'share/pbx_app/dialplan'}")
-
-
-def strip_block(text: str) -> str:
-    """The text without our block (and the blank line we put before it)."""
-    start = text.find(BEGIN)
-    if start < 0:
-        return text
-    end = text.find(END, start)
-    end = len(text) if end < 0 else text.find("\n", end) + 1 or len(text)
-    head = text[:start]
-    if head.endswith("\n\n"):
-        head = head[:-1]
-    return head + text[end:]
-
-
-def with_block(text: str, lines: list[str]) -> str:
-    base = strip_block(text)
-    if not lines:
-        return base
-    if base and not base.endswith("\n"):
-        base += "\n"
-    return base + ("\n" if base else "") + "\n".join([BEGIN, *lines, END]) + "\n"
 
 
 def _existing(path: Path) -> tuple[str | None, list[conffile.Section]]:
@@ -219,8 +192,9 @@ def plan_install(opts: Options) -> Plan:
         change = Change(etc / "modules.conf", text, with_block(text, lines))
         plan.changes.append(change)
         if change.changes:
-            plan.after.append("asterisk -rx 'module unload app_voicemail.so' && asterisk -rx 'module load app_voicemail.so'"
-                              "   (VoiceMail() back; or restart Asterisk at a quiet moment)")
+            # app_voicemail cannot be unloaded while other modules use it: VoiceMail() comes back
+            # with a restart, which this one puts off until no call is in progress.
+            plan.after.append("asterisk -rx 'core restart when convenient'")
     plan.notes.append(f"engines: PBX_ARI_URL=http://{opts.http_bind} PBX_ARI_USER={opts.ari_user} "
                       f"PBX_ARI_PASSWORD_FILE={opts.secret_file}")
     return plan
@@ -241,47 +215,6 @@ def plan_undo(opts: Options) -> Plan:
         secret = opts.secret_file.read_text(encoding="utf-8").strip()
         plan.changes.append(Change(opts.secret_file, secret + "\n", None, secret=secret))
     return plan
-
-
-def apply(plan: Plan, etc: Path, now: datetime | None = None) -> Path | None:
-    """Writes the plan; returns the backup folder (None when nothing changed)."""
-    pending = plan.pending
-    if not pending:
-        return None
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S.%fZ")
-    backup = etc / BACKUP_DIR / stamp
-    backup.mkdir(parents=True, mode=0o750)
-    os.chmod(etc / BACKUP_DIR, 0o750)
-    owner = (etc / "extensions.conf").stat()
-    for change in pending:
-        if change.before is not None:
-            # The secret file's copy stays as private as the file itself.
-            target = backup / (change.path.name if change.path.parent == etc else "ari-password")
-            shutil.copy2(change.path, target)
-    for change in pending:
-        if change.after is None:
-            change.path.unlink()
-            continue
-        change.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = change.path.with_name(f".{change.path.name}.pbx_app-tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                     change.mode if change.before is None else change.path.stat().st_mode & 0o777)
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(change.after)
-        if change.before is not None:
-            st = change.path.stat()
-            _chown(tmp, st.st_uid, st.st_gid)
-        elif change.path.parent == etc:
-            _chown(tmp, owner.st_uid, owner.st_gid)  # Asterisk's files are Asterisk's
-        os.replace(tmp, change.path)
-    return backup
-
-
-def _chown(path: Path, uid: int, gid: int) -> None:
-    try:
-        os.chown(path, uid, gid)
-    except PermissionError:
-        pass  # not root: the file stays ours, as the rest of the folder is
 
 
 def _read_or_none(path: Path) -> str | None:
