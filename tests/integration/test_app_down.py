@@ -5,6 +5,7 @@ scripts/run gives the engines (scripts/testbed env), nothing added."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def engines(asterisk, tmp_path, request):
     yield start
     for engine in started:
         engine.stop()
+    # Later tests of the session expect the plain no-engine ring for these numbers.
+    shutil.rmtree(base["PBX_FALLBACK_DIR"], ignore_errors=True)
 
 
 async def caller_channel(ari) -> dict:

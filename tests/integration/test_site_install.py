@@ -129,6 +129,7 @@ def site(asterisk, tmp_path):
             proc.kill()  # setsid and chroot exec'd: this pid is that Asterisk
             proc.wait(5)
         log.close()
+        shutil.rmtree(HOST_SITE, ignore_errors=True)  # nothing of this site stays in the shared root
         started = run_testbed("start", check=False)  # the rest of the session's tests get theirs back
         assert started.returncode == 0, started.stderr
 
@@ -164,7 +165,7 @@ async def test_install_on_debians_stock_config_then_real_calls(site, sip, tmp_pa
     engine = EngineProcess(tmp_path, "a", {
         "PBX_ARI_URL": "http://127.0.0.1:8088", "PBX_ARI_USER": "pbx_app", "PBX_ARI_PASSWORD_FILE": str(secret),
         "PBX_POLICY": str(policy), "PBX_DATABASE_URL": f"sqlite:///{tmp_path}/journal.db",
-        "PBX_CDR_URL": f"sqlite:///{HOST_SITE}/log/pbx_app-cdr.db", "PBX_FALLBACK_DIR": f"{ROOT}/var/lib/pbx_app/fallback"})
+        "PBX_CDR_URL": f"sqlite:///{HOST_SITE}/log/pbx_app-cdr.db"})
     request.addfinalizer(engine.stop)
     await engine.start().healthy(timeout=30)
     journal = f"sqlite:///{tmp_path}/journal.db"
