@@ -21,6 +21,7 @@ from .policy.commands import add_check_arguments, add_explain_arguments, cmd_che
 from .policy.published import publish, publish_on_change
 from .runner import run_engine
 from .settings import Settings
+from .site.cli import add_asterisk_commands
 from .supervisor import supervise
 from .users.cli import add_user_commands
 from .web.server import serve as serve_web
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_explain)
 
     add_user_commands(sub)
+    add_asterisk_commands(sub)
 
     p = sub.add_parser("history", help="the call history: who missed what (table, --format csv|json)")
     add_history_arguments(p)

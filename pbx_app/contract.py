@@ -92,6 +92,10 @@ def answered(value: str) -> tuple[str, int]:
 
 FALLBACK_SEPARATOR = "^"  # between the fields of a packed value: never in a dial string or a path
 OUTCOME_SEPARATOR = "|"  # between the outcomes of PBX_FB
+# The app-down file of an employee (calls/app_down.py, pbx-app-down): PBX_RING~PBX_FB, with
+# CALL_PLACEHOLDER where the call's id goes (the dialplan puts the channel's UNIQUEID there).
+APP_DOWN_SEPARATOR = "~"
+CALL_PLACEHOLDER = "{call}"
 
 
 @dataclass(frozen=True)

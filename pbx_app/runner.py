@@ -17,6 +17,7 @@ from .callback import open_callbacks
 from .callback.ari_phones import AriPhones
 from .callback.service import CallbackService
 from .contract import app_name
+from .calls.app_down import AppDownFiles
 from .calls.engine import CallEngine
 from .calls.recovery import Sweeper
 from .crm import CrmDirectory
@@ -64,7 +65,7 @@ async def run_engine(settings: Settings) -> int:
     for engine in engines:
         engine.events.give_up_after = settings.ari_give_up_after
     group = EngineGroup(engines)
-    reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url) if settings.cdr_url else None,
+    reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url),
                             grace=settings.reconcile_grace, busy=group.busy)
     # A listing older than a few sweeps means that node is down or unreachable: no call is ended
     # while some node could still have its channel.
@@ -87,6 +88,7 @@ async def run_engine(settings: Settings) -> int:
     helpers = [asyncio.create_task(s.run()) for s in sweepers] + [asyncio.create_task(policy.watch())]
     helpers += [asyncio.create_task(c.run()) for c in callbacks]
     helpers.append(asyncio.create_task(give_back_freed_memory()))
+    helpers.append(asyncio.create_task(AppDownFiles(settings.fallback_dir, policy).run()))
     stopping = asyncio.create_task(stop.wait())
     # One node given up on (PBX_ARI_GIVE_UP_AFTER) leaves the others served; all of them: exit.
     everyone_gone = asyncio.create_task(asyncio.wait(runners))

@@ -57,6 +57,9 @@ class Settings:
     web_uploads_per_hour: int = 20  # per user: uploads and messages made from text
     web_conversions: int = 2  # sox/espeak-ng runs at a time
     web_unused_upload_hours: float = 24.0  # a page-made sound nothing refers to is removed after this
+    # The no-engine fallback: one file per employee, read by the dialplan (calls/app_down.py). The
+    # dialplan's global PBX_FALLBACK_DIR names the same folder as Asterisk sees it.
+    fallback_dir: Path = Path("/var/lib/pbx_app/fallback")
     agi_bind: str = "127.0.0.1:4573"  # `pbx-app agi`: where the FastAGI server listens
     # Only Asterisk may talk FastAGI to us (docs/security.md): its addresses, the secret file it
     # #includes too, and how many connections may be open at once.
@@ -124,6 +127,7 @@ class Settings:
             web_uploads_per_hour=env_number(env, "PBX_WEB_UPLOADS_PER_HOUR", int, cls.web_uploads_per_hour),
             web_conversions=max(1, env_number(env, "PBX_WEB_CONVERSIONS", int, cls.web_conversions)),
             web_unused_upload_hours=env_number(env, "PBX_WEB_UNUSED_UPLOAD_HOURS", float, cls.web_unused_upload_hours),
+            fallback_dir=Path(env.get("PBX_FALLBACK_DIR") or str(cls.fallback_dir)),
             agi_bind=env.get("PBX_AGI_BIND", cls.agi_bind),
             agi_allowed_peers=_names(env, "PBX_AGI_ALLOWED_PEERS", cls.agi_allowed_peers),
             agi_secret_file=Path(env.get("PBX_AGI_SECRET_FILE") or str(cls.agi_secret_file)),

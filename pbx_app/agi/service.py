@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import observability
+from ..calls.app_down import AppDownFiles
 from ..crm import CrmDirectory
 from ..history.events import CallEnded, CallStarted, Journal, JournalEvent
 from ..history.journal import open_journal
@@ -128,8 +129,11 @@ async def run_agi(settings: Settings) -> int:
     watcher = asyncio.create_task(policy.watch())
     if callbacks is not None:
         callbacks.start()
+    # With the server down, the dialplan follows each employee's plan from these files.
+    fallbacks = asyncio.create_task(AppDownFiles(settings.fallback_dir, policy).run())
     await stop.wait()
     watcher.cancel()
+    fallbacks.cancel()
     listening.close()
     await listening.wait_closed()  # the requests in progress finish: each is one short step
     if callbacks is not None:

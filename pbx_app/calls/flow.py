@@ -24,6 +24,7 @@ from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
 from .. import contract as dp
 from .channel import CallChannel, CallerGone
+from .fallback import next_fallback
 
 log = logging.getLogger(__name__)
 
@@ -328,28 +329,7 @@ class CallFlow:
         return dp.Fallbacks(self._fallback(self.steps(self.cursor.branch), self.cursor.index + 1, leg))
 
     def _fallback(self, steps: tuple[Step, ...], start: int, leg: int) -> dp.Fallback:
-        """The next ring of ``steps`` from ``start`` (with its announcement), then its last step."""
-        announce, ring = None, None
-        for step in steps[start:]:
-            if isinstance(step, Announce) and ring is None:
-                announce = step
-            elif isinstance(step, Ring) and ring is None:
-                ring = step
-        last = steps[-1] if steps else Drop(kind="busy")
-        fields: dict = {}
-        if ring is not None:
-            leg += 2 if announce else 1
-            who = "+".join(t.extension for t in ring.targets)
-            fields.update(dial="&".join(t.endpoint for t in ring.targets), ringtime=ring.timeout,
-                          announce=playback_name(announce.sound) if announce else "",
-                          leg=f"{self.call_id}:{leg}:{ring.role}:{who}:fallback",
-                          exten=ring.department or ring.targets[0].extension)
-        if isinstance(last, Voicemail):
-            fields.update(then="voicemail", mailbox=last.mailbox, then_exten=last.extension,
-                          then_leg=f"{self.call_id}:{leg + 1}:voicemail:{last.extension}:fallback")
-        elif isinstance(last, Drop):
-            fields.update(then=last.kind)
-        return dp.Fallback(**fields)
+        return next_fallback(steps, start, leg, self.call_id)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
 

@@ -3,13 +3,19 @@
 writes it (config/asterisk/cdr_sqlite3_custom.conf or cdr_pgsql):
 
     sqlite:////var/log/asterisk/master.db        (table cdr, calldate/answerdate/enddate as text)
-    postgresql://pbx@127.0.0.1:5432/pbx          (table cdr, calldate/answer/"end" timestamptz)"""
+    postgresql://pbx@127.0.0.1:5432/pbx          (table cdr, calldate/answer/"end" timestamptz)
+
+Unset, the engines read the SQLite CDR where `pbx-app asterisk install` (and the test bed, the
+image) have Asterisk write it: a call whose engines died then reads right with no setting at all.
+SQLite's times are text in Asterisk's local time zone: they are read in this host's zone, which is
+Asterisk's when both run on one machine (set TZ for the engines if they do not)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -48,13 +54,14 @@ class CdrLeg:
 def _time(value) -> datetime | None:
     if value in (None, ""):
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, datetime):  # PostgreSQL's timestamptz: aware
+        return value if value.tzinfo else value.astimezone(timezone.utc)
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # cdr.conf usegmtime / UTC host
+    # cdr_sqlite3_custom writes strftime("%Y-%m-%d %T") of the local time: a naive value is local.
+    return parsed if parsed.tzinfo else parsed.astimezone(timezone.utc)
 
 
 class CdrReader(Protocol):
@@ -101,7 +108,31 @@ class PostgresCdr:
         pass
 
 
-def open_cdr(url: str) -> CdrReader:
+# Where Asterisk writes the SQLite CDR when PBX_CDR_URL is unset: pbx-app asterisk install's own
+# file beside a site's CDR, else master.db (the test bed's and the image's config/asterisk).
+DEFAULT_SQLITE = ("/var/log/asterisk/pbx_app-cdr.db", "/var/log/asterisk/master.db")
+
+
+class DefaultCdr:
+    """The first of the default SQLite files that exists, looked for at each read: Asterisk creates
+    it when cdr_sqlite3_custom loads, which may be after the engines start."""
+
+    def __init__(self, paths: tuple[str, ...] = DEFAULT_SQLITE):
+        self.paths = paths
+
+    async def legs(self, linkedid: str) -> list[CdrLeg]:
+        for path in self.paths:
+            if Path(path).exists():
+                return await SqliteCdr(f"sqlite:///{path}").legs(linkedid)
+        raise FileNotFoundError(f"no CDR at {' or '.join(self.paths)}: set PBX_CDR_URL")
+
+    async def close(self) -> None:
+        pass
+
+
+def open_cdr(url: str | None) -> CdrReader:
+    if not url:
+        return DefaultCdr()
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         return SqliteCdr(url)

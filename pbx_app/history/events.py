@@ -13,6 +13,7 @@ LegOutcome = Literal[
     "busy",
     "unreachable",
     "caller_hung_up",  # the caller left while this leg was going on
+    "not_known",  # ended while no engine watched, and no CDR tells how
     "played",  # an announcement or drop message played to its end
     "message_left",  # voicemail: a message was recorded
     "no_message",  # voicemail: reached, nothing recorded

@@ -81,8 +81,7 @@ class Reconciler:
         by_leg = {row.leg: row for row in rows}
         for leg in call.legs:  # legs the CDR says nothing of (an announcement, no CDR at all)
             if leg.outcome is None and leg.leg not in by_leg:
-                await self.journal.record(LegEnded(call.call_id, leg.leg, self.clock(),
-                                                   "played" if leg.role == "announcement" else "caller_hung_up",
+                await self.journal.record(LegEnded(call.call_id, leg.leg, self.clock(), _untold(leg.role, bool(rows)),
                                                    cause=DOWN))
         result, detail = self._result(call, rows)
         await self.journal.record(CallEnded(call.call_id, rows[-1].end if rows and rows[-1].end else self.clock(),
@@ -111,6 +110,15 @@ class Reconciler:
         if last.lastapp.lower() == "voicemail":
             return "voicemail", f"voicemail{fallback} {DOWN}"
         return "dropped", f"not answered ({last.disposition.lower()}){fallback} {DOWN}"
+
+
+def _untold(role: str | None, cdr_has_the_call: bool) -> LegOutcome:
+    """A leg with no CDR row of its own. When the CDR has the call's later legs, this one was over
+    before them (an announcement played, a ring the caller left); with no row at all nothing
+    knows, and guessing "caller hung up" would tell a wrong story."""
+    if not cdr_has_the_call:
+        return "not_known"
+    return "played" if role == "announcement" else "caller_hung_up"
 
 
 def _who_answered(row: CdrLeg) -> str:

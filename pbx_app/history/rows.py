@@ -54,6 +54,7 @@ def _why(outcome: str | None) -> Step:
         "busy": Step("busy"),
         "unreachable": Step("unreachable"),
         "caller_hung_up": Step("caller hung up while ringing"),
+        "not_known": Step("what happened is not known"),
     }.get(outcome or "", Step("ringing"))
 
 
@@ -157,6 +158,8 @@ def steps(call: CallRecord) -> list[Step]:
                 parts.append(Step("forwarded to {where}, answered by {who}", (*where, ("who", who_answered(leg))), at))
             elif leg.outcome == "caller_hung_up":
                 parts.append(Step("forwarded to {where}, caller hung up while it rang", where, at))
+            elif leg.outcome == "not_known":
+                parts.append(Step("forwarded to {where}, what happened is not known", where, at))
             elif leg.outcome is None:
                 parts.append(Step("forwarded to {where}, ringing", where, at))
             else:

@@ -34,13 +34,19 @@ def analyze(*args: str) -> subprocess.CompletedProcess:
 
 def test_units_verify_cleanly(root):
     done = analyze("verify", f"--root={root}", "pbx-engine@a.service", "pbx-engine@b.service", "pbx-web.service", "pbx-notify.service",
-                   "pbx-app.target")
+                   "pbx-agi.service", "pbx-app.target")
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
-@pytest.mark.parametrize("unit", ["pbx-engine@.service", "pbx-web.service", "pbx-notify.service"])
+@pytest.mark.parametrize("unit", ["pbx-engine@.service", "pbx-web.service", "pbx-notify.service", "pbx-agi.service"])
 def test_units_are_hardened(root, unit):
     done = analyze("security", "--offline=true", f"--root={root}", str(root / "etc/systemd/system" / unit))
     exposure = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout + done.stderr).group(1))
     assert exposure <= 2.0, f"{unit}: exposure {exposure} (systemd-analyze security: 0 best, 10 worst)\n{done.stdout}"
     assert "✗ User=/DynamicUser=" not in done.stdout, "runs as its own user, not root"
+
+
+def test_the_fastagi_unit_has_room_for_many_calls_and_keeps_the_fallback_plans_readable():
+    text = (UNITS / "pbx-agi.service").read_text()
+    assert "LimitNOFILE=65536" in text
+    assert "pbx_app/fallback" in text and "UMask=0022" in text, "Asterisk's user reads the no-engine plans"

@@ -59,6 +59,14 @@ def test_check_validates_the_shipped_policy(venv, tmp_path):
     assert "error" not in (done.stdout + done.stderr).lower()
 
 
+def test_asterisk_install_finds_the_shipped_dialplan(venv, tmp_path):
+    etc = tmp_path / "asterisk"
+    shutil.copytree(REPO / "tests/unit/data/debian-etc-asterisk", etc)
+    done = sh(venv / "bin" / "pbx-app", "asterisk", "install", "--etc", etc, "--secret-file", tmp_path / "secret", cwd=tmp_path)
+    assert (etc / "pbx_app.conf").read_text() == (REPO / "dialplan" / "pbx_app.conf").read_text(), done.stdout
+    assert (etc / "pbx_agi.conf").exists()
+
+
 def test_page_serves_login_css_and_the_standard_message(venv, tmp_path):
     pbx = venv / "bin" / "pbx-app"
     policy = tmp_path / "policy.yaml"

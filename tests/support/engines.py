@@ -31,7 +31,8 @@ class EngineProcess:
         self.command = command
         self.app = f"pbx_app-{name}"
         self.port = free_port()
-        self.env = {**os.environ, **base_env, "PBX_ENGINE_NAME": name, "PBX_ENGINE_BIND": f"127.0.0.1:{self.port}",
+        # The no-engine plans stay with the test unless it says where Asterisk reads them.
+        self.env = {**os.environ, "PBX_FALLBACK_DIR": str(workdir / "fallback"), **base_env, "PBX_ENGINE_NAME": name, "PBX_ENGINE_BIND": f"127.0.0.1:{self.port}",
                     "PBX_SPOOL_DIR": str(workdir / f"spool-{name}")}
         self.procs: list[subprocess.Popen] = []
 

@@ -3,9 +3,12 @@ has been gone for the grace period, and shown in history as the manager expects.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from datetime import datetime, timedelta, timezone
 
-from pbx_app.history.cdr import CdrLeg
+from pbx_app.history.cdr import CdrLeg, DefaultCdr, open_cdr
 from pbx_app.history.events import CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.history.reconcile import Reconciler
 from pbx_app.history.records import fold
@@ -77,6 +80,38 @@ async def test_without_a_cdr_the_call_ends_as_failed_and_its_open_legs_are_close
     reconciler = Reconciler(Store(journal), journal, None, grace=0, clock=lambda: now[0])
     assert await reconciler.reconcile(set()) == 1
     [call] = fold(journal.events)
-    assert call.result == "failed" and call.legs[0].outcome == "caller_hung_up"
-    assert history_row(call).status == "missed"
+    assert call.result == "failed" and call.legs[0].outcome == "not_known", "no guess: nothing knows"
+    row = history_row(call)
+    assert row.status == "missed"
+    assert row.what_happened == "what happened is not known; while the app was down"
     assert [e for e in journal.events if isinstance(e, LegEnded)][0].cause == "while the app was down"
+
+
+async def test_an_unreadable_cdr_tells_not_known_never_caller_hung_up(tmp_path):
+    journal = MemoryJournal()
+    await started(journal)
+    reconciler = Reconciler(Store(journal), journal, DefaultCdr((str(tmp_path / "none.db"),)), grace=0,
+                            clock=lambda: T0)
+    assert await reconciler.reconcile(set()) == 1
+    [call] = fold(journal.events)
+    assert "caller hung up" not in history_row(call).what_happened
+    assert call.legs[0].outcome == "not_known"
+
+
+def test_sqlite_cdr_times_are_read_in_the_local_zone_they_were_written_in(tmp_path, monkeypatch):
+    """cdr_sqlite3_custom writes local time as text; Asterisk in Moscow wrote 11:40 for 08:40 UTC."""
+    monkeypatch.setenv("TZ", "Europe/Moscow")
+    time.tzset()
+    try:
+        db = sqlite3.connect(tmp_path / "master.db")
+        db.execute("CREATE TABLE cdr (calldate, answerdate, enddate, userfield, disposition, lastapp, dstchannel,"
+                   " linkedid, sequence)")
+        db.execute("INSERT INTO cdr VALUES ('2026-11-29 11:40:00', '2026-11-29 11:40:08', '2026-11-29 11:40:10',"
+                   " '1795.2:1:employee:101', 'ANSWERED', 'Dial', 'PJSIP/101-1', '1795.2', 1)")
+        db.commit()
+        db.close()
+        [row] = asyncio.run(open_cdr(f"sqlite:///{tmp_path}/master.db").legs("1795.2"))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert row.start == T0 and row.answer == T0 + timedelta(seconds=8)

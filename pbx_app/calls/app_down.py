@@ -1,0 +1,112 @@
+"""What the dialplan does with a new call when no engine claims it (and, in FastAGI mode, when the
+server does not answer): the employee's own first ring and what follows it, kept in one small file
+per employee that pbx-app-down (dialplan/pbx_app.conf) reads with FILE().
+
+Why a file: the engines cannot write AstDB over ARI (/asterisk/variable ignores DB(), see
+docs/install-debian.md), AMI would be a second interface with its own secret to install, and a
+generated dialplan include needs a dialplan reload that would also apply whatever the site has
+half-edited in its own extensions.conf. A file per employee is read at the call, needs no reload,
+and is replaced atomically. The folder is PBX_FALLBACK_DIR for the engines and the dialplan's
+global of the same name (the same path unless Asterisk runs in a chroot, as in the test bed).
+
+One line, no newline: PBX_RING ^-packed (contract.Ring; empty when the employee is off), "~", and
+PBX_FB for that ring's outcome (contract.Fallbacks). "{call}" stands for the call's id, which only
+the dialplan knows (the channel's UNIQUEID)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from .. import contract as dp
+from ..policy.model import Policy
+from ..routing import decide
+from ..routing.decide import CallContext
+from .fallback import after_first_ring
+
+log = logging.getLogger(__name__)
+
+_FILE_NAME = re.compile(r"^[0-9A-Za-z_+]+$")  # an extension that is safe as a file name
+
+
+def app_down_line(policy: Policy, extension: str, at: datetime) -> str:
+    """The file's content for ``extension`` at ``at`` (schedules and absences decide the first ring).
+    No CRM: with no engine there is no lookup, so the employee's own policy applies."""
+    plan = decide(policy, CallContext(extension=extension, caller="", at=at))
+    ring, leg = "", 0
+    if plan.first is not None:
+        leg = 1
+        ring = dp.Ring("&".join(t.endpoint for t in plan.first.targets), plan.first.timeout,
+                       f"{dp.CALL_PLACEHOLDER}:{leg}:employee:{extension}:fallback").encode()
+    return ring + dp.APP_DOWN_SEPARATOR + after_first_ring(plan, leg, dp.CALL_PLACEHOLDER).encode()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AppDownFiles:
+    """Keeps the folder in step with the policy: rewritten when the policy object changes (start,
+    reload, `pbx-app publish` followed by the engines) and every ``interval`` s, since schedules and
+    absences change the first ring with the time. Only changed files are written."""
+
+    def __init__(self, folder: Path, policy: Callable[[], Policy], clock: Callable[[], datetime] = _utcnow,
+                 interval: float = 60.0):
+        self.folder = Path(folder)
+        self.policy = policy
+        self.clock = clock
+        self.interval = interval
+        self._written: dict[str, str] = {}
+        self._failed = False
+
+    def write(self) -> int:
+        """Brings the folder up to date; how many files were written or removed."""
+        policy, at = self.policy(), self.clock()
+        wanted = {ext: app_down_line(policy, ext, at) for ext in policy.employees if _FILE_NAME.match(ext)}
+        changed = 0
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if self.folder.stat().st_mode & 0o005 != 0o005:
+                os.chmod(self.folder, 0o755)  # Asterisk's user reads it; the units' UMask=0027 would not let it
+            for ext, line in wanted.items():
+                if self._written.get(ext) != line:
+                    _replace(self.folder / ext, line)
+                    self._written[ext] = line
+                    changed += 1
+            for path in self.folder.iterdir():
+                if path.name not in wanted and _FILE_NAME.match(path.name):
+                    path.unlink(missing_ok=True)  # someone who left: the dialplan's plain fallback
+                    self._written.pop(path.name, None)
+                    changed += 1
+        except OSError as exc:
+            if not self._failed:
+                log.error("cannot write the no-engine fallback files in PBX_FALLBACK_DIR=%s (%s): with no engine, "
+                          "calls ring the dialed number for PBX_FALLBACK_RINGTIME, then busy", self.folder,
+                          exc.strerror or exc)
+            self._failed = True
+            return changed
+        self._failed = False
+        return changed
+
+    async def run(self) -> None:
+        last_policy, last_time = None, 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            policy = self.policy()
+            if policy is not last_policy or loop.time() - last_time >= self.interval:
+                last_policy, last_time = policy, loop.time()
+                await asyncio.to_thread(self.write)
+            await asyncio.sleep(1.0)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Readers (FILE() in Asterisk) see the old line or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, 0o644)  # Asterisk runs as its own user
+    os.replace(tmp, path)

@@ -1,0 +1,45 @@
+"""What the dialplan does on its own after a ring when no engine takes the caller back: the next
+ring of the plan (with its announcement), then the plan's last step, packed as PBX_FB
+(contract.Fallback). Pure: the flow leaves it on the channel before each ring, and the app-down
+files (app_down.py) hold the same thing for a call no engine ever saw."""
+
+from __future__ import annotations
+
+from .. import contract as dp
+from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
+from ..sounds import playback_name
+
+# Flow branch names → the outcome of the ring that picks them, in PBX_FB's order.
+BRANCHES = {"no_answer": Outcome.NO_ANSWER, "busy": Outcome.BUSY, "unreachable": Outcome.UNREACHABLE}
+
+
+def next_fallback(steps: tuple[Step, ...], start: int, leg: int, call_id: str) -> dp.Fallback:
+    """The next ring of ``steps`` from ``start`` (with its announcement), then its last step; ``leg``
+    is the number of the last leg so far."""
+    announce, ring = None, None
+    for step in steps[start:]:
+        if isinstance(step, Announce) and ring is None:
+            announce = step
+        elif isinstance(step, Ring) and ring is None:
+            ring = step
+    last = steps[-1] if steps else Drop(kind="busy")
+    fields: dict = {}
+    if ring is not None:
+        leg += 2 if announce else 1
+        who = "+".join(t.extension for t in ring.targets)
+        fields.update(dial="&".join(t.endpoint for t in ring.targets), ringtime=ring.timeout,
+                      announce=playback_name(announce.sound) if announce else "",
+                      leg=f"{call_id}:{leg}:{ring.role}:{who}:fallback",
+                      exten=ring.department or ring.targets[0].extension)
+    if isinstance(last, Voicemail):
+        fields.update(then="voicemail", mailbox=last.mailbox, then_exten=last.extension,
+                      then_leg=f"{call_id}:{leg + 1}:voicemail:{last.extension}:fallback")
+    elif isinstance(last, Drop):
+        fields.update(then=last.kind)
+    return dp.Fallback(**fields)
+
+
+def after_first_ring(plan: Plan, leg: int, call_id: str) -> dp.Fallbacks:
+    """PBX_FB for the employee's first ring: one part per outcome of that ring."""
+    return dp.Fallbacks(*(next_fallback(plan.branch(o), 0, leg, call_id) for o in BRANCHES.values()))
+

@@ -1,0 +1,1 @@
+"""Adding pbx_app to a site's existing Asterisk configuration (`pbx-app asterisk install`)."""

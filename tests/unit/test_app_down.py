@@ -1,0 +1,69 @@
+"""The no-engine fallback files: what the dialplan (pbx-app-down) reads for each employee."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from pbx_app import contract as dp
+from pbx_app.calls.app_down import AppDownFiles, app_down_line
+from pbx_app.policy import parse_policy
+
+AT = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)  # a Monday, 13:00 in Moscow
+POLICY = """
+site: {timezone: Europe/Moscow}
+employees:
+  "101": {name: Ivan, endpoint: PJSIP/101&PJSIP/101-soft, ring_time: 4,
+          on_no_answer: {action: forward, to: "102", announcement: none}, on_busy: {action: voicemail}}
+  "102": {name: Petr, ring_time: 10}
+  "103": {name: Anna, ring_time: 7, schedule: {mon: "18:00-19:00"},
+          on_no_answer: {action: voicemail}}
+"""
+
+
+def dialplan_view(line: str, call: str = "1700000000.7") -> tuple[dp.Ring, str]:
+    """What pbx-app-down makes of a line: the first ring and PBX_FB, with the call's id put in."""
+    ring, fb = line.replace(dp.CALL_PLACEHOLDER, call).split(dp.APP_DOWN_SEPARATOR)
+    return dp.Ring.decode(ring), fb
+
+
+def test_first_ring_has_the_employees_ring_time_endpoint_and_a_fallback_leg():
+    ring, fb = dialplan_view(app_down_line(parse_policy(POLICY), "101", AT))
+    assert ring == dp.Ring("PJSIP/101&PJSIP/101-soft", 4, "1700000000.7:1:employee:101:fallback")
+    no_answer = dp.Fallbacks.pick(fb, "NOANSWER")
+    assert (no_answer.dial, no_answer.ringtime, no_answer.exten, no_answer.then) == ("PJSIP/102", 10, "102", "busy")
+    assert no_answer.leg == "1700000000.7:2:forward:102:fallback"
+    busy = dp.Fallbacks.pick(fb, "BUSY")
+    assert (busy.dial, busy.then, busy.mailbox) == ("", "voicemail", "101@default")
+    assert busy.then_leg == "1700000000.7:2:voicemail:101:fallback"
+    assert dp.Fallbacks.pick(fb, "UNREACHABLE") == no_answer, "unreachable follows no answer"
+
+
+def test_an_employee_off_duty_is_not_rung_their_steps_run_at_once():
+    ring, fb = dialplan_view(app_down_line(parse_policy(POLICY), "103", AT))
+    assert ring.dial == ""
+    assert dp.Fallbacks.pick(fb, "NOANSWER").then == "voicemail"
+    assert dp.Fallbacks.pick(fb, "NOANSWER").then_leg.endswith(":1:voicemail:103:fallback")
+
+
+def test_files_follow_the_policy_and_only_changes_are_written(tmp_path):
+    current = [parse_policy(POLICY)]
+    files = AppDownFiles(tmp_path / "fallback", lambda: current[0], clock=lambda: AT)
+    assert files.write() == 3
+    assert sorted(p.name for p in (tmp_path / "fallback").iterdir()) == ["101", "102", "103"]
+    assert oct(os.stat(tmp_path / "fallback" / "101").st_mode & 0o777) == "0o644"
+    assert files.write() == 0, "nothing changed: nothing rewritten"
+    current[0] = parse_policy(POLICY.replace("ring_time: 4", "ring_time: 6").replace('  "102": {name: Petr, ring_time: 10}\n', "")
+                              .replace('to: "102"', 'to: "103"'))
+    assert files.write() == 2, "101 changed, 102 left"
+    assert not (tmp_path / "fallback" / "102").exists()
+    ring, _ = dialplan_view((tmp_path / "fallback" / "101").read_text())
+    assert ring.ringtime == 6
+
+
+def test_an_unwritable_folder_is_named_and_does_not_stop_the_engine(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    files = AppDownFiles(blocker / "fallback", lambda: parse_policy(POLICY), clock=lambda: AT)
+    assert files.write() == 0
+    assert f"PBX_FALLBACK_DIR={blocker / 'fallback'}" in caplog.text
