@@ -34,6 +34,7 @@ ASTERISK_SIP = "127.0.0.1:5060"
 PHONES_IP = "127.0.0.21"
 PHONE_PORT = {ext: 5000 + int(ext) for ext in ("101", "102", "103", "104", "105", "109")}
 CARRIER_IP = "127.0.0.6"  # the carrier's trunk (pjsip.conf [carrier]): calls to the company's numbers
+CARRIER_AGI_IP = "127.0.0.7"  # the same carrier into FastAGI mode (pjsip.conf [carrier-agi])
 REGISTER_EXPIRES = 120  # s; a phone killed without unregistering is gone from Asterisk after this
 
 
@@ -261,10 +262,11 @@ class SipBed:
                 "-p", str(CLIENTS_PORT), "-m", "1", "-mi", "127.0.0.1", "-mp", "20910"]
         return self._spawn(f"client-{behaviour}", args)
 
-    def carrier_call(self, number: str, **kwargs) -> Sipp:
+    def carrier_call(self, number: str, agi: bool = False, **kwargs) -> Sipp:
         """The carrier delivers a client's call to the company's ``number`` (a DID, in whatever
-        form the carrier writes it); otherwise as ``call``."""
-        return self.call(number, source_ip=CARRIER_IP, **kwargs)
+        form the carrier writes it), to the engines or (``agi``) to FastAGI mode; otherwise as
+        ``call``."""
+        return self.call(number, source_ip=CARRIER_AGI_IP if agi else CARRIER_IP, **kwargs)
 
     def call_pressing(self, ext: str, key_after_ms: int = 1500, stay_ms: int = 15000, caller: str = "79001234567",
                       pcap: Path = KEY_1) -> Sipp:
