@@ -101,7 +101,7 @@ def phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, media_po
     calls_file.write_text(text)
     port = 5000 + int(ext)
     main = {"ext": ext, "secret": f"testbed-{ext}-secret", "contact": f"<sip:{ext}@{PHONES_IP}:{port}>",
-            "expires": 300, "calls": calls}
+            "clear": "*", "expires": 300, "calls": calls}
     return Sipp(pdir, name, str(PHONE_MAIN), main, ["127.0.0.1:5060", "-oocsf", str(calls_file), "-i", PHONES_IP,
                                                      "-p", str(port), "-mi", PHONES_IP, "-mp", str(media_port), "-m", "1"])
 

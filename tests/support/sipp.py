@@ -9,6 +9,7 @@ phone's behaviour. ``phone()`` returns once Asterisk has accepted the registrati
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import signal
@@ -36,6 +37,9 @@ PHONE_PORT = {ext: 5000 + int(ext) for ext in ("101", "102", "103", "104", "105"
 CARRIER_IP = "127.0.0.6"  # the carrier's trunk (pjsip.conf [carrier]): calls to the company's numbers
 CARRIER_AGI_IP = "127.0.0.7"  # the same carrier into FastAGI mode (pjsip.conf [carrier-agi])
 REGISTER_EXPIRES = 120  # s; a phone killed without unregistering is gone from Asterisk after this
+
+
+_LINES = itertools.count(int(time.time() * 1000) % 10**9)
 
 
 def phone_secret(ext: str) -> str:
@@ -118,6 +122,9 @@ class Sipp:
     workdir: Path
     proc: subprocess.Popen | None = None
     trace: Path = field(init=False)
+    # A phone's main scenario waits for its calls and ignores SIPp's soft stop; its trace is
+    # written as each message goes, so killing it loses nothing (SipBed.stop unregisters it).
+    kill_on_stop: bool = False
 
     def __post_init__(self) -> None:
         self.trace = self.workdir / f"{self.name}.msg.log"
@@ -157,6 +164,9 @@ class Sipp:
         return self.proc.returncode
 
     def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None and self.kill_on_stop:
+            self.proc.kill()
+            self.proc.wait()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGUSR1)  # SIPp's soft stop
             try:
@@ -204,23 +214,30 @@ class SipBed:
         """Starts ``ext``'s phone serving ``calls`` calls with the scenario ``behaviour``; returns
         once Asterisk has accepted its registration (the contact is there to be dialled)."""
         port, media = self._device(ext, device)
-        contact = f"<sip:{ext}@{PHONES_IP}:{port}>"
+        # A new contact each time (;line= as desk phones add): Asterisk keeps a contact's qualify
+        # status by name, and a re-registered old one could start out "unavailable".
+        contact = f"<sip:{ext}@{PHONES_IP}:{port};line={next(_LINES)}>"
+        # The first device clears whatever an earlier phone left (killed, or a crashed session):
+        # start device 1 first.
+        clear = "*" if device == 1 else contact
         main = self._scenario("phone.xml", {"ext": ext, "secret": phone_secret(ext), "contact": contact,
-                                            "expires": REGISTER_EXPIRES, "calls": calls})
+                                            "clear": clear, "expires": REGISTER_EXPIRES, "calls": calls})
         ooc = self._scenario(behaviour, values, folder)
         args = [self.registrar, "-sf", main, "-oocsf", ooc, "-i", PHONES_IP, "-p", str(port), "-m", "1",
                 "-mi", PHONES_IP, "-mp", str(media)]
         p = self._spawn(name, args)
+        p.kill_on_stop = True
         self.registered.append((ext, contact, p))
         deadline = time.monotonic() + 10
         # Two 200s to REGISTER: the old contact removed, this one added.
         while len(p.received(200, to="REGISTER")) < 2:
-            if p.proc is not None and p.proc.poll() is not None or time.monotonic() > deadline:
+            if (p.proc is not None and p.proc.poll() is not None) or time.monotonic() > deadline:
                 p.stop()
                 raise AssertionError(f"{ext}'s phone did not register with Asterisk ({self.registrar}): "
                                      f"{[m.first_line for m in p.messages]}; see {p.trace}")
             time.sleep(0.02)
         for registrar in self.more_registrars:
+            self.register(ext, clear, 0, registrar)  # as the phone does with its registrar
             self.register(ext, contact, REGISTER_EXPIRES, registrar)
         return p
 
@@ -318,15 +335,16 @@ class SipBed:
                 p.stop()
 
     def stop(self) -> None:
+        # A phone that ended its scenario has unregistered; one still running is unregistered
+        # before it is stopped, while it still answers qualify: its contact would go on being
+        # dialled (and qualified) in the next test.
+        for ext, contact, p in self.registered:
+            running = p.proc is not None and p.proc.poll() is None
+            for registrar in (self.registrar, *self.more_registrars) if running else self.more_registrars:
+                try:
+                    self.register(ext, contact, 0, registrar)
+                except (AssertionError, subprocess.TimeoutExpired):
+                    pass  # Asterisk is gone: its contacts expire (REGISTER_EXPIRES)
+        self.registered.clear()
         for p in self.procs:
             p.stop()
-        # A phone that ended its scenario has unregistered; one stopped early has not, and its
-        # contact would go on being dialled (and qualified) in the next test.
-        for ext, contact, p in self.registered:
-            if p.proc is None or p.proc.returncode != 0:
-                for registrar in (self.registrar, *self.more_registrars):
-                    try:
-                        self.register(ext, contact, 0, registrar)
-                    except (AssertionError, subprocess.TimeoutExpired):
-                        pass  # Asterisk is gone: its contacts expire (REGISTER_EXPIRES)
-        self.registered.clear()
