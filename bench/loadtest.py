@@ -87,6 +87,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Phones register as the test bed's do (tests/support/sipp.py): from 127.0.0.21 with the test
+# bed's passwords; the calls are served out of call by the bench scenario.
+PHONES_IP = "127.0.0.21"
+PHONE_MAIN = HERE.parent / "tests" / "sipp" / "phone.xml"
+
+
+def phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, media_port: int, calls: int) -> "Sipp":
+    text = (HERE / "sipp" / scenario).read_text()
+    for key, value in values.items():
+        text = text.replace(f"[{key}]", str(value))
+    calls_file = pdir / f"{name}-calls.xml"
+    calls_file.write_text(text)
+    port = 5000 + int(ext)
+    main = {"ext": ext, "secret": f"testbed-{ext}-secret", "contact": f"<sip:{ext}@{PHONES_IP}:{port}>",
+            "clear": "*", "expires": 300, "calls": calls}
+    return Sipp(pdir, name, str(PHONE_MAIN), main, ["127.0.0.1:5060", "-oocsf", str(calls_file), "-i", PHONES_IP,
+                                                     "-p", str(port), "-mi", PHONES_IP, "-mp", str(media_port), "-m", "1"])
+
+
 class Sipp:
     def __init__(self, workdir: Path, name: str, scenario: str, values: dict, args: list[str]):
         text = (HERE / "sipp" / scenario).read_text()
@@ -339,10 +358,8 @@ async def _measure(phase: Phase, flow: str, rate: int, duration: float, calls: i
 async def _calls(phase: Phase, flow: str, rate: int, duration: float, calls: int, args, pdir: Path,
                  app: "AppProcess | None", web: "WebLoad | None") -> Phase:
     many = ["-m", str(calls)]
-    employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
-                    ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
-    colleague = Sipp(pdir, "colleague", "phone_answer.xml", {"answer_delay": args.answer_ms},
-                     ["-i", "127.0.0.1", "-p", str(5000 + int(COLLEAGUE)), "-mi", "127.0.0.1", "-mp", "42000", *many])
+    employee = phone(pdir, "employee", EMPLOYEE, "phone_ring_forever.xml", {}, 41000, calls)
+    colleague = phone(pdir, "colleague", COLLEAGUE, "phone_answer.xml", {"answer_delay": args.answer_ms}, 42000, calls)
     ip = {"baseline": BASELINE_CALLER_IP, "agi": AGI_CALLER_IP}.get(flow, APP_CALLER_IP)
     await asyncio.sleep(0.5)
     ast = asterisk_pid()
@@ -525,10 +542,8 @@ async def run_cluster_phase(nodes: int, rate: int, duration: float, args, workdi
     pdir = workdir / f"nodes{nodes}-{rate}"
     pdir.mkdir()
     many = ["-m", str(calls)]
-    employee = Sipp(pdir, "employee", "phone_ring_forever.xml", {},
-                    ["-i", "127.0.0.1", "-p", str(5000 + int(EMPLOYEE)), "-mi", "127.0.0.1", "-mp", "41000", *many])
-    colleague = Sipp(pdir, "colleague", "phone_answer.xml", {"answer_delay": args.answer_ms},
-                     ["-i", "127.0.0.1", "-p", str(5000 + int(COLLEAGUE)), "-mi", "127.0.0.1", "-mp", "42000", *many])
+    employee = phone(pdir, "employee", EMPLOYEE, "phone_ring_forever.xml", {}, 41000, calls)
+    colleague = phone(pdir, "colleague", COLLEAGUE, "phone_answer.xml", {"answer_delay": args.answer_ms}, 42000, calls)
     await asyncio.sleep(0.5)
     procs = cluster_processes()
     cpu0 = {role: cpu_of(pids) for role, pids in procs.items()}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
 from . import times
-from .document import kind, read_yaml
+from .document import kind, position, read_yaml
 from .model import (
     MAX_RING_TIME,
     MIN_RING_TIME,
@@ -26,6 +26,7 @@ from .model import (
     WebhookSettings,
     normalise_number,
 )
+from .numbers import NumberOwner, normalise_did
 from .problems import PolicyError, Problem
 from .reader import Reader
 
@@ -33,8 +34,8 @@ ACTION_KEYS = {"action", "drop", "to", "announcement", "answer_first"}
 CALLBACK_KEYS = {"then", "route", "attempts", "retry_after", "expires_after", "digit_timeout"}
 ACTIONS = ("drop", "forward", "voicemail", "callback")
 ACTION_SLOTS = ("on_no_answer", "on_busy", "on_unreachable", "on_absent")
-EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", "email", "voicemail_to", *ACTION_SLOTS}
-DEPARTMENT_KEYS = {"name", "members", "strategy", "ring_time"}
+EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", "email", "voicemail_to", "numbers", *ACTION_SLOTS}
+DEPARTMENT_KEYS = {"name", "members", "strategy", "ring_time", "numbers"}
 SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir", "callback_route"}
 CRM_KEYS = {"clients", "webhook"}
 CRM_RULE_KEYS = {"manager", "on_no_answer", "name"}
@@ -182,6 +183,7 @@ def _employees(r: Reader, doc: CommentedMap) -> dict[str, Employee]:
             absences=times.absences(r, body, where),
             email=_email(r, body, where),
             voicemail_to=_recipients(r, body, where),
+            numbers=_numbers(r, body, where),
             **slots,  # type: ignore[arg-type]
         )
     return result
@@ -243,8 +245,49 @@ def _departments(r: Reader, doc: CommentedMap) -> dict[str, Department]:
             members=tuple(str(m) for m in members),
             strategy=r.choice(body, "strategy", where, ("ringall", "hunt", "memoryhunt", "random"), "ringall"),  # type: ignore[arg-type]
             ring_time=r.integer(body, "ring_time", where, MIN_RING_TIME, MAX_RING_TIME) or 20,
+            numbers=_numbers(r, body, where),
         )
     return result
+
+
+MIN_DID_DIGITS = 3  # shorter is a typo, not a number a carrier delivers
+
+
+def _numbers(r: Reader, body: CommentedMap, where: str) -> tuple[str, ...]:
+    """``numbers: ["+7 495 123-45-67", …]``: the company numbers (DIDs) that reach this owner."""
+    items = r.seq(body, "numbers", where)
+    result = []
+    for i, item in enumerate(items or ()):
+        text = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else ""
+        if len(normalise_did(text)) < MIN_DID_DIGITS:
+            r.error(items, i, f"{where}.numbers[{i}]: expected a phone number such as \"+7 495 123-45-67\", got {kind(item)}")
+            continue
+        result.append(text)
+    return tuple(result)
+
+
+def _number_owners(r: Reader, doc: CommentedMap, policy: Policy) -> dict[str, NumberOwner]:
+    """Every company number → its one owner. A number given twice (in any written form) is an
+    error naming both places: which one a call should reach is the policy's to say."""
+    owners: dict[str, NumberOwner] = {}
+    for section, kind_ in (("employees", "employee"), ("departments", "department")):
+        for owner_id, body in (doc.get(section) or {}).items() if isinstance(doc.get(section), CommentedMap) else ():
+            items = body.get("numbers") if isinstance(body, CommentedMap) else None
+            if not isinstance(items, list):
+                continue
+            for i, item in enumerate(items):
+                key = normalise_did(str(item))
+                if len(key) < MIN_DID_DIGITS or isinstance(item, bool):
+                    continue
+                line, col = position(items, i)
+                owner = NumberOwner(kind_, str(owner_id), str(item).strip(), f"{r.source}:{line}:{col}")  # type: ignore[arg-type]
+                first = owners.get(key)
+                if first is None:
+                    owners[key] = owner
+                else:
+                    r.error(items, i, f"{section}.{owner_id}.numbers[{i}]: {owner.written} is already the number of "
+                                      f"{first.kind} {first.id} ({first.written}, {first.place}); one number, one owner")
+    return owners
 
 
 def crm_rule(r: Reader, node: CommentedMap, where: str, source: str) -> CrmRule | None:
@@ -348,6 +391,7 @@ def analyse_policy(
     policy = Policy(
         site=_site(r, doc), employees=_employees(r, doc), departments=_departments(r, doc), source=source, crm=_crm(r, doc)
     )
+    policy = replace(policy, numbers=_number_owners(r, doc, policy))
     folder = announcements_folder(policy, announcements_dir) if (check_files or announcements_dir is not None) else None
     check_policy(r, doc, policy, folder)
     errors = sorted(r.errors, key=lambda p: (p.line, p.column))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
 
+from .numbers import NumberOwner, normalise_did
+
 ActionKind = Literal["drop", "forward", "voicemail", "callback"]
 DropKind = Literal["busy", "message"]
 AnnouncementKind = Literal["standard", "none", "custom", "tts"]
@@ -129,6 +131,7 @@ class Employee:
     schedule: Schedule | None = None  # None: always at work
     absences: tuple[Absence, ...] = ()
     email: str | None = None  # where their missed-call and voicemail notices go
+    numbers: tuple[str, ...] = ()  # the company's numbers (DIDs) that reach them, as written
     # Who else is told of a voicemail message in their mailbox: extensions, department ids or
     # e-mail addresses. The owner always is (when they have an e-mail).
     voicemail_to: tuple[str, ...] = ()
@@ -141,6 +144,7 @@ class Department:
     members: tuple[str, ...]
     strategy: Strategy = "ringall"
     ring_time: int = 20
+    numbers: tuple[str, ...] = ()  # the company's numbers (DIDs) that ring the group, as written
 
 
 def normalise_number(number: str) -> str:
@@ -194,6 +198,13 @@ class Policy:
     departments: dict[str, Department] = field(default_factory=dict)
     source: str = "<defaults>"
     crm: CrmSettings = field(default_factory=CrmSettings)
+    # normalise_did(number) → who it reaches; built by the loader from employees' and
+    # departments' ``numbers``.
+    numbers: dict[str, NumberOwner] = field(default_factory=dict)
 
     def employee(self, extension: str) -> Employee | None:
         return self.employees.get(extension)
+
+    def number_owner(self, dialled: str) -> NumberOwner | None:
+        """Who the company number ``dialled`` (any written form) reaches; None: not ours."""
+        return self.numbers.get(normalise_did(dialled)) if self.numbers else None

@@ -21,7 +21,7 @@ Colleagues and department members who are off are skipped too: ringing them is u
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..policy.model import Action, Announcement, CrmRule, Department, Employee, Policy
@@ -61,6 +61,13 @@ def decide(policy: Policy, call: CallContext, rng: random.Random | None = None) 
     d = _Decision(policy, call.at, rng or random.Random(0))
     site = policy.site
     employee = policy.employee(call.extension)
+    owner = policy.number_owner(call.extension) if employee is None else None
+    if owner is not None:
+        # A company number (DID) the carrier delivered: history keeps which one was dialled.
+        d.reasons.append(f"dialled {call.extension}: the number {owner.written} of {owner.kind} {owner.id}")
+        if owner.kind == "department":
+            return _department_call(d, policy.departments[owner.id])
+        employee = policy.employees[owner.id]
     if employee is None:
         # Not in the policy: ring the endpoint of the same name with the site defaults, so an
         # employee nobody has configured yet still gets their calls.
@@ -112,6 +119,22 @@ def decide(policy: Policy, call: CallContext, rng: random.Random | None = None) 
         return _action_steps(d, employee, action, (ext,), site.max_forwards)
 
     return _plan(ext, first, branch(on_no_answer), branch(on_busy), branch(on_unreachable), d, won)
+
+
+def _department_call(d: _Decision, department: Department) -> Plan:
+    """A department's own number: its group rings as its strategy says; nobody answering, the
+    site's no-answer action (a department has no settings of its own for that)."""
+    policy = d.policy
+    rings = _department_rings(d, department, ())
+    first = replace(rings[0], role="employee") if rings else None
+    if first is None:
+        d.reasons.append(f"nobody in department {department.id} is at work")
+    site_action = policy.site.on_no_answer
+    d.reasons.append(f"not reached: the site default ({action_words(policy, site_action)})")
+    group = Employee(extension=department.id, name=department.name, endpoint="")
+    onward = _action_steps(d, group, site_action, tuple(department.members), policy.site.max_forwards)
+    steps = tuple(rings[1:]) + onward
+    return _plan(department.id, first, steps, steps, steps, d, "default")
 
 
 def _plan(ext, first, no_answer, busy, unreachable, d: _Decision, rule: str) -> Plan:

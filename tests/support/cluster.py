@@ -122,7 +122,11 @@ class WebPage:
 
 
 class FrontSipBed(SipBed):
-    """The test bed's callers and phones, with callers dialling Kamailio instead of Asterisk."""
+    """The test bed's callers and phones, with callers dialling Kamailio instead of Asterisk.
+    Phones register with each node: every node must be able to ring them."""
+
+    registrar = "127.0.0.11:5060"
+    more_registrars = ("127.0.0.12:5060",)
 
     def _spawn(self, name: str, args: list[str]) -> Sipp:
         return super()._spawn(name, [FRONT_SIP if a == ASTERISK_SIP else a for a in args])

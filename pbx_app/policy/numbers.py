@@ -1,0 +1,31 @@
+"""The company's own numbers (DIDs): whatever form a number is written in, in the policy or by
+the carrier, it has one key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# A Russian number: the country prefix (+7, 7 or the trunk prefix 8) before 10 digits.
+_NATIONAL_DIGITS = 10
+_COUNTRY_PREFIXES = ("7", "8")
+
+
+def normalise_did(text: str) -> str:
+    """One key per number: '+7 495 123-45-67', '84951234567', '8 (495) 123 45 67' and
+    '4951234567' are all '4951234567'. Other numbers keep all their digits (written the same
+    way each time, they match)."""
+    digits = "".join(ch for ch in str(text) if ch.isdigit())
+    if len(digits) == _NATIONAL_DIGITS + 1 and digits[0] in _COUNTRY_PREFIXES:
+        return digits[1:]
+    return digits
+
+
+@dataclass(frozen=True)
+class NumberOwner:
+    """Who a company number reaches, and where the policy says so."""
+
+    kind: Literal["employee", "department"]
+    id: str  # the extension or the department id
+    written: str  # as the policy writes it
+    place: str  # file:line:column of that item
