@@ -24,6 +24,8 @@ from ..ari.client import AriVerbs
 from .. import contract as dp
 from ..history.events import CallEnded, Journal, LegEnded, LegOutcome, LegStarted
 from ..history.store import StoreError
+from ..outbound.guard import OutboundGuard, Verdict
+from ..outbound.limits import WINDOW
 from ..policy import Policy
 from ..routing.availability import availability
 from .requests import CallbackRequest, CallbackStore
@@ -60,7 +62,7 @@ def _channel_ids(event: dict) -> list[str]:
 class CallbackService:
     def __init__(self, ari: AriVerbs, store: CallbackStore, policy: Callable[[], Policy], journal: Journal,
                  clock: Callable[[], datetime] = _utcnow, interval: float = 5.0, lease: float = 60.0,
-                 ring_time: int = 30):
+                 ring_time: int = 30, guard: OutboundGuard | None = None):
         self.ari = ari
         self.app: str = ari.app  # type: ignore[attr-defined]
         self.store = store
@@ -76,6 +78,8 @@ class CallbackService:
         self.wake = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
         self.served: dict[str, int] = {}  # attempts by outcome (for /metrics and tests)
+        # Every number called back is vetted before the offer and before each Dial() (toll fraud).
+        self.guard = guard or OutboundGuard(None, clock)
 
     # ---- events (the engine hands us ours first) --------------------------------------------------
 
@@ -93,10 +97,16 @@ class CallbackService:
                 return True
         return False
 
-    async def add(self, request: CallbackRequest) -> None:
-        """A flow of this engine stores a request: look at once (to watch the employee's phone)."""
-        await self.store.add(request)
+    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict:
+        """May ``number`` be offered a callback by ``employee`` (``reserve``: and count its call)?"""
+        return await self.guard.check(self.policy(), number, employee, "callback", call_id, reserve=reserve)
+
+    async def add(self, request: CallbackRequest) -> bool:
+        """A flow of this engine stores a request: look at once (to watch the employee's phone).
+        False: a request for the same number was waiting already; nothing added."""
+        added = await self.store.add(request)
         self.wake.set()
+        return added
 
     # ---- the loop -----------------------------------------------------------------------------------
 
@@ -174,6 +184,8 @@ class CallbackService:
         renewing = asyncio.create_task(self._renew(request))
         try:
             await self.journal.record(LegStarted(request.id, attempt.leg, self.clock(), "callback", (request.employee,)))
+            if not await self._may_dial(attempt):
+                return
             outcome, cause = await self._call(attempt, channel_id)
             await self._settle(attempt, outcome, cause)
         except Exception:
@@ -183,6 +195,27 @@ class CallbackService:
             self.attempts.pop(channel_id, None)
             self.calling.discard(request.employee)
             self.wake.set()  # their next request, or someone else's, may go now
+
+    async def _may_dial(self, attempt: _Attempt) -> bool:
+        """The guard once more before the Dial(): the policy may have changed since the request,
+        and every attempt after the first is a call out of its own. The request's reservation
+        (made when it was stored, if still within the hour) covers its first call."""
+        r, now = attempt.request, self.clock()
+        first = r.attempts == 0 and r.requested_at > now - WINDOW
+        verdict = await self.guard.check(self.policy(), r.client, r.employee, "callback", r.id,
+                                         reserve=not first, spare=1 if first else 0)
+        if verdict.allowed:
+            return True
+        if verdict.reason in ("number_limit", "employee_limit", "site_limit", "store_down"):
+            state, outcome, later = "waiting", "postponed", now + timedelta(seconds=r.retry_after)
+        else:
+            state, outcome, later = "refused", "refused", now
+        await self.journal.record(LegEnded(r.id, attempt.leg, now, outcome, cause=verdict.why))  # type: ignore[arg-type]
+        if not await self.store.finish(r.id, self.app, state, r.attempts, later):  # type: ignore[arg-type]
+            log.error("callback %s: the lease was lost before the refusal could be stored", r.id)
+        self.served[outcome] = self.served.get(outcome, 0) + 1
+        log.info("callback %s: %s not dialled (%s); now %s", r.id, r.client, verdict.why, state)
+        return False
 
     async def _renew(self, request: CallbackRequest) -> None:
         while True:

@@ -17,7 +17,7 @@ from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEn
                               message_left)
 from ..callback import CallbackRequest
 from ..history.store import StoreError
-from ..policy.model import normalise_number
+from ..outbound.guard import Verdict
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
@@ -28,9 +28,18 @@ log = logging.getLogger(__name__)
 
 
 class Requests(Protocol):
-    """Where a callback request goes (the engine's CallbackService, or a bare CallbackStore)."""
+    """Where a callback request goes (the engine's CallbackService): the outbound guard's word on
+    the number first, then the request (False: one for the number was waiting already)."""
 
-    async def add(self, request: CallbackRequest) -> None: ...
+    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict: ...
+
+    async def add(self, request: CallbackRequest) -> bool: ...
+
+
+# Why the outbound guard said no, as the offer's leg tells it (history: "no callback offer: …").
+_REFUSED: dict[str | None, LegOutcome] = {"hidden": "hidden_number", "no_patterns": "number_not_allowed",
+                                          "not_allowed": "number_not_allowed", "denied": "number_not_allowed",
+                                          "store_down": "not_checked"}
 
 
 @dataclass
@@ -202,11 +211,14 @@ class CallFlow:
     async def offer(self, step: Offer) -> bool:
         """A callback offer. True: the client pressed 1, the request is stored and the call is
         over; False: the plan goes on with the next step (the action's ``then``)."""
-        if self.callbacks is None or not normalise_number(self.call.caller):
-            log.info("call %s: no callback offer (%s)", self.call_id,
-                     "no request store" if self.callbacks is None else "the caller's number is unknown")
+        if self.callbacks is None:
+            log.info("call %s: no callback offer (no request store)", self.call_id)
             return False
+        verdict = await self.callbacks.vet(self.call.caller, step.extension, self.call_id)
         leg = await self.start_leg("callback_offer", (step.extension,))
+        if not verdict.allowed:  # the caller gets the action's fallback at once
+            await self.end_leg(leg, _REFUSED.get(verdict.reason, "over_limit"), cause=verdict.why)
+            return False
         await self.send(
             dp.OFFER,
             step.extension,
@@ -228,20 +240,30 @@ class CallFlow:
         if digit != "1":
             await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
             return False
+        callbacks = self.callbacks
+        assert callbacks is not None  # no store: no offer was made
+        # Counted now: the request reserves its first call out; a limit reached meanwhile refuses.
+        verdict = await callbacks.vet(self.call.caller, step.extension, self.call_id, reserve=True)
+        if not verdict.allowed:
+            await self.end_leg(leg, _REFUSED.get(verdict.reason, "over_limit"), cause=f"pressed 1; {verdict.why}")
+            return False
         now = self.clock()
         # Busy: they are on another call and free when it ends. Not answered: not at once again.
         first_try = now if self.cursor.branch == "busy" else now + timedelta(seconds=step.retry_after)
         request = CallbackRequest(
-            id=self.call_id, employee=step.extension, endpoint=step.endpoint, client=normalise_number(self.call.caller),
+            id=self.call_id, employee=step.extension, endpoint=step.endpoint, client=verdict.number,
             route=step.route, requested_at=now, expires_at=now + timedelta(seconds=step.expires_after),
             next_try_at=first_try, max_attempts=step.attempts, retry_after=step.retry_after, leg=leg)
         try:
-            await self.callbacks.add(request)  # type: ignore[union-attr]
+            added = await callbacks.add(request)
         except StoreError as exc:
             log.error("call %s: the callback request could not be stored (%s); the offer's fallback runs", self.call_id, exc)
             await self.end_leg(leg, "failed", cause=f"answered for the offer; pressed 1; not stored: {exc}"[:200])
             return False
-        await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
+        if added:
+            await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
+        else:
+            await self.end_leg(leg, "already_requested", cause="answered for the offer; pressed 1; one was waiting")
         await self.call.continue_to(dp.END, "callback")
         await self.end("callback_requested", f"callback requested: {step.extension} calls {request.client} back")
         return True

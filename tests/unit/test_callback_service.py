@@ -15,7 +15,7 @@ from pbx_app.policy import parse_policy
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)  # a Tuesday
 POLICY = parse_policy("""
-site: {callback_route: "PJSIP/{number}@trunk", timezone: UTC}
+site: {callback_route: "PJSIP/{number}@trunk", timezone: UTC, outbound: {allow: [_79XXXXXXXXX]}}
 employees:
   "101": {name: Ivan}
   "102": {name: Petr, schedule: {mon-fri: "12:00-18:00"}}
@@ -183,7 +183,7 @@ async def test_a_busy_or_absent_employee_is_not_called(store):
     service, ari = make(store, clock, in_use={"PJSIP/101"})
     later = T0 + timedelta(hours=3)
     await store.add(request(expires_at=later))
-    await store.add(request("c2", employee="102", expires_at=later))  # works from 12:00
+    await store.add(request("c2", employee="102", expires_at=later, client="79002220000"))  # works from 12:00
     await round_(service)
     assert ari.originated == []
     ari.in_use.clear()
@@ -195,7 +195,7 @@ async def test_a_busy_or_absent_employee_is_not_called(store):
 async def test_one_employees_requests_are_served_oldest_first(store):
     clock = Clock()
     service, ari = make(store, clock)
-    await store.add(request("young", at=T0 + timedelta(seconds=5)))
+    await store.add(request("young", at=T0 + timedelta(seconds=5), client="79002220000"))
     await store.add(request("old", at=T0))
     clock.now = T0 + timedelta(seconds=6)
     await round_(service)
