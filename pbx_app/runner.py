@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from aiohttp import web
 
@@ -25,6 +26,11 @@ from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
 from .memory import give_back_freed_memory
+from .notices.admin import AdminNotices
+from .notices.database import open_database
+from .notices.settings import notices_enabled
+from .outbound.guard import OutboundGuard
+from .outbound.stores import open_limits
 from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
 from .policy.published import PublishedPolicy
@@ -57,7 +63,13 @@ async def run_engine(settings: Settings) -> int:
     observed = metrics.observing(journal)
     # Callback requests live in the journal's database; each node's engine serves them through its ARI.
     requests = open_callbacks(settings.database_url)
-    callbacks = [CallbackService(ari, requests, policy, observed, interval=settings.callback_interval) for ari in aris]
+    # One toll-fraud guard for everything this engine dials out; its counts are in the same database.
+    limits = open_limits(settings.database_url)
+    admin = AdminNotices(open_database(settings.database_url), policy, webhook=bool(os.environ.get("PBX_NOTICE_WEBHOOK_URL")))
+    guard = OutboundGuard(limits, refused=lambda reason: metrics.outbound_refused.labels(reason).inc(),
+                          tell=admin.outbound_limit if notices_enabled(dict(os.environ)) else None)
+    callbacks = [CallbackService(ari, requests, policy, observed, interval=settings.callback_interval, guard=guard)
+                 for ari in aris]
     engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls, callbacks=service)
                for ari, service in zip(aris, callbacks)]
     for engine in engines:
@@ -101,6 +113,8 @@ async def run_engine(settings: Settings) -> int:
     for service in callbacks:
         await service.drain()
     await requests.close()
+    await limits.close()
+    await admin.db.close()
     await crm.close()
     await journal.close()
     await web_runner.cleanup()

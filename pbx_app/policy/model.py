@@ -186,6 +186,7 @@ class OutboundSettings:
     per_number: int = 3
     per_employee: int = 30
     per_site: int = 100
+    notify: tuple[str, ...] = ()  # administrators' e-mail addresses: told when the site's limit is reached
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,6 @@ a '+', a letter, a reversed range); one that lets any number of some length thro
 
 from __future__ import annotations
 
-from typing import Any
-
 from ruamel.yaml.comments import CommentedMap
 
 from ..outbound.patterns import Pattern, PatternError, compile_pattern
@@ -14,7 +12,7 @@ from .document import kind
 from .model import OutboundSettings
 from .reader import Reader
 
-OUTBOUND_KEYS = {"allow", "deny", "per_hour"}
+OUTBOUND_KEYS = {"allow", "deny", "per_hour", "notify"}
 PER_HOUR_KEYS = {"number", "employee", "site"}
 MAX_PATTERNS = 200
 MAX_PER_HOUR = 100_000
@@ -36,7 +34,7 @@ def outbound(r: Reader, site: CommentedMap | None) -> OutboundSettings:
             value = r.integer(limits, key, "site.outbound.per_hour", 1, MAX_PER_HOUR, unit="calls")
             if value is not None:
                 per[key] = value
-    outcome = OutboundSettings(allow=allow, deny=deny,
+    outcome = OutboundSettings(allow=allow, deny=deny, notify=_addresses(r, node),
                                per_number=per.get("number", default.per_number),
                                per_employee=per.get("employee", default.per_employee),
                                per_site=per.get("site", default.per_site))
@@ -75,8 +73,14 @@ def _patterns(r: Reader, node: CommentedMap, key: str) -> tuple[Pattern, ...]:
     return tuple(found)
 
 
-def nothing_allowed(site: Any) -> bool:
-    """No allow list written (``site.outbound.allow`` missing or empty)."""
-    node = site.get("outbound") if isinstance(site, dict) else None
-    allow = node.get("allow") if isinstance(node, dict) else None
-    return not allow
+def _addresses(r: Reader, node: CommentedMap) -> tuple[str, ...]:
+    items = r.seq(node, "notify", "site.outbound.notify")
+    found = []
+    for i, item in enumerate(items or ()):
+        text = str(item).strip() if isinstance(item, str) else ""
+        local, _, domain = text.partition("@")
+        if not local or "." not in domain or any(ch.isspace() or ord(ch) < 32 for ch in text) or len(text) > 254:
+            r.error(items, i, f"site.outbound.notify[{i}]: '{str(item)[:80]}' is not an e-mail address (name@domain)")
+            continue
+        found.append(text.lower())
+    return tuple(found[:20])
