@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from aiohttp import web
 
@@ -26,11 +25,7 @@ from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
 from .memory import give_back_freed_memory
-from .notices.admin import AdminNotices
-from .notices.database import open_database
-from .notices.settings import notices_enabled
-from .outbound.guard import OutboundGuard
-from .outbound.stores import open_limits
+from .outbound.wiring import open_guard
 from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
 from .policy.published import PublishedPolicy
@@ -64,10 +59,7 @@ async def run_engine(settings: Settings) -> int:
     # Callback requests live in the journal's database; each node's engine serves them through its ARI.
     requests = open_callbacks(settings.database_url)
     # One toll-fraud guard for everything this engine dials out; its counts are in the same database.
-    limits = open_limits(settings.database_url)
-    admin = AdminNotices(open_database(settings.database_url), policy, webhook=bool(os.environ.get("PBX_NOTICE_WEBHOOK_URL")))
-    guard = OutboundGuard(limits, refused=lambda reason: metrics.outbound_refused.labels(reason).inc(),
-                          tell=admin.outbound_limit if notices_enabled(dict(os.environ)) else None)
+    guard = open_guard(settings.database_url, policy, lambda reason: metrics.outbound_refused.labels(reason).inc())
     callbacks = [CallbackService(ari, requests, policy, observed, interval=settings.callback_interval, guard=guard)
                  for ari in aris]
     engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls, callbacks=service)
@@ -113,8 +105,7 @@ async def run_engine(settings: Settings) -> int:
     for service in callbacks:
         await service.drain()
     await requests.close()
-    await limits.close()
-    await admin.db.close()
+    await guard.close()
     await crm.close()
     await journal.close()
     await web_runner.cleanup()

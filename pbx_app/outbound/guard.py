@@ -83,6 +83,7 @@ class OutboundGuard:
         self.refused = refused or (lambda reason: None)
         self.tell = tell
         self.counts: dict[str, int] = {}  # refusals by reason, since start
+        self.closing: list[Callable[[], Awaitable[None]]] = [] if limits is None else [limits.close]
 
     async def check(self, policy: Policy, number: str, employee: str, purpose: str, ref: str,
                     reserve: bool = False, spare: int = 0) -> Verdict:
@@ -110,6 +111,10 @@ class OutboundGuard:
             log.info("outbound %s to %s for %s (%s) refused: %s", purpose, verdict.number or "(hidden)", employee, ref,
                      verdict.why)
         return verdict
+
+    async def close(self) -> None:
+        for close in self.closing:
+            await close()
 
     async def _site_limit(self, settings: OutboundSettings, now: datetime) -> None:
         try:

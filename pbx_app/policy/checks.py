@@ -51,6 +51,11 @@ def _callbacks(r: Reader, doc: CommentedMap, policy: Policy, actions: list[Actio
         if settings.route is None and policy.site.callback_route is None:
             _problem(r, doc, a.path, f"{where}: a callback needs 'route' (how the client is dialled, e.g. "
                                      f"PJSIP/{{number}}@trunk) or site.callback_route")
+        per_number = policy.site.outbound.per_number
+        if settings.attempts > per_number and settings.retry_after * (settings.attempts - 1) < 3600:
+            _problem(r, doc, a.path, f"{where}: {settings.attempts} attempts {settings.retry_after} s apart are more calls to "
+                                     f"one number than site.outbound.per_hour.number ({per_number}) lets through in an "
+                                     f"hour; the later ones wait for the hour to pass", "warning")
         if settings.attempts > 1 and settings.retry_after * (settings.attempts - 1) > settings.expires_after:
             _problem(r, doc, a.path, f"{where}: {settings.attempts} attempts {settings.retry_after} s apart do not fit "
                                      f"in expires_after {settings.expires_after} s", "warning")

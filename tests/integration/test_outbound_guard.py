@@ -15,6 +15,8 @@ from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
 from pbx_app.history.rows import history
+from pbx_app.notices.database import open_database
+from pbx_app.notices.outbox import Outbox
 from pbx_app.outbound.guard import OutboundGuard
 from pbx_app.outbound.stores import open_limits
 from tests.support.engines import EngineProcess, all_ended
@@ -134,7 +136,8 @@ async def test_twenty_forged_numbers_within_a_minute_meet_the_site_limit(asteris
     url = f"sqlite:///{tmp_path}/journal.db"
     engine = EngineProcess(tmp_path, "a", {"PBX_ARI_URL": ARI_URL, "PBX_ARI_USER": ARI_USER,
                                            "PBX_ARI_PASSWORD": ARI_PASSWORD, "PBX_POLICY": str(policy_file),
-                                           "PBX_DATABASE_URL": url}).start()
+                                           "PBX_DATABASE_URL": url,
+                                           "PBX_NOTICE_WEBHOOK_URL": "http://127.0.0.1:9/never-sent"}).start()
     try:
         await engine.healthy()
         callers = []
@@ -159,5 +162,11 @@ async def test_twenty_forged_numbers_within_a_minute_meet_the_site_limit(asteris
         _, metrics = await engine.get("/metrics")
         assert re.search(r'^pbx_outbound_refused_total\{reason="site_limit"\} 15\.0$', metrics, re.M), metrics
         assert engine.log().count("limit of 5 calls out an hour") == 1, "one log line, not one per call"
+        db = open_database(url)
+        try:
+            notices = [(n["kind"], n["recipient"]) for n in await Outbox(db).journal()]
+        finally:
+            await db.close()
+        assert notices == [("outbound_limit", "webhook")], "one notice to administrators (the notifier sends it)"
     finally:
         engine.stop()

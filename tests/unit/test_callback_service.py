@@ -11,6 +11,9 @@ from pbx_app.callback import CallbackRequest, open_callbacks
 from pbx_app.callback.service import CallbackService
 from pbx_app.callback import service as callback_service
 from pbx_app.history.events import LegEnded, MemoryJournal
+from pbx_app.outbound.guard import OutboundGuard
+from pbx_app.outbound.limits import OutboundCall, Quota
+from pbx_app.outbound.stores import open_limits
 from pbx_app.policy import parse_policy
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)  # a Tuesday
@@ -224,3 +227,33 @@ async def test_an_unreachable_store_does_not_stop_the_service():
     assert not task.done(), "it keeps looking"
     task.cancel()
     await broken.close()
+
+
+async def test_before_each_dial_the_outbound_guard_is_asked_again(store, tmp_path):
+    """A number the policy no longer allows is never dialled (the request ends as refused); a
+    retry over the hour's limit waits, without ringing the employee."""
+    clock = Clock()
+    limits = open_limits(f"sqlite:///{tmp_path}/journal.db")
+    strict = parse_policy("""
+site: {callback_route: "PJSIP/{number}@trunk", timezone: UTC,
+       outbound: {allow: [_79XXXXXXXXX], deny: [_7900123XXXX], per_hour: {number: 1}}}
+employees: {"101": {name: Ivan}, "102": {name: Petr}}
+""")
+    holder = {}
+    ari = ScriptedAri(lambda: holder["s"])
+    service = holder["s"] = CallbackService(ari, store, lambda: strict, MemoryJournal(), clock=clock,
+                                            guard=OutboundGuard(limits, clock))
+    try:
+        await store.add(request())  # 79001234567: denied since it was requested
+        await store.add(request("c2", employee="102", client="79005550000", attempts=1))  # a retry: a call out of its own
+        await limits.take(OutboundCall("79005550000", "102", "callback", "x"), Quota(1, 9, 9), T0)  # the hour's one
+        await round_(service)
+        assert ari.originated == [], "nobody rung for a number that will not be dialled"
+        assert (await store.get("c1")).state == "refused"
+        held = await store.get("c2")
+        assert (held.state, held.attempts, held.next_try_at) == ("waiting", 1, T0 + timedelta(seconds=60))
+        assert story(service) == [("LegStarted", 3, None), ("LegEnded", 3, "refused")]
+        assert story(service, "c2")[-1] == ("LegEnded", 3, "postponed")
+        assert service.guard.counts == {"denied": 1, "number_limit": 1}
+    finally:
+        await limits.close()

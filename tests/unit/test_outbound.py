@@ -4,14 +4,21 @@ offer on the fake Asterisk — a hidden or premium number gets no offer, the lim
 a second press of 1 from a waiting number adds nothing."""
 
 import itertools
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from pbx_app.callback import open_callbacks
+from pbx_app.cli import main
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import MemoryJournal
 from pbx_app.history.store import StoreError
+from pbx_app.notices.admin import AdminNotices
+from pbx_app.notices.database import open_database
+from pbx_app.notices.message import compose
+from pbx_app.notices.outbox import Outbox
+from pbx_app.notices.webhook import payload
 from pbx_app.history.rows import history_row
 from pbx_app.outbound.guard import OutboundGuard, screen
 from pbx_app.outbound.patterns import PatternError, compile_pattern
@@ -83,7 +90,7 @@ def test_check_explains_patterns_that_match_nothing_or_everything():
 def test_with_no_patterns_nothing_is_dialled_and_check_says_so():
     analysis = analyse_policy(POLICY.replace("    allow: [_79XXXXXXXXX, \"_7 [348]XX XXX-XX-XX\"]\n", ""), "p.yaml")
     assert analysis.ok
-    [warning] = [w for w in analysis.warnings if "outbound" in w.message]
+    [warning] = [w for w in analysis.warnings if "lists no number patterns" in w.message]
     assert str(warning) == ("p.yaml:4:3: site.outbound: site.outbound.allow lists no number patterns, so nothing external "
                             "is dialled and no callback is offered (e.g. allow: [_79XXXXXXXXX])")
     nothing = analyse_policy('employees: {"101": {on_no_answer: {action: callback, route: "PJSIP/{number}@t"}}}', "q.yaml")
@@ -138,6 +145,9 @@ async def test_limits_per_number_and_per_site_are_shared_by_engines_and_told_onc
 class Unreachable:
     async def take(self, *args, **kw):
         raise StoreError("PostgreSQL: connection refused")
+
+    async def close(self):
+        pass
 
 
 async def test_the_database_out_of_reach_refuses():
@@ -197,3 +207,40 @@ async def test_a_second_press_from_a_waiting_number_adds_nothing_and_the_site_li
     stopped = await call_from("79002220000", parts)
     assert ("answer",) not in stopped.actions
     assert history_row(stopped.record()).what_happened == "no answer; no callback: too many calls out this hour; busy tone"
+
+
+async def test_the_site_limit_notice_goes_to_the_administrators_and_the_webhook(tmp_path):
+    policy = parse_policy(POLICY.replace("    per_hour:", "    notify: [IT@example.com]\n    per_hour:"))
+    db = open_database(f"sqlite:///{tmp_path}/journal.db")
+    try:
+        await AdminNotices(db, lambda: policy, webhook=True).outbound_limit("the site's limit … is reached")
+        rows = await Outbox(db).journal()
+    finally:
+        await db.close()
+    assert sorted((r["kind"], r["recipient"], r["state"]) for r in rows) == [
+        ("outbound_limit", "it@example.com", "pending"), ("outbound_limit", "webhook", "pending")]
+    facts = json.loads(rows[0]["facts"])
+    mail = compose("n1", "outbound_limit", "it@example.com", "ru", facts, "pbx@example.com")
+    assert mail["Subject"] == "Исходящие звонки остановлены: достигнут часовой лимит"
+    assert "3 исходящих звонков в час" in mail.get_content()
+    assert payload("outbound_limit", facts, "en")["detail"] == "the site's limit … is reached"
+
+
+@pytest.mark.parametrize("caller, said", [
+    ("+7 900 123-45-67", "Callback offer to +7 900 123-45-67: made while the hour's calls out are within site.outbound.per_hour."),
+    ("78091234567", "Callback offer to 78091234567: not made (the number matches site.outbound.deny): the fallback runs at once."),
+])
+def test_explain_says_whether_this_caller_would_be_offered_a_callback(tmp_path, capsys, caller, said):
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    assert main(["explain", "101", "--caller", caller, "--policy", str(path), "--offline"]) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == said
+
+
+def test_check_warns_when_the_attempts_need_more_calls_than_the_number_limit():
+    text = POLICY.replace("then: {action: drop, drop: busy}}", "then: {action: drop, drop: busy}, attempts: 5, retry_after: 60}")
+    warnings = [str(w) for w in analyse_policy(text, "p.yaml").warnings if "attempts" in w.message]
+    assert warnings[0] == ("p.yaml:12:5: employees.101.on_no_answer: 5 attempts 60 s apart are more calls to one number "
+                            "than site.outbound.per_hour.number (2) lets through in an hour; the later ones wait for the "
+                            "hour to pass")
+    assert warnings[1].startswith("p.yaml:13:23: employees.102.on_no_answer: 3 attempts"), "the default 3 > 2 too"
