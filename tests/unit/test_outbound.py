@@ -3,6 +3,7 @@ file:line:column, the hourly limits shared through the journal's database, and t
 offer on the fake Asterisk — a hidden or premium number gets no offer, the limit stops the rest,
 a second press of 1 from a waiting number adds nothing."""
 
+import asyncio
 import itertools
 import json
 from datetime import datetime, timedelta, timezone
@@ -22,6 +23,7 @@ from pbx_app.notices.webhook import payload
 from pbx_app.history.rows import history_row
 from pbx_app.outbound.guard import OutboundGuard, screen
 from pbx_app.outbound.patterns import PatternError, compile_pattern
+from pbx_app.outbound.limits import OutboundCall, Quota
 from pbx_app.outbound.stores import open_limits
 from pbx_app.policy import parse_policy
 from pbx_app.policy.loader import analyse_policy
@@ -116,9 +118,16 @@ class Told:
         self.texts.append(text)
 
 
-async def test_limits_per_number_and_per_site_are_shared_by_engines_and_told_once(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/journal.db"
+    return request.getfixturevalue("postgres_server").new_database("outbound")
+
+
+async def test_limits_per_number_and_per_site_are_shared_by_engines_and_told_once(database_url):
     policy = parse_policy(POLICY)
-    url = f"sqlite:///{tmp_path}/journal.db"
+    url = database_url
     stores = [open_limits(url), open_limits(url)]
     told, refused = Told(), []
     clock = [AT]
@@ -244,3 +253,14 @@ def test_check_warns_when_the_attempts_need_more_calls_than_the_number_limit():
                             "than site.outbound.per_hour.number (2) lets through in an hour; the later ones wait for the "
                             "hour to pass")
     assert warnings[1].startswith("p.yaml:13:23: employees.102.on_no_answer: 3 attempts"), "the default 3 > 2 too"
+
+
+async def test_engines_taking_places_at_once_never_pass_the_site_limit(database_url):
+    stores = [open_limits(database_url), open_limits(database_url)]
+    try:
+        calls = [OutboundCall(f"7900000{i:04d}", f"10{i % 3}", "callback", f"c{i}") for i in range(12)]
+        taken = await asyncio.gather(*(stores[i % 2].take(c, Quota(9, 9, 3), AT) for i, c in enumerate(calls)))
+        assert taken.count(None) == 3 and set(taken) == {None, "site_limit"}
+    finally:
+        for s in stores:
+            await s.close()
