@@ -24,7 +24,7 @@ from ..ari.client import AriVerbs
 from .. import contract as dp
 from ..history.events import CallEnded, Journal, LegEnded, LegOutcome, LegStarted
 from ..history.store import StoreError
-from ..outbound.guard import OutboundGuard, Verdict
+from ..outbound.guard import LIMITS, OutboundGuard, Verdict
 from ..outbound.limits import WINDOW
 from ..policy import Policy
 from ..routing.availability import availability
@@ -206,7 +206,7 @@ class CallbackService:
                                          reserve=not first, spare=1 if first else 0)
         if verdict.allowed:
             return True
-        if verdict.reason in ("number_limit", "employee_limit", "site_limit", "store_down"):
+        if verdict.reason in LIMITS:  # may pass later: the request waits its turn
             state, outcome, later = "waiting", "postponed", now + timedelta(seconds=r.retry_after)
         else:
             state, outcome, later = "refused", "refused", now
