@@ -49,6 +49,10 @@ class Metrics:
             buckets=DELAY_BUCKETS,
             registry=self.registry,
         )
+        self.outbound_refused = Counter(
+            "pbx_outbound_refused", "Calls out (callback offers and dials) refused by the toll-fraud guard, by reason",
+            ["reason"], registry=self.registry,
+        )
         # call id → when it started and when its last unanswered leg ended
         self._calls: OrderedDict[str, dict[str, datetime]] = OrderedDict()
 

@@ -27,6 +27,7 @@ from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.spool import SpoolBusy
 from .memory import give_back_freed_memory
+from .outbound.wiring import open_guard
 from .nodes import EngineGroup, NodeListings
 from .policy import PolicyError
 from .policy.published import PublishedPolicy
@@ -59,7 +60,10 @@ async def run_engine(settings: Settings) -> int:
     observed = metrics.observing(journal)
     # Callback requests live in the journal's database; each node's engine serves them through its ARI.
     requests = open_callbacks(settings.database_url)
-    callbacks = [CallbackService(AriPhones(ari), requests, policy, observed, interval=settings.callback_interval) for ari in aris]
+    # One toll-fraud guard for everything this engine dials out; its counts are in the same database.
+    guard = open_guard(settings.database_url, policy, lambda reason: metrics.outbound_refused.labels(reason).inc())
+    callbacks = [CallbackService(AriPhones(ari), requests, policy, observed, interval=settings.callback_interval, guard=guard)
+                 for ari in aris]
     engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls, callbacks=service)
                for ari, service in zip(aris, callbacks)]
     for engine in engines:
@@ -104,6 +108,7 @@ async def run_engine(settings: Settings) -> int:
     for service in callbacks:
         await service.drain()
     await requests.close()
+    await guard.close()
     await crm.close()
     await journal.close()
     await web_runner.cleanup()

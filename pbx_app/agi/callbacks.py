@@ -14,6 +14,8 @@ from ..ami import AmiClient, AmiPhones
 from ..callback import CallbackRequest, open_callbacks
 from ..callback.service import CallbackService
 from ..history.events import Journal
+from ..outbound.guard import Verdict
+from ..outbound.wiring import open_guard
 from ..policy import Policy
 from ..settings import Settings
 
@@ -22,19 +24,24 @@ log = logging.getLogger(__name__)
 
 class AgiCallbacks:
     def __init__(self, settings: Settings, policy: Callable[[], Policy], journal: Journal, owner: str | None = None,
-                 ring_time: int = 30):
+                 ring_time: int = 30, refused: Callable[[str], None] | None = None):
         self.store = open_callbacks(settings.database_url)
         # The lease owner: unique per process, so two servers (or a restarted one) never share a lease.
         self.owner = owner or f"agi-{socket.gethostname()}-{os.getpid()}"
         self.ami = AmiClient(settings.ami_url, settings.ami_user, settings.ami_secret,
                              on_event=self._event, on_up=self._up)
         self.phones = AmiPhones(self.ami, self.owner)
+        # The same toll-fraud guard as the engines': its counts in the same database.
+        self.guard = open_guard(settings.database_url, policy, refused or (lambda reason: None))
         self.service = CallbackService(self.phones, self.store, policy, journal, interval=settings.callback_interval,
-                                       ring_time=ring_time)
+                                       ring_time=ring_time, guard=self.guard)
         self.tasks: list[asyncio.Task] = []
 
-    async def add(self, request: CallbackRequest) -> None:
-        await self.service.add(request)
+    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict:
+        return await self.service.vet(number, employee, call_id, reserve=reserve)
+
+    async def add(self, request: CallbackRequest) -> bool:
+        return await self.service.add(request)
 
     def _event(self, message) -> None:
         for event in self.phones.translate(message):
@@ -58,3 +65,4 @@ class AgiCallbacks:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.ami.close()
         await self.store.close()
+        await self.guard.close()

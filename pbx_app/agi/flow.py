@@ -16,10 +16,10 @@ from typing import Callable, Protocol
 
 from ..callback import CallbackRequest
 from ..callback.requests import offered
+from ..outbound.guard import Verdict
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
 from ..history.store import StoreError
-from ..policy.model import normalise_number
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
@@ -50,7 +50,9 @@ class Report:
 class Requests(Protocol):
     """Where a callback request goes (the AMI callback service); None: FastAGI offers no callback."""
 
-    async def add(self, request: CallbackRequest) -> None: ...
+    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict: ...
+
+    async def add(self, request: CallbackRequest) -> bool: ...
 
 
 @dataclass
@@ -171,11 +173,14 @@ class AgiFlow:
             return await self.drop(Drop(kind="busy"))
         step = steps[start]
         if isinstance(step, Offer):
-            if self.callbacks is None or not normalise_number(self.caller):
-                log.info("call %s: no callback offer (%s)", self.call_id,
-                         "no AMI for callbacks" if self.callbacks is None else "the caller's number is unknown")
+            if self.callbacks is None:
+                log.info("call %s: no callback offer (no AMI for callbacks)", self.call_id)
                 return await self.carry_out(branch, start + 1)  # the offer's fallback runs
+            verdict = await self.callbacks.vet(self.caller, step.extension, self.call_id)
             leg = await self.start_leg("callback_offer", (step.extension,))
+            if not verdict.allowed:  # the caller gets the action's fallback at once
+                await self.end_leg(leg, verdict.leg_outcome, cause=verdict.why)
+                return await self.carry_out(branch, start + 1)
             return Instruction("offer", {"PBX_LEG": f"{self.call_id}:{leg}:callback_offer:{step.extension}:answered",
                                          "PBX_SOUND": playback_name(step.sound),
                                          "PBX_OFFER_TIMEOUT": str(step.digit_timeout)})
@@ -197,17 +202,25 @@ class AgiFlow:
         if digit != "1":
             await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
             return False
-        client = normalise_number(self.caller)
-        # The outbound guard ("may we call this number back?") plugs in here, before the request is stored.
-        request = offered(step, self.call_id, client, leg, self.clock(), busy=self.cursor.branch == "busy")
+        callbacks = self.callbacks
+        assert callbacks is not None  # no store: no offer was made
+        # Counted now: the request reserves its first call out; a limit reached meanwhile refuses.
+        verdict = await callbacks.vet(self.caller, step.extension, self.call_id, reserve=True)
+        if not verdict.allowed:
+            await self.end_leg(leg, verdict.leg_outcome, cause=f"pressed 1; {verdict.why}")
+            return False
+        request = offered(step, self.call_id, verdict.number, leg, self.clock(), busy=self.cursor.branch == "busy")
         try:
-            await self.callbacks.add(request)  # type: ignore[union-attr]
+            added = await callbacks.add(request)
         except StoreError as exc:
             log.error("call %s: the callback request could not be stored (%s); the offer's fallback runs", self.call_id, exc)
             await self.end_leg(leg, "failed", cause=f"answered for the offer; pressed 1; not stored: {exc}"[:200])
             return False
-        await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
-        await self.end("callback_requested", f"callback requested: {step.extension} calls {client} back")
+        if added:
+            await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
+        else:
+            await self.end_leg(leg, "already_requested", cause="answered for the offer; pressed 1; one was waiting")
+        await self.end("callback_requested", f"callback requested: {step.extension} calls {request.client} back")
         return True
 
     async def ring(self, step: Ring) -> Instruction:

@@ -104,7 +104,8 @@ async def run_agi(settings: Settings) -> int:
     metrics = observability.Metrics()
     calls = CallCount(metrics.observing(journal))
     crm = CrmDirectory()
-    callbacks = AgiCallbacks(settings, policy, calls) if settings.ami_url else None
+    callbacks = (AgiCallbacks(settings, policy, calls, refused=lambda reason: metrics.outbound_refused.labels(reason).inc())
+                 if settings.ami_url else None)
     server = AgiServer(policy, calls, crm=crm, secret=secret, allowed=allowed, callbacks=callbacks,
                        max_connections=settings.agi_max_connections, seen=SeenCalls(journal.store.call))
     host, _, port = settings.agi_bind.rpartition(":")

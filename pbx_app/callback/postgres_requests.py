@@ -57,8 +57,9 @@ class PostgresCallbacks(PostgresConnection):
         except psycopg.Error as exc:
             raise await self._fail(exc) from exc
 
-    async def add(self, request: CallbackRequest) -> None:
-        await self._do(INSERT, params(request, _same))
+    async def add(self, request: CallbackRequest) -> bool:
+        changed, _ = await self._do(INSERT, params(request, _same))
+        return changed == 1
 
     async def get(self, request_id: str) -> CallbackRequest | None:
         rows = await self._rows(GET, {"id": request_id})

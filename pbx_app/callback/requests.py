@@ -8,7 +8,8 @@ may claim the request again. Every change after the claim is conditional on stil
 lease, so an engine that lost its lease cannot overwrite what the new holder did.
 
 States: waiting → calling → done (answered by the employee and the client) | waiting again
-(the employee or the client did not answer) | client_no_answer (attempts used up) | expired."""
+(the employee or the client did not answer) | client_no_answer (attempts used up) | expired |
+refused (the outbound guard no longer lets the number be dialled)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from typing import Literal, Protocol
 
 from ..routing.plan import Offer
 
-State = Literal["waiting", "calling", "done", "client_no_answer", "expired"]
-FINAL: tuple[State, ...] = ("done", "client_no_answer", "expired")
+State = Literal["waiting", "calling", "done", "client_no_answer", "expired", "refused"]
+FINAL: tuple[State, ...] = ("done", "client_no_answer", "expired", "refused")
 MAX_LISTED = 500  # requests looked at per round: bounded work however long the queue
 
 
@@ -83,11 +84,14 @@ CREATE TABLE IF NOT EXISTS callback_requests (
     lease_until {time_type}
 );
 CREATE INDEX IF NOT EXISTS callback_requests_open ON callback_requests (requested_at) WHERE state IN ('waiting', 'calling');
+CREATE INDEX IF NOT EXISTS callback_requests_pending ON callback_requests (client) WHERE state IN ('waiting', 'calling');
 """
 
 
+# One pending request per number: a second press of 1 while one waits adds nothing.
 INSERT = f"""
-    INSERT INTO callback_requests ({", ".join(COLUMNS)}) VALUES ({", ".join(":" + c for c in COLUMNS)})
+    INSERT INTO callback_requests ({", ".join(COLUMNS)}) SELECT {", ".join(":" + c for c in COLUMNS)}
+    WHERE NOT EXISTS (SELECT 1 FROM callback_requests WHERE client = :client AND state IN ('waiting', 'calling'))
     ON CONFLICT (id) DO NOTHING"""
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM callback_requests"
 GET = SELECT + " WHERE id = :id"
@@ -120,8 +124,9 @@ EXPIRE = """
 class CallbackStore(Protocol):
     url: str
 
-    async def add(self, request: CallbackRequest) -> None:
-        """Stores a new request; the same call id twice is one request."""
+    async def add(self, request: CallbackRequest) -> bool:
+        """Stores a new request: False when the call id, or a pending request for the same
+        client, is there already (nothing added)."""
 
     async def get(self, request_id: str) -> CallbackRequest | None: ...
 

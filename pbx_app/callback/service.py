@@ -23,6 +23,8 @@ from typing import Callable
 from .. import contract as dp
 from ..history.events import CallEnded, Journal, LegEnded, LegOutcome, LegStarted
 from ..history.store import StoreError
+from ..outbound.guard import LIMITS, OutboundGuard, Verdict
+from ..outbound.limits import WINDOW
 from ..policy import Policy
 from ..routing.availability import availability
 from .ari_phones import AriPhones
@@ -58,7 +60,7 @@ class _Attempt:
 class CallbackService:
     def __init__(self, phones: Phones, store: CallbackStore, policy: Callable[[], Policy], journal: Journal,
                  clock: Callable[[], datetime] = _utcnow, interval: float = 5.0, lease: float = 60.0,
-                 ring_time: int = 30):
+                 ring_time: int = 30, guard: OutboundGuard | None = None):
         self.phones = phones
         self.app: str = phones.owner  # the leases' owner
         self.store = store
@@ -74,6 +76,8 @@ class CallbackService:
         self.wake = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
         self.served: dict[str, int] = {}  # attempts by outcome (for /metrics and tests)
+        # Every number called back is vetted before the offer and before each Dial() (toll fraud).
+        self.guard = guard or OutboundGuard(None, clock)
 
     # ---- events (the engine hands us ours first) --------------------------------------------------
 
@@ -95,10 +99,16 @@ class CallbackService:
         attempt.queue.put_nowait(event)
         return True
 
-    async def add(self, request: CallbackRequest) -> None:
-        """A flow of this engine stores a request: look at once (to watch the employee's phone)."""
-        await self.store.add(request)
+    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict:
+        """May ``number`` be offered a callback by ``employee`` (``reserve``: and count its call)?"""
+        return await self.guard.check(self.policy(), number, employee, "callback", call_id, reserve=reserve)
+
+    async def add(self, request: CallbackRequest) -> bool:
+        """A flow of this engine stores a request: look at once (to watch the employee's phone).
+        False: a request for the same number was waiting already; nothing added."""
+        added = await self.store.add(request)
         self.wake.set()
+        return added
 
     # ---- the loop -----------------------------------------------------------------------------------
 
@@ -171,6 +181,8 @@ class CallbackService:
         renewing = asyncio.create_task(self._renew(request))
         try:
             await self.journal.record(LegStarted(request.id, attempt.leg, self.clock(), "callback", (request.employee,)))
+            if not await self._may_dial(attempt):
+                return
             outcome, cause = await self._call(attempt, channel_id)
             await self._settle(attempt, outcome, cause)
         except Exception:
@@ -180,6 +192,27 @@ class CallbackService:
             self.attempts.pop(channel_id, None)
             self.calling.discard(request.employee)
             self.wake.set()  # their next request, or someone else's, may go now
+
+    async def _may_dial(self, attempt: _Attempt) -> bool:
+        """The guard once more before the Dial(): the policy may have changed since the request,
+        and every attempt after the first is a call out of its own. The request's reservation
+        (made when it was stored, if still within the hour) covers its first call."""
+        r, now = attempt.request, self.clock()
+        first = r.attempts == 0 and r.requested_at > now - WINDOW
+        verdict = await self.guard.check(self.policy(), r.client, r.employee, "callback", r.id,
+                                         reserve=not first, spare=1 if first else 0)
+        if verdict.allowed:
+            return True
+        if verdict.reason in LIMITS:  # may pass later: the request waits its turn
+            state, outcome, later = "waiting", "postponed", now + timedelta(seconds=r.retry_after)
+        else:
+            state, outcome, later = "refused", "refused", now
+        await self.journal.record(LegEnded(r.id, attempt.leg, now, outcome, cause=verdict.why))  # type: ignore[arg-type]
+        if not await self.store.finish(r.id, self.app, state, r.attempts, later):  # type: ignore[arg-type]
+            log.error("callback %s: the lease was lost before the refusal could be stored", r.id)
+        self.served[outcome] = self.served.get(outcome, 0) + 1
+        log.info("callback %s: %s not dialled (%s); now %s", r.id, r.client, verdict.why, state)
+        return False
 
     async def _renew(self, request: CallbackRequest) -> None:
         while True:

@@ -35,8 +35,9 @@ class SqliteCallbacks(SqliteOnThread):
             raise
         return changed, None if row is None else from_row(dict(row), _time)
 
-    async def add(self, request: CallbackRequest) -> None:
-        await self._run(self._write, INSERT, params(request, iso))
+    async def add(self, request: CallbackRequest) -> bool:
+        changed, _ = await self._run(self._write, INSERT, params(request, iso))
+        return changed == 1
 
     async def get(self, request_id: str) -> CallbackRequest | None:
         def get():

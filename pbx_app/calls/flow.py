@@ -18,7 +18,7 @@ from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEn
 from ..callback import CallbackRequest
 from ..callback.requests import offered
 from ..history.store import StoreError
-from ..policy.model import normalise_number
+from ..outbound.guard import Verdict
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
@@ -30,11 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class Requests(Protocol):
-    """Where a callback request goes (the engine's CallbackService, or a bare CallbackStore)."""
+    """Where a callback request goes (the engine's CallbackService): the outbound guard's word on
+    the number first, then the request (False: one for the number was waiting already)."""
 
-    async def add(self, request: CallbackRequest) -> None: ...
+    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict: ...
+
+    async def add(self, request: CallbackRequest) -> bool: ...
 
 
+# Why the outbound guard said no, as the offer's leg tells it (history: "no callback offer: …").
 @dataclass
 class Cursor:
     """Where the flow stands: which branch of the plan and which step in it, and the last leg number."""
@@ -204,11 +208,14 @@ class CallFlow:
     async def offer(self, step: Offer) -> bool:
         """A callback offer. True: the client pressed 1, the request is stored and the call is
         over; False: the plan goes on with the next step (the action's ``then``)."""
-        if self.callbacks is None or not normalise_number(self.call.caller):
-            log.info("call %s: no callback offer (%s)", self.call_id,
-                     "no request store" if self.callbacks is None else "the caller's number is unknown")
+        if self.callbacks is None:
+            log.info("call %s: no callback offer (no request store)", self.call_id)
             return False
+        verdict = await self.callbacks.vet(self.call.caller, step.extension, self.call_id)
         leg = await self.start_leg("callback_offer", (step.extension,))
+        if not verdict.allowed:  # the caller gets the action's fallback at once
+            await self.end_leg(leg, verdict.leg_outcome, cause=verdict.why)
+            return False
         await self.send(
             dp.OFFER,
             step.extension,
@@ -230,15 +237,24 @@ class CallFlow:
         if digit != "1":
             await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
             return False
-        request = offered(step, self.call_id, normalise_number(self.call.caller), leg, self.clock(),
-                          busy=self.cursor.branch == "busy")
+        callbacks = self.callbacks
+        assert callbacks is not None  # no store: no offer was made
+        # Counted now: the request reserves its first call out; a limit reached meanwhile refuses.
+        verdict = await callbacks.vet(self.call.caller, step.extension, self.call_id, reserve=True)
+        if not verdict.allowed:
+            await self.end_leg(leg, verdict.leg_outcome, cause=f"pressed 1; {verdict.why}")
+            return False
+        request = offered(step, self.call_id, verdict.number, leg, self.clock(), busy=self.cursor.branch == "busy")
         try:
-            await self.callbacks.add(request)  # type: ignore[union-attr]
+            added = await callbacks.add(request)
         except StoreError as exc:
             log.error("call %s: the callback request could not be stored (%s); the offer's fallback runs", self.call_id, exc)
             await self.end_leg(leg, "failed", cause=f"answered for the offer; pressed 1; not stored: {exc}"[:200])
             return False
-        await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
+        if added:
+            await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
+        else:
+            await self.end_leg(leg, "already_requested", cause="answered for the offer; pressed 1; one was waiting")
         await self.call.continue_to(dp.END, "callback")
         await self.end("callback_requested", f"callback requested: {step.extension} calls {request.client} back")
         return True

@@ -19,10 +19,13 @@ LegOutcome = Literal[
     "no_message",  # voicemail: reached, nothing recorded
     # callback_offer (the caller was answered to collect a digit):
     "callback_requested", "declined", "no_digit", "failed",
+    # … or not offered (or not stored) by the outbound guard, or a second one for a waiting number
+    "hidden_number", "number_not_allowed", "over_limit", "not_checked", "already_requested",
     # callback (one attempt, or the request's end): the employee answered and the client too is
     # "answered"; the rest say who did not
     "employee_no_answer", "employee_busy", "employee_unreachable", "employee_declined",
     "client_no_answer", "client_busy", "client_unreachable", "expired",
+    "refused", "postponed",  # the outbound guard: the number is not allowed any more / over a limit for now
 ]
 CallResult = Literal["answered", "dropped", "voicemail", "caller_hung_up", "failed", "callback_requested"]
 

@@ -125,6 +125,11 @@ _OFFER = {
     "no_digit": Step("callback offered, not taken"),
     "caller_hung_up": Step("caller hung up during the callback offer"),
     "failed": Step("callback requested but not stored"),
+    "hidden_number": Step("no callback offer: the number is hidden"),
+    "number_not_allowed": Step("no callback offer: the number is not allowed"),
+    "over_limit": Step("no callback: too many calls out this hour"),
+    "not_checked": Step("no callback offer: the calls out could not be counted"),
+    "already_requested": Step("callback requested (one was already waiting)"),
 }
 
 
@@ -142,6 +147,8 @@ def _callback(leg: LegRecord) -> Step:
         "client_unreachable": Step("called back by {who}, client unreachable", who),
         "expired": Step("callback expired"),
         "failed": Step("callback interrupted (its engine went away)"),
+        "refused": Step("callback not made: the number is not allowed"),
+        "postponed": Step("callback postponed: too many calls out this hour"),
     }.get(leg.outcome or "", Step("calling back ({who})", who))
 
 
@@ -198,7 +205,8 @@ def history_row(call: CallRecord) -> HistoryRow:
     answered = next((l for l in _ring_legs(call) if l.outcome == "answered"), None)
     voicemail = next((l for l in call.legs if l.role == "voicemail"), None)
     called_back = next((l for l in call.legs if l.role == "callback" and l.outcome == "answered"), None)
-    requested = any(l.role == "callback_offer" and l.outcome == "callback_requested" for l in call.legs)
+    requested = any(l.role == "callback_offer" and l.outcome in ("callback_requested", "already_requested")
+                    for l in call.legs)
     status: Status
     employee, label, forwarded_from, department = call.extension, None, None, None
     if answered is None and called_back is not None:

@@ -41,6 +41,15 @@ def compose(notice_id: str, kind: str, recipient: str, language: str, facts: dic
     mail["To"] = recipient
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = f"<{notice_id}@pbx-app.notices>"
+    if kind == "outbound_limit":  # to administrators, about no call in particular
+        mail["Subject"] = _("Calls out stopped: the hourly limit is reached")
+        mail.set_content("\n".join([
+            _("Time: {time}").format(time=local_time(facts)),
+            _("The site's limit of {count} calls out an hour (site.outbound.per_hour.site) is reached. Callbacks "
+              "are refused until the count of the last hour drops. Many requests at once may be toll fraud: "
+              "see the log and History.").format(count=facts.get("per_site", "?")),
+        ]) + "\n")
+        return mail
     if kind == "voicemail":
         mail["Subject"] = _("Voicemail message from {caller}").format(caller=caller)
     else:

@@ -19,7 +19,7 @@ RETRYABLE = {408, 425, 429}
 
 def payload(kind: str, facts: dict, language: str) -> dict:
     return {
-        "kind": kind,  # missed or voicemail
+        "kind": kind,  # missed, voicemail, or outbound_limit (to administrators: no call, see detail)
         "call_id": facts.get("call_id"),
         "caller": facts.get("caller"),
         "started_at": facts.get("started_at"),  # ISO 8601, UTC
@@ -28,6 +28,7 @@ def payload(kind: str, facts: dict, language: str) -> dict:
         "employee_name": facts.get("employee_name"),
         "mailbox": facts.get("mailbox"),
         "what_happened": what_happened(facts, translator(language)),
+        **({"detail": facts.get("detail")} if kind == "outbound_limit" else {}),
     }
 
 

@@ -37,6 +37,12 @@ def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Pa
 
 
 def _callbacks(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+    offers = [a for a in actions if a.action.kind == "callback"]
+    if not policy.site.outbound.allow and (offers or _written(doc, ("site", "outbound"))):
+        where = ("site", "outbound") if _written(doc, ("site", "outbound")) else offers[0].path
+        _problem(r, doc, where, f"{'.'.join(where)}: site.outbound.allow lists no number patterns, so nothing external is "
+                                f"dialled{' and no callback is offered' if offers else ''} (e.g. allow: [_79XXXXXXXXX])",
+                 "warning")
     for a in actions:
         settings = a.action.callback
         if a.action.kind != "callback" or settings is None:
@@ -45,9 +51,22 @@ def _callbacks(r: Reader, doc: CommentedMap, policy: Policy, actions: list[Actio
         if settings.route is None and policy.site.callback_route is None:
             _problem(r, doc, a.path, f"{where}: a callback needs 'route' (how the client is dialled, e.g. "
                                      f"PJSIP/{{number}}@trunk) or site.callback_route")
+        per_number = policy.site.outbound.per_number
+        if settings.attempts > per_number and settings.retry_after * (settings.attempts - 1) < 3600:
+            _problem(r, doc, a.path, f"{where}: {settings.attempts} attempts {settings.retry_after} s apart are more calls to "
+                                     f"one number than site.outbound.per_hour.number ({per_number}) lets through in an "
+                                     f"hour; the later ones wait for the hour to pass", "warning")
         if settings.attempts > 1 and settings.retry_after * (settings.attempts - 1) > settings.expires_after:
             _problem(r, doc, a.path, f"{where}: {settings.attempts} attempts {settings.retry_after} s apart do not fit "
                                      f"in expires_after {settings.expires_after} s", "warning")
+
+
+def _written(doc: Any, path: tuple[str, ...]) -> bool:
+    for step in path:
+        if not isinstance(doc, dict) or step not in doc:
+            return False
+        doc = doc[step]
+    return True
 
 
 def _problem(r: Reader, doc: Any, path: tuple, message: str, severity: str = "error") -> None:

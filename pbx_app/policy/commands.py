@@ -71,7 +71,9 @@ def parse_when(text: str, zone: ZoneInfo, now: datetime | None = None) -> dateti
 def cmd_explain(args: argparse.Namespace) -> int:
     from ..crm import CrmAnswer, CrmDirectory, lookup, static_answer
     from ..routing.decide import CallContext, decide
+    from ..outbound.guard import screen
     from ..routing.explain import explain
+    from ..routing.plan import Offer
 
     analysis = analyse_file(args.policy)
     if analysis.errors:
@@ -101,4 +103,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     crm = asyncio.run(ask_crm())
     plan = decide(policy, CallContext(args.extension, args.caller, at, crm=crm.rule, crm_note=crm.note))
     print(explain(policy, plan, args.caller, at))
+    if any(isinstance(step, Offer) for branch in (plan.on_no_answer, plan.on_busy, plan.on_unreachable) for step in branch):
+        verdict = screen(policy.site.outbound, args.caller)  # the hourly limits are the running app's to count
+        print(f"Callback offer to {args.caller or '(no number)'}: "
+              + ("made while the hour's calls out are within site.outbound.per_hour." if verdict.allowed
+                 else f"not made ({verdict.why}): the fallback runs at once."))
     return 0

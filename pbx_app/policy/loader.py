@@ -27,6 +27,7 @@ from .model import (
     normalise_number,
 )
 from .numbers import NumberOwner, normalise_did
+from .outbound import outbound
 from .problems import PolicyError, Problem
 from .reader import Reader
 
@@ -36,7 +37,7 @@ ACTIONS = ("drop", "forward", "voicemail", "callback")
 ACTION_SLOTS = ("on_no_answer", "on_busy", "on_unreachable", "on_absent")
 EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", "email", "voicemail_to", "numbers", *ACTION_SLOTS}
 DEPARTMENT_KEYS = {"name", "members", "strategy", "ring_time", "numbers"}
-SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir", "callback_route"}
+SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir", "callback_route", "outbound"}
 CRM_KEYS = {"clients", "webhook"}
 CRM_RULE_KEYS = {"manager", "on_no_answer", "name"}
 WEBHOOK_KEYS = {"url", "timeout_ms", "cache_seconds", "token_file"}
@@ -147,6 +148,7 @@ def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
         timezone=times.timezone(r, node, "site") or default.timezone,
         announcements_dir=r.string(node, "announcements_dir", "site"),
         callback_route=_site_route(r, node),
+        outbound=outbound(r, node),
     )
 
 

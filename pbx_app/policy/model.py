@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
 
+from ..outbound.patterns import Pattern
 from .numbers import NumberOwner, normalise_did
 
 ActionKind = Literal["drop", "forward", "voicemail", "callback"]
@@ -177,6 +178,21 @@ class CrmSettings:
 
 
 @dataclass(frozen=True)
+class OutboundSettings:
+    """What the PBX may dial out (callbacks, forwards to outside numbers): numbers matching one of
+    ``allow`` and none of ``deny``; no ``allow`` means nothing external is dialled. At most
+    ``per_number`` calls to one number, ``per_employee`` made for one employee and ``per_site`` in
+    all, in any hour."""
+
+    allow: tuple[Pattern, ...] = ()
+    deny: tuple[Pattern, ...] = ()
+    per_number: int = 3
+    per_employee: int = 30
+    per_site: int = 100
+    notify: tuple[str, ...] = ()  # administrators' e-mail addresses: told when the site's limit is reached
+
+
+@dataclass(frozen=True)
 class SiteDefaults:
     ring_time: int = DEFAULT_RING_TIME
     on_no_answer: Action = field(default_factory=Action)
@@ -189,6 +205,7 @@ class SiteDefaults:
     # Callbacks dial the client through this Dial() template ({number}: the client's digits),
     # unless the action names its own route.
     callback_route: str | None = None
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
 
 
 @dataclass(frozen=True)

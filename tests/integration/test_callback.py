@@ -13,6 +13,7 @@ from pbx_app.callback.ari_phones import AriPhones
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
+from pbx_app.outbound.guard import OutboundGuard
 from pbx_app.history.rows import history, history_row
 from tests.support.cdr import master_csv_rows
 from tests.support.engines import EngineProcess, all_ended, journal_calls
@@ -21,7 +22,7 @@ from tests.support.wait import until
 from .conftest import ARI_PASSWORD, ARI_URL, ARI_USER, asterisk_root
 
 POLICY = """
-site: {callback_route: "PJSIP/{number}@clients"}
+site: {callback_route: "PJSIP/{number}@clients", outbound: {allow: [_79XXXXXXXXX]}}
 employees:
   "101":
     name: Ivan Petrov
@@ -59,8 +60,12 @@ async def callbacks(tmp_path, ari):
 
 
 class StoreOnly:
-    def __init__(self, store):
+    def __init__(self, store, policy):
         self.add = store.add
+        self.policy = policy
+
+    async def vet(self, number, employee, call_id, reserve=False):
+        return await OutboundGuard(None).check(self.policy(), number, employee, "callback", call_id, reserve=reserve)
 
     def take(self, event) -> bool:
         return False
@@ -72,6 +77,7 @@ class Both:
     def __init__(self, services):
         self.services = services
         self.add = services[0].add
+        self.vet = services[0].vet
 
     def take(self, event) -> bool:
         return any([s.take(event) for s in self.services])
@@ -190,7 +196,7 @@ async def test_employee_not_answering_keeps_the_request_until_it_expires(start_a
 
 async def test_a_request_left_by_a_dead_engine_is_served_once_by_another(start_app, callbacks, sip, ari):
     app = await start_app(policy(retry=2, expires=120))
-    app.app.callbacks = StoreOnly(callbacks.store)  # requests are stored; no service runs yet
+    app.app.callbacks = StoreOnly(callbacks.store, app.app.policy)  # requests are stored; no service runs yet
     sip.phone("101", "ring_forever")
     client = sip.call_pressing("101")
     assert await client.wait(40) == 0

@@ -22,7 +22,7 @@ from pbx_app.testing import FakeAsterisk
 from tests.support.fake_calls import call_on_fake, call_over, engine_on
 
 POLICY = """
-site: {callback_route: "PJSIP/{number}@trunk"}
+site: {callback_route: "PJSIP/{number}@trunk", outbound: {allow: [_79XXXXXXXXX]}}
 employees:
   "101":
     name: Ivan
@@ -50,7 +50,7 @@ def test_the_decision_puts_the_offer_before_the_then_action():
 
 
 def test_a_callback_without_a_route_is_an_error():
-    analysis = analyse_policy(POLICY.replace('site: {callback_route: "PJSIP/{number}@trunk"}', ""))
+    analysis = analyse_policy(POLICY.replace('callback_route: "PJSIP/{number}@trunk", ', ""))
     [error] = analysis.errors
     assert error.line == 7 and "employees.101.on_no_answer: a callback needs 'route'" in error.message
 

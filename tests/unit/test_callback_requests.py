@@ -32,13 +32,25 @@ async def store(request, tmp_path):
 
 
 async def test_a_request_is_stored_once_and_listed_oldest_first(store):
-    await store.add(request("b", at=T0 + timedelta(seconds=5)))
+    await store.add(request("b", at=T0 + timedelta(seconds=5), client="79007654321"))
     await store.add(request("a", at=T0))
     await store.add(request("a", at=T0, client="111"))  # the same call asking twice: still one request
     listed = await store.open(T0 + timedelta(seconds=10))
     assert [r.id for r in listed] == ["a", "b"]
     assert listed[0].client == "79001234567" and listed[0].dial == "PJSIP/79001234567@clients"
     assert listed[0].requested_at == T0
+
+
+async def test_one_pending_request_per_number_until_it_is_over(store):
+    assert await store.add(request("first"))
+    assert not await store.add(request("second", employee="102")), "the same number waits already"
+    assert [r.id for r in await store.open(T0)] == ["first"]
+    [r] = await store.open(T0)
+    now = T0 + timedelta(seconds=1)
+    await store.claim(r, "a", now, now + timedelta(seconds=30))
+    assert not await store.add(request("third")), "… or is being called back"
+    assert await store.finish(r.id, "a", "done", 1, now, answered_by="101")
+    assert await store.add(request("fourth")), "over: the number may ask again"
 
 
 async def test_two_engines_claim_one_request_and_one_wins(store, tmp_path):
@@ -81,8 +93,8 @@ async def test_a_lease_that_runs_out_frees_the_request_for_another_engine(store)
 
 async def test_an_employee_is_called_back_for_one_request_at_a_time(store):
     await store.add(request("old", at=T0))
-    await store.add(request("new", at=T0 + timedelta(seconds=1)))
-    await store.add(request("other", employee="102", at=T0 + timedelta(seconds=2)))
+    await store.add(request("new", at=T0 + timedelta(seconds=1), client="79001110000"))
+    await store.add(request("other", employee="102", at=T0 + timedelta(seconds=2), client="79002220000"))
     old, new, other = await store.open(T0 + timedelta(seconds=3))
     now = T0 + timedelta(seconds=3)
     assert await store.claim(old, "a", now, now + timedelta(seconds=30)) is not None

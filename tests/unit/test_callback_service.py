@@ -12,11 +12,14 @@ from pbx_app.callback.ari_phones import AriPhones
 from pbx_app.callback.service import CallbackService
 from pbx_app.callback import service as callback_service
 from pbx_app.history.events import LegEnded, MemoryJournal
+from pbx_app.outbound.guard import OutboundGuard
+from pbx_app.outbound.limits import OutboundCall, Quota
+from pbx_app.outbound.stores import open_limits
 from pbx_app.policy import parse_policy
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)  # a Tuesday
 POLICY = parse_policy("""
-site: {callback_route: "PJSIP/{number}@trunk", timezone: UTC}
+site: {callback_route: "PJSIP/{number}@trunk", timezone: UTC, outbound: {allow: [_79XXXXXXXXX]}}
 employees:
   "101": {name: Ivan}
   "102": {name: Petr, schedule: {mon-fri: "12:00-18:00"}}
@@ -184,7 +187,7 @@ async def test_a_busy_or_absent_employee_is_not_called(store):
     service, ari = make(store, clock, in_use={"PJSIP/101"})
     later = T0 + timedelta(hours=3)
     await store.add(request(expires_at=later))
-    await store.add(request("c2", employee="102", expires_at=later))  # works from 12:00
+    await store.add(request("c2", employee="102", expires_at=later, client="79002220000"))  # works from 12:00
     await round_(service)
     assert ari.originated == []
     ari.in_use.clear()
@@ -196,7 +199,7 @@ async def test_a_busy_or_absent_employee_is_not_called(store):
 async def test_one_employees_requests_are_served_oldest_first(store):
     clock = Clock()
     service, ari = make(store, clock)
-    await store.add(request("young", at=T0 + timedelta(seconds=5)))
+    await store.add(request("young", at=T0 + timedelta(seconds=5), client="79002220000"))
     await store.add(request("old", at=T0))
     clock.now = T0 + timedelta(seconds=6)
     await round_(service)
@@ -225,3 +228,33 @@ async def test_an_unreachable_store_does_not_stop_the_service():
     assert not task.done(), "it keeps looking"
     task.cancel()
     await broken.close()
+
+
+async def test_before_each_dial_the_outbound_guard_is_asked_again(store, tmp_path):
+    """A number the policy no longer allows is never dialled (the request ends as refused); a
+    retry over the hour's limit waits, without ringing the employee."""
+    clock = Clock()
+    limits = open_limits(f"sqlite:///{tmp_path}/journal.db")
+    strict = parse_policy("""
+site: {callback_route: "PJSIP/{number}@trunk", timezone: UTC,
+       outbound: {allow: [_79XXXXXXXXX], deny: [_7900123XXXX], per_hour: {number: 1}}}
+employees: {"101": {name: Ivan}, "102": {name: Petr}}
+""")
+    holder = {}
+    ari = ScriptedAri(lambda: holder["s"])
+    service = holder["s"] = CallbackService(ari, store, lambda: strict, MemoryJournal(), clock=clock,
+                                            guard=OutboundGuard(limits, clock))
+    try:
+        await store.add(request())  # 79001234567: denied since it was requested
+        await store.add(request("c2", employee="102", client="79005550000", attempts=1))  # a retry: a call out of its own
+        await limits.take(OutboundCall("79005550000", "102", "callback", "x"), Quota(1, 9, 9), T0)  # the hour's one
+        await round_(service)
+        assert ari.originated == [], "nobody rung for a number that will not be dialled"
+        assert (await store.get("c1")).state == "refused"
+        held = await store.get("c2")
+        assert (held.state, held.attempts, held.next_try_at) == ("waiting", 1, T0 + timedelta(seconds=60))
+        assert story(service) == [("LegStarted", 3, None), ("LegEnded", 3, "refused")]
+        assert story(service, "c2")[-1] == ("LegEnded", 3, "postponed")
+        assert service.guard.counts == {"denied": 1, "number_limit": 1}
+    finally:
+        await limits.close()

@@ -38,7 +38,8 @@ def test_profile_step_by_step(capsys):
 def test_crm_rule_wins_and_says_so(capsys):
     code, out, _ = explain(capsys, "101", "--caller", "+7 900 123-45-67", "--at", "2026-12-01 10:00", "--policy", str(EXAMPLE), "--offline")
     assert "Decided by: crm — the CRM rule for this caller" in out
-    assert f"CRM rule (static mapping, {EXAMPLE}:129): 103 is the responsible manager of +7 900 123-45-67" in out
+    line = EXAMPLE.read_text().splitlines().index('    "+7 900 123-45-67":') + 2  # the rule's body, below its key
+    assert f"CRM rule (static mapping, {EXAMPLE}:{line}): 103 is the responsible manager of +7 900 123-45-67" in out
     assert "CRM rule wins over 101's own setting (forward to 102): the call goes to 103 (Anna Smirnova)" in out
     assert "Ring 103 (Anna Smirnova) on PJSIP/103 for 25 s." in out
 
