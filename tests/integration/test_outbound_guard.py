@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from pbx_app.callback.ari_phones import AriPhones
 from pbx_app.callback import open_callbacks
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import CallStarted, MemoryJournal
@@ -56,7 +57,7 @@ async def guarded(tmp_path, ari):
 
     def start(app) -> CallbackService:
         refused = []
-        service = CallbackService(ari, store, app.app.policy, MemoryJournal(), interval=1.0, lease=15, ring_time=5,
+        service = CallbackService(AriPhones(ari), store, app.app.policy, MemoryJournal(), interval=1.0, lease=15, ring_time=5,
                                   guard=OutboundGuard(limits, refused=refused.append))
         service.refused = refused
         app.app.callbacks = service

@@ -9,6 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from pbx_app.outbound.guard import Verdict, screen
+from pbx_app.outbound.patterns import compile_pattern
+from pbx_app.policy.model import OutboundSettings
+
 from pbx_app.agi.flow import AgiFlow, Report
 from pbx_app.agi.state import Cursor, PlanTooLarge, decode_plan, encode_plan
 from pbx_app.history.events import CallEnded, LegEnded, LegStarted, MemoryJournal
@@ -205,13 +209,20 @@ async def test_fastagi_mode_without_ami_skips_a_callback_offer_and_runs_its_then
 
 
 class Stored:
-    def __init__(self, fail: bool = False):
-        self.requests, self.fail = [], fail
+    """The callback store with the toll-fraud guard's answer fixed: ``refuse`` is its reason."""
+
+    def __init__(self, fail: bool = False, refuse: str | None = None):
+        self.requests, self.fail, self.refuse = [], fail, refuse
+
+    async def vet(self, number, employee, call_id, reserve=False):
+        return screen(OutboundSettings(allow=(compile_pattern("_X."),)), number) if self.refuse is None \
+            else Verdict(number, self.refuse)
 
     async def add(self, request):
         if self.fail:
             raise StoreError("database is locked")
         self.requests.append(request)
+        return True
 
 
 async def offered_call(callbacks, caller="79001234567"):
@@ -267,6 +278,7 @@ async def test_a_request_that_cannot_be_stored_runs_the_then_action_and_says_so(
 async def test_an_unknown_caller_number_gets_no_offer():
     step, journal = await offered_call(Stored(), caller="anonymous")
     assert (await step(dialstatus="NOANSWER")).do == "voicemail"
+    assert [e.outcome for e in journal.events if isinstance(e, LegEnded)][1] == "hidden_number"
 
 
 async def test_the_caller_hanging_up_during_the_offer_ends_its_leg_and_the_call():
@@ -282,3 +294,12 @@ async def test_the_caller_hanging_up_during_the_offer_ends_its_leg_and_the_call(
     assert h.state == "end" and store.requests == []
     ended = [e for e in journal.events if isinstance(e, (LegEnded, CallEnded))]
     assert [(getattr(e, "outcome", None) or e.result) for e in ended] == ["no_answer", "caller_hung_up", "caller_hung_up"]
+
+
+@pytest.mark.parametrize("reason, outcome", [("denied", "number_not_allowed"), ("site_limit", "over_limit")])
+async def test_a_number_the_outbound_guard_refuses_gets_no_offer_but_the_then_action(reason, outcome):
+    store = Stored(refuse=reason)
+    step, journal = await offered_call(store)
+    then = await step(dialstatus="NOANSWER")
+    assert then.do == "voicemail" and store.requests == []
+    assert [e.outcome for e in journal.events if isinstance(e, LegEnded)][1] == outcome

@@ -242,7 +242,7 @@ employees: {"101": {name: Ivan}, "102": {name: Petr}}
 """)
     holder = {}
     ari = ScriptedAri(lambda: holder["s"])
-    service = holder["s"] = CallbackService(ari, store, lambda: strict, MemoryJournal(), clock=clock,
+    service = holder["s"] = CallbackService(AriPhones(ari), store, lambda: strict, MemoryJournal(), clock=clock,
                                             guard=OutboundGuard(limits, clock))
     try:
         await store.add(request())  # 79001234567: denied since it was requested

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from pbx_app.callback.ari_phones import AriPhones
 from pbx_app.callback import open_callbacks
 from pbx_app.cli import main
 from pbx_app.callback.service import CallbackService
@@ -181,7 +182,7 @@ async def call_from(caller, parts, policy_text=POLICY, key="1"):
     fake._ids = CALL_IDS  # each call its own id, as in Asterisk: the requests are keyed by it
     fake.keys["*"] = key
     policy = parse_policy(policy_text)
-    service = CallbackService(fake, requests, lambda: policy, MemoryJournal(), clock=lambda: AT,
+    service = CallbackService(AriPhones(fake), requests, lambda: policy, MemoryJournal(), clock=lambda: AT,
                               guard=OutboundGuard(limits, lambda: AT))
     engine = engine_on(fake, policy_text, callbacks=service, clock=lambda: AT)
     channel = fake.new_call("101", caller=caller)
