@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from ..history.schema_versions import Component
+
 State = Literal["waiting", "calling", "done", "client_no_answer", "expired"]
 FINAL: tuple[State, ...] = ("done", "client_no_answer", "expired")
 MAX_LISTED = 500  # requests looked at per round: bounded work however long the queue
@@ -73,6 +75,10 @@ CREATE TABLE IF NOT EXISTS callback_requests (
 CREATE INDEX IF NOT EXISTS callback_requests_open ON callback_requests (requested_at) WHERE state IN ('waiting', 'calling');
 """
 
+
+# Versioned with the journal's tables (pbx_app/history/schema_versions.py); version 1 is the
+# release of 2026-12-07's table.
+CALLBACKS = Component(name="callbacks", first_table="callback_requests", create=schema)
 
 INSERT = f"""
     INSERT INTO callback_requests ({", ".join(COLUMNS)}) VALUES ({", ".join(":" + c for c in COLUMNS)})
