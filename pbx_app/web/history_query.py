@@ -116,11 +116,6 @@ def parse(params: Mapping[str, str], today: date) -> Query:
     )
 
 
-def involves(row: HistoryRow, extension: str) -> bool:
-    """Counted for them, or dialled to them."""
-    return row.employee == extension or row.dialled == extension
-
-
 def whose(query: Query, user: User) -> str | None:
     """Whose calls the reader gets: None for everyone's (an administrator with no filter)."""
     if user.is_admin:
