@@ -25,7 +25,6 @@ sys.path.append(str(Path(__file__).resolve().parents[2]))  # after PYTHONPATH: i
 from pbx_app.calls.engine import CallEngine  # noqa: E402
 from pbx_app.history.database import open_store  # noqa: E402
 from pbx_app.history.journal import SpooledJournal  # noqa: E402
-from pbx_app.history.records import fold  # noqa: E402
 from pbx_app.policy import parse_policy  # noqa: E402
 from pbx_app.testing import FakeAsterisk  # noqa: E402
 

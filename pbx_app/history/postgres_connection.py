@@ -21,6 +21,9 @@ class PostgresConnection:
         self._schema_ready = False  # created or migrated once per process; a broken link does not undo it
         self._row_factory = row_factory  # None: psycopg's tuples
         self._conn: psycopg.AsyncConnection | None = None
+        # One transaction at a time on the connection: two readers of the page (or a reader and
+        # the shipper) interleaving their BEGIN/COMMIT on it break both.
+        self._turn = asyncio.Lock()
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -46,6 +49,7 @@ class PostgresConnection:
         return StoreError(f"PostgreSQL: {exc}")
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        async with self._turn:  # after a read still under way (one a cancelled reader left running)
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None

@@ -4,6 +4,7 @@ timestamptz."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import AsyncIterator, Sequence
 
@@ -17,7 +18,7 @@ from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
 from .store import (GET_POSITION, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,
-                    SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, SELECT_TOUCHED_CALLS, SELECT_TOUCHED_LEGS,
+                    SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, SELECT_TOUCHED_CALLS_ANY, SELECT_TOUCHED_LEGS_ANY,
                     UPDATE_SUMMARY, UPSERT, CallFilter, count_sql, event_params, filter_params, page_sql, prune_sql,
                     records, summary)
 
@@ -43,6 +44,10 @@ class PostgresStore(PostgresConnection):
         self._prune_tables: list[str] | None = None
 
     async def position(self, spool: str) -> Position | None:
+        async with self._turn:
+            return await self._position(spool)
+
+    async def _position(self, spool: str) -> Position | None:
         conn = await self._connection()
         try:
             cur = await conn.execute(pg_sql(GET_POSITION), {"spool": spool})
@@ -52,6 +57,10 @@ class PostgresStore(PostgresConnection):
         return None if row is None else Position(row[0], row[1])
 
     async def ship(self, spool: str, expected: Position | None, events: Sequence[JournalEvent], end: Position) -> Position:
+        async with self._turn:
+            return await self._ship(spool, expected, events, end)
+
+    async def _ship(self, spool: str, expected: Position | None, events: Sequence[JournalEvent], end: Position) -> Position:
         conn = await self._connection()
         try:
             async with conn.transaction():
@@ -79,19 +88,26 @@ class PostgresStore(PostgresConnection):
         return end
 
     async def _summarise(self, conn: psycopg.AsyncConnection, call_ids: set[str]) -> None:
-        """The touched calls' summaries, from their rows as they now stand."""
-        found = []
+        """The touched calls' summaries, from their rows as they now stand (two reads a batch)."""
+        ids = {"ids": sorted(call_ids)}
         async with conn.cursor(row_factory=dict_row) as cur:
-            for call_id in sorted(call_ids):
-                await cur.execute(pg_sql(SELECT_TOUCHED_CALLS), {"call_id": call_id})
-                call_rows = await cur.fetchall()
-                await cur.execute(pg_sql(SELECT_TOUCHED_LEGS), {"call_id": call_id})
-                found += records(call_rows, await cur.fetchall(), _time)
+            await cur.execute(pg_sql(SELECT_TOUCHED_CALLS_ANY), ids)
+            call_rows = await cur.fetchall()
+            await cur.execute(pg_sql(SELECT_TOUCHED_LEGS_ANY), ids)
+            found = records(call_rows, await cur.fetchall(), _time)
             if found:
                 await cur.executemany(pg_sql(UPDATE_SUMMARY), [summary(c) for c in found])
 
     async def _read(self, *steps: tuple[str, dict]) -> list[list[dict]]:
-        """Reads in one snapshot (a call's legs as of its row)."""
+        """Reads in one snapshot (a call's legs as of its row). Shielded: a reader that goes away
+        (a cancelled download) must not leave the shared connection mid-transaction."""
+        return await asyncio.shield(self._read_in_turn(steps))
+
+    async def _read_in_turn(self, steps) -> list[list[dict]]:
+        async with self._turn:
+            return await self._read_now(steps)
+
+    async def _read_now(self, steps) -> list[list[dict]]:
         conn = await self._connection()
         out = []
         try:
@@ -141,6 +157,10 @@ class PostgresStore(PostgresConnection):
             after = (found[-1].started_at, found[-1].call_id)  # type: ignore[assignment]
 
     async def prune(self, before: datetime, batch: int) -> int:
+        async with self._turn:
+            return await self._prune(before, batch)
+
+    async def _prune(self, before: datetime, batch: int) -> int:
         conn = await self._connection()
         try:
             if self._prune_tables is None:

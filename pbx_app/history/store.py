@@ -200,6 +200,9 @@ def filter_params(f: CallFilter, time, limit: int = 0, offset: int = 0, cap: int
 # The summary of calls a batch of events touched, written back in the same transaction.
 SELECT_TOUCHED_CALLS = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE call_id = :call_id"
 SELECT_TOUCHED_LEGS = f"SELECT {', '.join(LEG_COLUMNS)} FROM legs WHERE call_id = :call_id ORDER BY leg"
+# The same in one read each, for PostgreSQL (:ids a list): a round trip per call would add up.
+SELECT_TOUCHED_CALLS_ANY = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE call_id = ANY(:ids)"
+SELECT_TOUCHED_LEGS_ANY = f"SELECT {', '.join(LEG_COLUMNS)} FROM legs WHERE call_id = ANY(:ids) ORDER BY call_id, leg"
 UPDATE_SUMMARY = """UPDATE calls SET counted_for = :counted_for, status = :status, label = :label
     WHERE call_id = :call_id"""
 

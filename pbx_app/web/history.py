@@ -39,6 +39,7 @@ from .sessions import Session
 log = logging.getLogger(__name__)
 READERS = 2  # history reads at once; more wait their turn
 CSV_BATCH = 1000  # calls per read of a CSV export: memory stays flat whatever the period holds
+CSV_FIRST = 100  # … but the first read is short: the download starts at once
 MAX_CALL_ID = 64
 
 
@@ -65,15 +66,15 @@ class HistoryReader:
     async def batches(self, f: CallFilter) -> AsyncIterator[list[HistoryRow]]:
         """Every row the filter keeps, CSV_BATCH at a time; each read waits its turn alone, so an
         export of a long period never keeps the page's other readers out."""
-        after = None
+        after, size = None, CSV_FIRST
         while True:
             async with self.readers:
-                calls = await self.store.page(f, CSV_BATCH, after=after)
+                calls = await self.store.page(f, size, after=after)
             if calls:
                 yield [history_row(c) for c in calls]
-            if len(calls) < CSV_BATCH:
+            if len(calls) < size:
                 return
-            after = (calls[-1].started_at, calls[-1].call_id)
+            after, size = (calls[-1].started_at, calls[-1].call_id), CSV_BATCH
 
     async def call(self, call_id: str) -> CallRecord | None:
         async with self.readers:
@@ -212,6 +213,10 @@ async def history_csv(request: web.Request, session: Session, user: User) -> web
     except StoreError as exc:
         log.error("the CSV export stopped: the call journal cannot be read: %s", exc)
         raise
+    except ConnectionResetError:
+        return response  # the reader cancelled the download: stop reading for them
+    finally:
+        await batches.aclose()
     await response.write_eof()
     return response
 
