@@ -248,3 +248,21 @@ def test_the_audit_log_rotates_and_keeps_a_bounded_number_of_files(tmp_path):
     kept = [e["employee"] for e in log.entries()]
     assert kept == [str(n) for n in range(100 - len(kept), 100)], "the newest entries, in order, none lost in between"
     assert 20 < len(kept) < 100
+
+
+async def test_a_reader_that_goes_away_mid_read_leaves_the_connection_usable(postgres_server):
+    """A download cancelled in the middle of a read (PostgreSQL: one shared connection)."""
+    store = open_store(postgres_server.new_database("cancel"))
+    await store.ship("s", None, answered_call("a", NOW) + missed_call("m", NOW + timedelta(minutes=1)), Position(1, 1))
+    whole = CallFilter(NOW - timedelta(days=1), NOW + timedelta(days=1))
+    for round_ in range(20):  # readers at once, some gone at different moments of their reads
+        readers = [asyncio.create_task(store.page(whole, 10)) for _ in range(6)]
+        for _ in range(round_ % 5):
+            await asyncio.sleep(0)
+        for task in readers[::2]:
+            task.cancel()
+        done = await asyncio.gather(*readers, return_exceptions=True)
+        assert all(isinstance(r, (list, asyncio.CancelledError)) for r in done), done
+    assert [c.call_id for c in await store.page(whole, 10)] == ["m", "a"]
+    assert await store.count(whole, 100) == (2, 1)
+    await store.close()
