@@ -5,6 +5,7 @@ timestamptz."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import AsyncIterator, Sequence
 
@@ -140,7 +141,7 @@ class PostgresStore(PostgresConnection):
         return records(call_rows, leg_rows, _time)
 
     async def count(self, f: CallFilter, cap: int) -> tuple[int, int]:
-        missed = CallFilter(**{**f.__dict__, "missed": True})
+        missed = replace(f, missed=True)
         [total], [lost] = await self._read((count_sql(f), filter_params(f, _same, cap=cap)),
                                                (count_sql(missed), filter_params(missed, _same, cap=cap)))
         return total["n"], lost["n"]

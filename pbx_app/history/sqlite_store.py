@@ -4,6 +4,7 @@ synchronous=FULL because a shipped segment of the spool is deleted after the com
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import AsyncIterator, Sequence
 
@@ -90,7 +91,7 @@ class SqliteStore(SqliteOnThread):
         return records(call_rows, leg_rows, _time)
 
     async def count(self, f: CallFilter, cap: int) -> tuple[int, int]:
-        missed = CallFilter(**{**f.__dict__, "missed": True})
+        missed = replace(f, missed=True)
         [total], [lost] = await self._run(self._read, (count_sql(f), filter_params(f, iso, cap=cap)),
                                               (count_sql(missed), filter_params(missed, iso, cap=cap)))
         return total["n"], lost["n"]
