@@ -22,9 +22,11 @@ from .calls.engine import CallEngine
 from .calls.recovery import Sweeper
 from .crm import CrmDirectory
 from .history.cdr import open_cdr
+from .history.database import schema_problem
 from .history.events import CallStarted
 from .history.journal import open_journal
 from .history.reconcile import Reconciler
+from .history.retention import keep_history
 from .history.spool import SpoolBusy
 from .memory import give_back_freed_memory
 from .outbound.wiring import open_guard
@@ -50,6 +52,10 @@ async def run_engine(settings: Settings) -> int:
     app = app_name(settings.engine_name)
     aris = [AriClient(url, settings.ari_user, settings.ari_password, app, rest_over_websocket=settings.ari_rest == "websocket")
             for url in settings.ari_urls]
+    problem = await schema_problem(settings.database_url)
+    if problem:
+        log.error("cannot start: %s", problem)
+        return 2
     try:
         journal = await open_journal(settings.database_url, settings.spool_dir, wait_for=(CallStarted,))
     except (SpoolBusy, OSError) as exc:
@@ -93,6 +99,8 @@ async def run_engine(settings: Settings) -> int:
     helpers += [asyncio.create_task(c.run()) for c in callbacks]
     helpers.append(asyncio.create_task(give_back_freed_memory()))
     helpers.append(asyncio.create_task(AppDownFiles(settings.fallback_dir, policy).run()))
+    if settings.history_keep_days > 0:
+        helpers.append(asyncio.create_task(keep_history(journal.store, settings.history_keep_days)))
     stopping = asyncio.create_task(stop.wait())
     # One node given up on (PBX_ARI_GIVE_UP_AFTER) leaves the others served; all of them: exit.
     everyone_gone = asyncio.create_task(asyncio.wait(runners))

@@ -34,12 +34,15 @@ class Settings:
     # where uploaded/TTS announcements are written (Asterisk sees them at sounds.CUSTOM_DIR).
     users_path: Path = Path("var/users.json")
     audit_path: Path = Path("var/audit.jsonl")
+    audit_max_mb: float = 10.0  # the audit log rotates past this (web/audit.py)
+    audit_keep: int = 10  # rotated audit files kept
     announcements_dir: Path = Path("/var/lib/pbx_app/sounds")
     web_secure_cookies: bool = False  # set PBX_WEB_SECURE_COOKIES=1 when the page is behind HTTPS
     # The call journal: one URL picks the database (postgresql://user@host:5432/db for PostgreSQL);
     # events are spooled to local disk first, so no row is lost while the database is away.
     database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
     spool_dir: Path = Path("/var/lib/pbx_app/spool")
+    history_keep_days: float = 0  # calls older than this are removed (history/retention.py); 0: kept forever
     # Asterisk's voicemail spool (astspooldir/voicemail): the page plays messages from it.
     voicemail_dir: Path = Path("/var/spool/asterisk/voicemail")
     web_bind: str = "127.0.0.1:8090"  # the self-service page (pbx-app web)
@@ -111,10 +114,13 @@ class Settings:
             policy_url=env.get("PBX_POLICY_URL") or None,
             users_path=Path(env.get("PBX_USERS", str(cls.users_path))),
             audit_path=Path(env.get("PBX_AUDIT_LOG", str(cls.audit_path))),
+            audit_max_mb=env_number(env, "PBX_AUDIT_MAX_MB", float, cls.audit_max_mb) or cls.audit_max_mb,
+            audit_keep=env_number(env, "PBX_AUDIT_KEEP", int, cls.audit_keep) or 1,
             announcements_dir=Path(env.get("PBX_ANNOUNCEMENTS_DIR") or str(cls.announcements_dir)),
             web_secure_cookies=env.get("PBX_WEB_SECURE_COOKIES", "").strip().lower() in ("1", "yes", "true"),
             database_url=env.get("PBX_DATABASE_URL", cls.database_url),
             spool_dir=Path(env.get("PBX_SPOOL_DIR", str(cls.spool_dir))),
+            history_keep_days=env_number(env, "PBX_HISTORY_KEEP_DAYS", float, cls.history_keep_days),
             voicemail_dir=Path(env.get("PBX_VOICEMAIL_DIR") or str(cls.voicemail_dir)),
             web_bind=env.get("PBX_WEB_BIND", cls.web_bind),
             web_nice=env_number(env, "PBX_WEB_NICE", int, cls.web_nice),

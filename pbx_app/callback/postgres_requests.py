@@ -11,11 +11,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..history.postgres_connection import PostgresConnection
-from ..history.postgres_store import pg_sql
-from .requests import CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params, schema
+from ..history.postgres_schema import pg_sql
+from .requests import CALLBACKS, CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params
 
-SCHEMA = schema("timestamptz")
-SCHEMA_LOCK = 0x7062785F636272  # "pbx_cbr": two engines starting at once must not race on CREATE TABLE
 EMPLOYEE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pbx_callback:' || %(employee)s))"
 
 
@@ -29,7 +27,7 @@ def _time(value: datetime | None) -> datetime | None:
 
 class PostgresCallbacks(PostgresConnection):
     def __init__(self, url: str):
-        super().__init__(url, SCHEMA, SCHEMA_LOCK)
+        super().__init__(url, (CALLBACKS,))
 
     async def _do(self, sql: str, values: dict, then_get: str | None = None, lock: str | None = None):
         conn = await self._connection()

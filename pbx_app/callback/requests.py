@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from ..history.schema_versions import Component
 from ..routing.plan import Offer
 
 State = Literal["waiting", "calling", "done", "client_no_answer", "expired", "refused"]
@@ -87,6 +88,10 @@ CREATE INDEX IF NOT EXISTS callback_requests_open ON callback_requests (requeste
 CREATE INDEX IF NOT EXISTS callback_requests_pending ON callback_requests (client) WHERE state IN ('waiting', 'calling');
 """
 
+
+# Versioned with the journal's tables (pbx_app/history/schema_versions.py); version 1 is the
+# release of 2026-12-07's table.
+CALLBACKS = Component(name="callbacks", first_table="callback_requests", create=schema)
 
 # One pending request per number: a second press of 1 while one waits adds nothing.
 INSERT = f"""

@@ -8,9 +8,7 @@ from datetime import datetime
 
 from ..history.codec import iso, parse_time
 from ..history.sqlite_thread import SqliteOnThread
-from .requests import CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params, schema
-
-SCHEMA = schema("text")
+from .requests import CALLBACKS, CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params
 
 
 def _time(value: str | None) -> datetime | None:
@@ -19,7 +17,7 @@ def _time(value: str | None) -> datetime | None:
 
 class SqliteCallbacks(SqliteOnThread):
     def __init__(self, url: str):
-        super().__init__(url, SCHEMA, "callbacks-sqlite")
+        super().__init__(url, (CALLBACKS,), "callbacks-sqlite")
 
     def _write(self, sql: str, values: dict, then_get: str | None = None) -> tuple[int, CallbackRequest | None]:
         """One statement in a write transaction; the row after it when ``then_get`` is an id."""

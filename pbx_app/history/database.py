@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from .postgres_store import PostgresStore
 from .sqlite_store import SqliteStore
-from .store import Store
+from .schema_versions import SchemaTooNew
+from .store import Store, StoreError
 
 
 def open_store(url: str) -> Store:
@@ -17,3 +18,19 @@ def open_store(url: str) -> Store:
     if scheme in ("postgresql", "postgres"):
         return PostgresStore(url)
     raise ValueError(f"PBX_DATABASE_URL={url!r}: use sqlite:////path/journal.db or postgresql://user@host:port/db")
+
+
+async def schema_problem(url: str) -> str | None:
+    """Why a process must not start on this database (its tables are newer than this release
+    knows), or None. An unreachable database is no such reason: calls go on and the spool keeps
+    their journal until it is back. Opening also migrates an older database now, not mid-call."""
+    store = open_store(url)
+    try:
+        await store.position("")
+    except SchemaTooNew as exc:
+        return str(exc)
+    except StoreError:
+        return None
+    finally:
+        await store.close()
+    return None

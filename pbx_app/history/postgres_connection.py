@@ -1,32 +1,38 @@
-"""One PostgreSQL connection, opened on first use and again after it broke. Its first act creates
-the tables it needs under an advisory lock: two processes starting at once must not race on
-CREATE TABLE. The journal, the callback requests and the notices' outbox each keep one."""
+"""One PostgreSQL connection, opened on first use and again after it broke. Before the first,
+the tables it needs are created or migrated (postgres_schema.py). The journal, the callback
+requests and the notices' outbox each keep one."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Sequence
 
 import psycopg
 
+from .postgres_schema import ensure_postgres
+from .schema_versions import Component
 from .store import StoreError
 
 
 class PostgresConnection:
-    def __init__(self, url: str, schema: str, schema_lock: int, row_factory: Any = None):
+    def __init__(self, url: str, components: Sequence[Component], row_factory: Any = None):
         self.url = url
-        self._schema = schema
-        self._schema_lock = schema_lock
+        self._components = components
+        self._schema_ready = False  # created or migrated once per process; a broken link does not undo it
         self._row_factory = row_factory  # None: psycopg's tuples
         self._conn: psycopg.AsyncConnection | None = None
+        # One transaction at a time on the connection: two readers of the page (or a reader and
+        # the shipper) interleaving their BEGIN/COMMIT on it break both.
+        self._turn = asyncio.Lock()
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
+            if not self._schema_ready:
+                await asyncio.to_thread(ensure_postgres, self.url, self._components)
+                self._schema_ready = True
             try:
                 extra = {} if self._row_factory is None else {"row_factory": self._row_factory}
                 conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5, **extra)
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._schema_lock,))
-                    await conn.execute(self._schema)  # type: ignore[arg-type]
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL: {exc}") from exc
             self._conn = conn
@@ -43,6 +49,7 @@ class PostgresConnection:
         return StoreError(f"PostgreSQL: {exc}")
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        async with self._turn:  # after a read still under way (one a cancelled reader left running)
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None

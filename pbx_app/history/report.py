@@ -1,5 +1,8 @@
 """`pbx-app history`: the call history for a period, as a table for a person or CSV/JSON for a
-spreadsheet or another program. Names come from the policy file when it can be read."""
+spreadsheet or another program. Names come from the policy file when it can be read. The rows
+are streamed, a batch of calls at a time (the database filters them): a year of a million
+calls prints in flat memory, its first lines at once. `pbx-app history backup FILE` copies the
+SQLite journal (backup.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +16,16 @@ import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Iterable
+from typing import AsyncIterator
 
+from .backup import BackupError, backup
 from .journal import replay
-from .rows import HistoryRow, history
+from .rows import HistoryRow, history_row
 from .database import open_store
-from .store import StoreError
+from .store import CallFilter, StoreError
 
 DEFAULT_DAYS = 7
+BATCH = 1000  # calls read at a time
 CSV_COLUMNS = ("call_id", "started_at", "caller", "employee", "employee_name", "label", "status", "dialled",
                "dialled_name", "forwarded_from", "department", "department_name", "answered_at", "ended_at",
                "waited_s", "talked_s", "what_happened")
@@ -69,10 +74,6 @@ def parse_when(text: str, end: bool = False) -> datetime:
     return moment if moment.tzinfo else moment.astimezone()  # naive: the machine's local time
 
 
-def select(rows: Iterable[HistoryRow], employee: str | None = None, missed: bool = False) -> list[HistoryRow]:
-    return [r for r in rows if (employee is None or r.employee == employee) and (not missed or r.missed)]
-
-
 def _local(moment: datetime | None, tz: tzinfo | None = None) -> datetime | None:
     return None if moment is None else moment.astimezone(tz)  # tz None: the machine's local time
 
@@ -95,7 +96,7 @@ def details(row: HistoryRow, names: Names) -> str:
     return row.what_happened
 
 
-def as_table(rows: list[HistoryRow], names: Names) -> str:
+def as_table(rows: list[HistoryRow], names: Names, widths: list[int] | None = None) -> str:
     header = ("Started", "Caller", "Employee", "Status", "Waited", "Talked", "What happened")
     body = [
         (
@@ -109,7 +110,7 @@ def as_table(rows: list[HistoryRow], names: Names) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
+    widths = widths or [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     out = io.StringIO()
     for line in [header, tuple("-" * w for w in widths), *body]:
         out.write("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() + "\n")
@@ -159,23 +160,62 @@ def as_json(rows: list[HistoryRow], names: Names) -> str:
     return json.dumps(as_dicts(rows, names), ensure_ascii=False, indent=2) + "\n"
 
 
-async def load_rows(database_url: str, spool_dir: Path | None, start: datetime, end: datetime) -> tuple[list[HistoryRow], str | None]:
-    """The history of [start, end); first ships what the spool holds that the database lacks
-    (the app may be stopped, or behind). Returns the rows and a warning, if any."""
+async def stream_rows(database_url: str, spool_dir: Path | None, f: CallFilter,
+                      warnings: list[str]) -> AsyncIterator[list[HistoryRow]]:
+    """The rows the filter keeps, a batch at a time; first ships what the spool holds that the
+    database lacks (the app may be stopped, or behind). Warnings go to ``warnings``."""
     store = open_store(database_url)
-    warning = None
     try:
         if spool_dir is not None and spool_dir.is_dir():
             try:
                 await replay(spool_dir, store)
             except OSError as exc:
-                warning = f"the spool {spool_dir} could not be read ({exc}); recent calls may be missing"
-        return history(await store.calls(start, end)), warning
+                warnings.append(f"the spool {spool_dir} could not be read ({exc}); recent calls may be missing")
+        async for calls in store.batches(f, BATCH):
+            yield [history_row(c) for c in calls]
     finally:
         await store.close()
 
 
+class _Writer:
+    """One output format, written a batch at a time."""
+
+    def __init__(self, fmt: str, names: Names, out):
+        self.fmt, self.names, self.out = fmt, names, out
+        self.count = self.missed = 0
+        self.widths: list[int] | None = None
+
+    def batch(self, rows: list[HistoryRow]) -> None:
+        first = self.count == 0
+        self.count += len(rows)
+        self.missed += sum(r.missed for r in rows)
+        if self.fmt == "csv":
+            text = as_csv(rows, self.names)
+            self.out.write(text if first else text.split("\n", 1)[1])
+        elif self.fmt == "json":
+            items = [json.dumps(d, ensure_ascii=False, indent=2) for d in as_dicts(rows, self.names)]
+            self.out.write(("[\n" if first else ",\n") + ",\n".join(items))
+        else:
+            table = as_table(rows, self.names, self.widths).splitlines(keepends=True)
+            if self.widths is None:  # the first batch sets the columns; later ones keep them
+                self.widths = [len(c) for c in table[1].split("  ")]
+            self.out.write("".join(table[:-1] if first else table[2:-1]))
+
+    def end(self) -> None:
+        if self.fmt == "json":
+            self.out.write("[]\n" if self.count == 0 else "\n]\n")
+        elif self.fmt == "csv":
+            if self.count == 0:
+                self.out.write(as_csv([], self.names))
+        else:
+            if self.count == 0:
+                self.out.write("".join(as_table([], self.names).splitlines(keepends=True)[:-1]))
+            self.out.write(f"{self.count} calls, {self.missed} missed\n")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="*", metavar="backup FILE",
+                   help="`backup FILE`: copy the SQLite journal to FILE, safely while engines write")
     p.add_argument("--from", dest="start", type=parse_when, help=f"from this date or time (default: {DEFAULT_DAYS} days ago)")
     p.add_argument("--to", dest="end", type=lambda t: parse_when(t, end=True), help="up to this date (whole day) or time (default: now)")
     p.add_argument("--employee", help="only calls counted for this extension")
@@ -190,6 +230,17 @@ def cmd_history(args: argparse.Namespace) -> int:
     from ..settings import Settings
 
     database = args.database or os.environ.get("PBX_DATABASE_URL") or Settings.database_url
+    if args.action:
+        if len(args.action) != 2 or args.action[0] != "backup":
+            print("error: `pbx-app history backup FILE` is the only action (or no action: show the history)", file=sys.stderr)
+            return 2
+        try:
+            took = backup(database, Path(args.action[1]))
+        except BackupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"the journal {database} copied to {args.action[1]} in {took:.1f} s")
+        return 0
     spool = args.spool or Path(os.environ.get("PBX_SPOOL_DIR") or Settings.spool_dir)
     policy = args.policy or Path(os.environ.get("PBX_POLICY") or Settings.policy_path)
     end = args.end or datetime.now(timezone.utc)
@@ -197,16 +248,25 @@ def cmd_history(args: argparse.Namespace) -> int:
     if start >= end:
         print("error: --from must be before --to", file=sys.stderr)
         return 2
+    names, names_warning = names_from_policy(policy if policy.exists() else None)
+    if names_warning:
+        print(f"warning: {names_warning}", file=sys.stderr)
+    f = CallFilter(start, end, counted_for=args.employee, missed=args.missed, newest_first=False)
+    return asyncio.run(_print(database, spool, f, _Writer(args.format, names, sys.stdout)))
+
+
+async def _print(database: str, spool: Path, f: CallFilter, writer: _Writer) -> int:
+    warnings: list[str] = []
     try:
-        rows, warning = asyncio.run(load_rows(database, spool, start, end))
+        async for rows in stream_rows(database, spool, f, warnings):
+            for w in warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            warnings.clear()
+            writer.batch(rows)
     except (StoreError, ValueError) as exc:
         print(f"error: cannot read the call journal: {exc}", file=sys.stderr)
         return 1
-    names, names_warning = names_from_policy(policy if policy.exists() else None)
-    for w in (warning, names_warning):
-        if w:
-            print(f"warning: {w}", file=sys.stderr)
-    rows = select(rows, args.employee, args.missed)
-    render = {"table": as_table, "csv": as_csv, "json": as_json}[args.format]
-    sys.stdout.write(render(rows, names))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    writer.end()
     return 0

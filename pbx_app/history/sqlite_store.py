@@ -4,18 +4,20 @@ synchronous=FULL because a shipped segment of the spool is deleted after the com
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import AsyncIterator, Sequence
 
 from .codec import iso, parse_time
+from .journal_schema import JOURNAL
 from .sqlite_thread import SqliteOnThread
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import (GET_POSITION, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS, SELECT_LEGS,
-                    SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, UPSERT, event_params, records, schema)
-
-SCHEMA = schema("text")
+from .store import (GET_POSITION, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,
+                    SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, SELECT_TOUCHED_CALLS, SELECT_TOUCHED_LEGS,
+                    UPDATE_SUMMARY, UPSERT, CallFilter, count_sql, event_params, filter_params, page_sql, prune_sql,
+                    records, summary)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -24,7 +26,7 @@ def _time(value: str | None) -> datetime | None:
 
 class SqliteStore(SqliteOnThread):
     def __init__(self, url: str):
-        super().__init__(url, SCHEMA, "journal-sqlite")
+        super().__init__(url, (JOURNAL,), "journal-sqlite")
 
     async def position(self, spool: str) -> Position | None:
         return await self._run(self._position, spool)
@@ -46,6 +48,11 @@ class SqliteStore(SqliteOnThread):
                 return stored  # type: ignore[return-value]
             for event in events:
                 db.execute(UPSERT[type(event)], event_params(event, iso))
+            touched = []
+            for call_id in sorted({e.call_id for e in events}):
+                touched += records([dict(r) for r in db.execute(SELECT_TOUCHED_CALLS, {"call_id": call_id})],
+                                   [dict(r) for r in db.execute(SELECT_TOUCHED_LEGS, {"call_id": call_id})], _time)
+            db.executemany(UPDATE_SUMMARY, [summary(c) for c in touched])
             db.execute(PUT_POSITION, {"spool": spool, "segment": end.segment, "offset": end.offset,
                                       "now": iso(datetime.now(timezone.utc))})
             db.execute("COMMIT")
@@ -55,30 +62,64 @@ class SqliteStore(SqliteOnThread):
             raise
         return end
 
-    async def calls(self, start: datetime, end: datetime, open_only: bool = False) -> list[CallRecord]:
-        return await self._run(self._calls, iso(start), iso(end), open_only)
-
-    def _calls(self, start: str, end: str, open_only: bool) -> list[CallRecord]:
-        db = self._conn()
-        bounds = {"start": start, "end": end}
-        db.execute("BEGIN")  # one snapshot for both reads
-        try:
-            call_rows = [dict(r) for r in db.execute(SELECT_OPEN_CALLS if open_only else SELECT_CALLS, bounds)]
-            leg_rows = [dict(r) for r in db.execute(SELECT_OPEN_LEGS if open_only else SELECT_LEGS, bounds)]
-        finally:
-            db.execute("COMMIT")
-        return records(call_rows, leg_rows, _time)
-
-    async def call(self, call_id: str) -> CallRecord | None:
-        return await self._run(self._call, call_id)
-
-    def _call(self, call_id: str) -> CallRecord | None:
+    def _read(self, *steps: tuple[str, dict]) -> list[list[dict]]:
+        """Reads in one snapshot (a call's legs as of its row); WAL: no writer waits on it."""
         db = self._conn()
         db.execute("BEGIN")
         try:
-            call_rows = [dict(r) for r in db.execute(SELECT_CALL, {"call_id": call_id})]
-            leg_rows = [dict(r) for r in db.execute(SELECT_CALL_LEGS, {"call_id": call_id})]
+            return [[dict(r) for r in db.execute(sql, params)] for sql, params in steps]
         finally:
             db.execute("COMMIT")
+
+    async def calls(self, start: datetime, end: datetime, open_only: bool = False) -> list[CallRecord]:
+        bounds = {"start": iso(start), "end": iso(end)}
+        call_rows, leg_rows = await self._run(self._read, (SELECT_OPEN_CALLS if open_only else SELECT_CALLS, bounds),
+                                              (SELECT_OPEN_LEGS if open_only else SELECT_LEGS, bounds))
+        return records(call_rows, leg_rows, _time)
+
+    async def call(self, call_id: str) -> CallRecord | None:
+        call_rows, leg_rows = await self._run(self._read, (SELECT_CALL, {"call_id": call_id}),
+                                              (SELECT_CALL_LEGS, {"call_id": call_id}))
         found = records(call_rows, leg_rows, _time)
         return found[0] if found else None
+
+    async def page(self, f: CallFilter, limit: int, offset: int = 0,
+                   after: tuple[datetime, str] | None = None) -> list[CallRecord]:
+        calls_sql, legs_sql = page_sql(f, after is not None)
+        params = filter_params(f, iso, limit=limit, offset=offset, after=after)
+        call_rows, leg_rows = await self._run(self._read, (calls_sql, params), (legs_sql, params))
+        return records(call_rows, leg_rows, _time)
+
+    async def count(self, f: CallFilter, cap: int) -> tuple[int, int]:
+        missed = replace(f, missed=True)
+        [total], [lost] = await self._run(self._read, (count_sql(f), filter_params(f, iso, cap=cap)),
+                                              (count_sql(missed), filter_params(missed, iso, cap=cap)))
+        return total["n"], lost["n"]
+
+    async def batches(self, f: CallFilter, size: int) -> AsyncIterator[list[CallRecord]]:
+        after = None
+        while True:
+            found = await self.page(f, size, after=after)
+            if not found:
+                return
+            yield found
+            if len(found) < size:
+                return
+            after = (found[-1].started_at, found[-1].call_id)  # type: ignore[assignment]
+
+    async def prune(self, before: datetime, batch: int) -> int:
+        return await self._run(self._prune, iso(before), batch)
+
+    def _prune(self, before: str, batch: int) -> int:
+        db = self._conn()
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            *_, last = [db.execute(sql, {"before": before, "batch": batch})
+                        for sql in prune_sql([t for t in PRUNE_WITH_CALL if t in tables])]
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return last.rowcount

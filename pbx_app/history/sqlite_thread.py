@@ -8,9 +8,11 @@ import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..private_files import private_sqlite
+from .codec import parse_time
+from .schema_versions import Component, ensure_sqlite
 from .store import StoreError
 
 
@@ -22,11 +24,15 @@ def sqlite_path(url: str) -> str:
     return rest[3:]
 
 
+def _read_time(value: str | None):
+    return None if value is None else parse_time(value)
+
+
 class SqliteOnThread:
-    def __init__(self, url: str, schema: str, thread_name: str):
+    def __init__(self, url: str, components: Sequence[Component], thread_name: str):
         self.url = url
         self.path = sqlite_path(url)
-        self._schema = schema  # created if missing, on the first connection
+        self._components = components  # created or migrated on the first connection
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
 
@@ -49,7 +55,11 @@ class SqliteOnThread:
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a shipped segment of the spool is deleted once the commit returns.
             db.execute("PRAGMA synchronous=FULL")
-            db.executescript(self._schema)
+            try:
+                ensure_sqlite(db, self._components, self.path, _read_time)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 

@@ -12,11 +12,13 @@ idempotent, so a replay after a lost position does no harm either."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, Sequence
+from typing import Any, AsyncIterator, Protocol, Sequence
 
 from .events import CallEnded, CallStarted, JournalEvent, LegEnded, LegStarted
 from .records import CallRecord, LegRecord
+from .rows import history_row
 from .spool import Position
 
 CALL_COLUMNS = ("call_id", "started_at", "caller", "extension", "channel_id", "channel_name", "reasons",
@@ -85,12 +87,20 @@ CREATE TABLE IF NOT EXISTS calls (
     reasons text,               -- JSON list: why the plan was what it was
     ended_at {time_type},
     result text,                -- answered, dropped, voicemail, caller_hung_up, failed; NULL: not ended
-    detail text
+    detail text,
+    counted_for text,           -- the history row's summary (rows.py), kept with each write so
+    status text,                -- the page filters and pages in the database: whom the call counts
+    label text                  -- for, answered/missed/in progress, Voicemail/Callback
 );
-CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_newest ON calls (started_at, call_id);
 CREATE INDEX IF NOT EXISTS calls_channel_id ON calls (channel_id);
 -- Calls not ended yet: the reconciler's question, every few seconds.
 CREATE INDEX IF NOT EXISTS calls_open ON calls (started_at) WHERE ended_at IS NULL;
+-- The page's filters: one employee's calls (counted for them, or dialled to them), missed only, voicemail only.
+CREATE INDEX IF NOT EXISTS calls_counted_for ON calls (counted_for, started_at);
+CREATE INDEX IF NOT EXISTS calls_dialled ON calls (extension, started_at);
+CREATE INDEX IF NOT EXISTS calls_missed ON calls (started_at, call_id) WHERE status = 'missed';
+CREATE INDEX IF NOT EXISTS calls_voicemail ON calls (started_at, call_id) WHERE label = 'Voicemail';
 CREATE TABLE IF NOT EXISTS legs (
     call_id text NOT NULL,
     leg integer NOT NULL,       -- 1, 2, ... as in CDR userfield callid:leg:role:who
@@ -114,6 +124,95 @@ CREATE TABLE IF NOT EXISTS journal_spools (
 """
 
 
+@dataclass(frozen=True)
+class CallFilter:
+    """Which calls a reader asks for: started in [start, end), and the page's filters. The rows
+    come newest first, as the page shows them (``newest_first`` False: oldest first)."""
+
+    start: datetime
+    end: datetime
+    involving: str | None = None  # counted for this extension, or dialled to it (the page's employee filter)
+    counted_for: str | None = None  # counted for this extension only (`pbx-app history --employee`)
+    missed: bool = False
+    voicemail: bool = False
+    newest_first: bool = True
+
+
+def _where(f: CallFilter, after: bool, who: str | None = None) -> str:
+    # Literal status/label values: the partial indexes calls_missed and calls_voicemail match them.
+    parts = ["started_at >= :start", "started_at < :end"]
+    if who:
+        parts.append(f"{who} = :who")
+    if f.counted_for is not None:
+        parts.append("counted_for = :counted_for")
+    if f.missed:
+        parts.append("status = 'missed'")
+    if f.voicemail:
+        parts.append("label = 'Voicemail'")
+    if after:  # keyset: past the last row of the previous batch
+        parts.append("(started_at, call_id) " + ("<" if f.newest_first else ">") + " (:after_at, :after_id)")
+    return " AND ".join(parts)
+
+
+def _ids(f: CallFilter, after: bool = False) -> str:
+    if f.involving is None:
+        return f"SELECT call_id, started_at FROM calls WHERE {_where(f, after)}"
+    # Two index ranges (calls_counted_for, calls_dialled) merged: an OR would scan the period.
+    return " UNION ".join(f"SELECT call_id, started_at FROM calls WHERE {_where(f, after, who)}"
+                          for who in ("counted_for", "extension"))
+
+
+def picked_sql(f: CallFilter, after: bool = False) -> str:
+    """The ids of one page (:limit rows from :offset) or of one batch after a cursor."""
+    order = "DESC" if f.newest_first else "ASC"
+    return (f"SELECT call_id, started_at FROM ({_ids(f, after)}) AS found "
+            f"ORDER BY started_at {order}, call_id {order} LIMIT :limit OFFSET :offset")
+
+
+def page_sql(f: CallFilter, after: bool = False) -> tuple[str, str]:
+    """The calls and their legs of one page or batch, in the page's order."""
+    order = "DESC" if f.newest_first else "ASC"
+    picked = picked_sql(f, after)
+    calls = (f"SELECT {', '.join('calls.' + c for c in CALL_COLUMNS)} FROM ({picked}) AS p "
+             f"JOIN calls ON calls.call_id = p.call_id ORDER BY p.started_at {order}, p.call_id {order}")
+    legs = (f"SELECT {', '.join('legs.' + c for c in LEG_COLUMNS)} FROM ({picked}) AS p "
+            f"JOIN legs ON legs.call_id = p.call_id ORDER BY legs.call_id, legs.leg")
+    return calls, legs
+
+
+def count_sql(f: CallFilter) -> str:
+    """How many calls the filter keeps, counted up to :cap: a count never reads a whole year."""
+    return f"SELECT count(*) AS n FROM (SELECT 1 FROM ({_ids(f)}) AS found LIMIT :cap) AS capped"
+
+
+def filter_params(f: CallFilter, time, limit: int = 0, offset: int = 0, cap: int = 0,
+                  after: tuple[datetime, str] | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"start": time(f.start), "end": time(f.end), "limit": limit, "offset": offset, "cap": cap}
+    if f.involving is not None:
+        params["who"] = f.involving
+    if f.counted_for is not None:
+        params["counted_for"] = f.counted_for
+    if after is not None:
+        params["after_at"], params["after_id"] = time(after[0]), after[1]
+    return params
+
+
+# The summary of calls a batch of events touched, written back in the same transaction.
+SELECT_TOUCHED_CALLS = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE call_id = :call_id"
+SELECT_TOUCHED_LEGS = f"SELECT {', '.join(LEG_COLUMNS)} FROM legs WHERE call_id = :call_id ORDER BY leg"
+# The same in one read each, for PostgreSQL (:ids a list): a round trip per call would add up.
+SELECT_TOUCHED_CALLS_ANY = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE call_id = ANY(:ids)"
+SELECT_TOUCHED_LEGS_ANY = f"SELECT {', '.join(LEG_COLUMNS)} FROM legs WHERE call_id = ANY(:ids) ORDER BY call_id, leg"
+UPDATE_SUMMARY = """UPDATE calls SET counted_for = :counted_for, status = :status, label = :label
+    WHERE call_id = :call_id"""
+
+
+def summary(call: CallRecord) -> dict[str, Any]:
+    """The history row's filterable facts (rows.py decides them), as UPDATE_SUMMARY's parameters."""
+    row = history_row(call)
+    return {"call_id": call.call_id, "counted_for": row.employee or None, "status": row.status, "label": row.label}
+
+
 class StoreError(RuntimeError):
     """The database cannot be reached or refused a write; the shipper retries."""
 
@@ -134,6 +233,23 @@ class Store(Protocol):
         ...
 
     async def call(self, call_id: str) -> CallRecord | None: ...
+
+    async def page(self, f: CallFilter, limit: int, offset: int = 0) -> list[CallRecord]:
+        """One page of the calls the filter keeps, in its order."""
+        ...
+
+    async def count(self, f: CallFilter, cap: int) -> tuple[int, int]:
+        """(calls, missed calls) the filter keeps, each counted up to ``cap``."""
+        ...
+
+    def batches(self, f: CallFilter, size: int) -> AsyncIterator[list[CallRecord]]:
+        """Every call the filter keeps, ``size`` at a time (keyset: each batch a short query)."""
+        ...
+
+    async def prune(self, before: datetime, batch: int) -> int:
+        """Removes up to ``batch`` calls started before ``before`` with their legs, notices and
+        callback requests, in one short transaction; how many calls went."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -175,3 +291,16 @@ def records(call_rows: list[dict], leg_rows: list[dict], time) -> list[CallRecor
         )
         for row in call_rows
     ]
+
+
+# Retention: the oldest calls before a day, a batch at a time; each statement names the same
+# batch (the calls go last). Notices and callback requests live in the same database and name
+# their call: they go with it, where those tables exist.
+PRUNE_BATCH = "SELECT call_id FROM calls WHERE started_at < :before ORDER BY started_at, call_id LIMIT :batch"
+PRUNE_WITH_CALL = {"legs": "call_id", "notices": "call_id", "notice_calls": "call_id", "callback_requests": "id"}
+
+
+def prune_sql(tables: Sequence[str]) -> list[str]:
+    """The deletes of one batch, for the tables the database has (calls last)."""
+    return [f"DELETE FROM {t} WHERE {PRUNE_WITH_CALL[t]} IN ({PRUNE_BATCH})" for t in PRUNE_WITH_CALL if t in tables] + [
+        f"DELETE FROM calls WHERE call_id IN ({PRUNE_BATCH})"]

@@ -11,10 +11,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..history.codec import iso, parse_time
-from ..history.postgres_store import SCHEMA_LOCK, pg_sql
+from ..history.journal_schema import JOURNAL
+from ..history.postgres_schema import pg_sql
 from ..history.postgres_connection import PostgresConnection
 from ..history.sqlite_thread import SqliteOnThread
-from ..history.store import schema as journal_schema
 from . import outbox_sql
 
 Step = tuple[str, dict[str, Any]]
@@ -46,7 +46,7 @@ def open_database(url: str) -> Database:
 class SqliteDatabase(SqliteOnThread):
     def __init__(self, url: str):
         # The journal's tables too: a notifier started before any engine finds them there.
-        super().__init__(url, journal_schema("text") + outbox_sql.schema("text"), "notices-sqlite")
+        super().__init__(url, (JOURNAL, outbox_sql.NOTICES), "notices-sqlite")
 
     def time(self, moment: datetime) -> str:
         return iso(moment)
@@ -74,8 +74,7 @@ class SqliteDatabase(SqliteOnThread):
 class PostgresDatabase(PostgresConnection):
     def __init__(self, url: str):
         # The journal's tables and lock too: engines and notifiers starting at once never race on CREATE.
-        super().__init__(url, journal_schema("timestamptz") + outbox_sql.schema("timestamptz"), SCHEMA_LOCK,
-                         row_factory=dict_row)
+        super().__init__(url, (JOURNAL, outbox_sql.NOTICES), row_factory=dict_row)
 
     def time(self, moment: datetime) -> datetime:
         return moment

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from ..history.schema_versions import Component
+
 Limit = Literal["number_limit", "employee_limit", "site_limit"]
 WINDOW = timedelta(hours=1)
 KEEP = 2 * WINDOW  # rows older than this are pruned: they no longer count
@@ -51,6 +53,10 @@ CREATE TABLE IF NOT EXISTS outbound_alerts (
     told_at {time_type} NOT NULL
 );
 """
+
+
+# Versioned with the journal's tables (pbx_app/history/schema_versions.py).
+OUTBOUND = Component(name="outbound", first_table="outbound_calls", create=schema)
 
 
 COUNTS = """

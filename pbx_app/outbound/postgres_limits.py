@@ -11,16 +11,15 @@ from psycopg.rows import dict_row
 
 from ..history.postgres_connection import PostgresConnection
 from ..history.postgres_store import pg_sql
-from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, Quota, over, schema
+from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, OUTBOUND, Quota, over
 
-SCHEMA_LOCK = 0x7062785F6F7574  # "pbx_out"
 SITE_LOCK = 0x7062785F6F7563  # held while one call is counted and recorded
 NEVER = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 class PostgresLimits(PostgresConnection):
     def __init__(self, url: str):
-        super().__init__(url, schema("timestamptz"), SCHEMA_LOCK)
+        super().__init__(url, (OUTBOUND,))
         self._pruned: datetime | None = None
 
     async def take(self, call: OutboundCall, quota: Quota, now: datetime, record: bool = True,

@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 
 from ..history.codec import iso
 from ..history.sqlite_thread import SqliteOnThread
-from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, Quota, over, schema
+from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, OUTBOUND, Quota, over
 
 NEVER = datetime(2000, 1, 1)
 
 
 class SqliteLimits(SqliteOnThread):
     def __init__(self, url: str):
-        super().__init__(url, schema("text"), "outbound-sqlite")
+        super().__init__(url, (OUTBOUND,), "outbound-sqlite")
         self._pruned: datetime | None = None
 
     async def take(self, call: OutboundCall, quota: Quota, now: datetime, record: bool = True,

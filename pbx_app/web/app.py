@@ -35,7 +35,7 @@ def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], objec
             config.announcements_dir, max_bytes=config.max_upload_bytes, tts=tts, conversions=config.conversions,
             quota_bytes=config.upload_quota_bytes, per_hour=config.uploads_per_hour,
             unused_seconds=config.unused_upload_seconds),
-        audit=AuditLog(config.audit_path),
+        audit=AuditLog(config.audit_path, config.audit_max_bytes, config.audit_keep),
         reload=reload,
     )
     webapp[WEB] = state

@@ -23,6 +23,8 @@ class WebConfig:
     policy_path: Path
     users_path: Path = Path("var/users.json")
     audit_path: Path = Path("var/audit.jsonl")
+    audit_max_bytes: int = 10 * 1024 * 1024  # then it rotates (audit.py)
+    audit_keep: int = 10
     # Where this process writes announcements; Asterisk reads the same files at CUSTOM_DIR.
     announcements_dir: Path = Path(CUSTOM_DIR)
     secure_cookies: bool = False  # set when the page is served over HTTPS (a reverse proxy)
@@ -47,6 +49,8 @@ class WebConfig:
             policy_path=Path(settings.policy_path),
             users_path=Path(getattr(settings, "users_path", cls.users_path)),
             audit_path=Path(getattr(settings, "audit_path", cls.audit_path)),
+            audit_max_bytes=int(getattr(settings, "audit_max_mb", 10.0) * 1024 * 1024),
+            audit_keep=int(getattr(settings, "audit_keep", cls.audit_keep)),
             announcements_dir=Path(getattr(settings, "announcements_dir", cls.announcements_dir)),
             secure_cookies=bool(getattr(settings, "web_secure_cookies", False)),
             allowed_hosts=tuple(h.lower() for h in settings.web_allowed_hosts),

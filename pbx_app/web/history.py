@@ -2,9 +2,10 @@
 filters as a spreadsheet) and /api/history/{call}/voicemail (the message a call left, as WAV).
 
 The page's process reads the journal database (PBX_DATABASE_URL) the engines ship to; the
-query runs in the store's own thread (SQLite) or asynchronously (PostgreSQL), and building the
-rows — the same code as `pbx-app history` — in a worker thread, a couple of readers at a time,
-so a long period never holds the page's event loop."""
+query runs in the store's own thread (SQLite) or asynchronously (PostgreSQL), a couple of
+readers at a time. The database filters, counts (up to a cap) and pages: each call keeps its
+history row's summary (history/store.py), so a page reads one page of calls however many the
+journal holds, and the CSV is streamed a batch at a time, its first bytes out at once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import AsyncIterator
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -20,8 +22,8 @@ from aiohttp import web
 from ..history.database import open_store
 from ..history.records import CallRecord
 from ..history.report import Names, names_of
-from ..history.rows import HistoryRow, history, history_row, VOICEMAIL
-from ..history.store import Store, StoreError
+from ..history.rows import HistoryRow, history_row, VOICEMAIL
+from ..history.store import CallFilter, Store, StoreError
 from ..policy import Policy
 from ..users import User
 from . import history_query as hq
@@ -36,7 +38,8 @@ from .sessions import Session
 
 log = logging.getLogger(__name__)
 READERS = 2  # history reads at once; more wait their turn
-MAX_CSV_ROWS = 20_000
+CSV_BATCH = 1000  # calls per read of a CSV export: memory stays flat whatever the period holds
+CSV_FIRST = 100  # … but the first read is short: the download starts at once
 MAX_CALL_ID = 64
 
 
@@ -53,10 +56,25 @@ class HistoryReader:
             self._store = open_store(self.database_url)
         return self._store
 
-    async def rows(self, start: datetime, end: datetime) -> list[HistoryRow]:
+    async def page(self, f: CallFilter, query: hq.Query) -> hq.Page:
+        offset = (query.page - 1) * query.per_page
         async with self.readers:
-            calls = await self.store.calls(start, end)
-            return await asyncio.to_thread(history, calls)
+            total, missed = await self.store.count(f, hq.COUNT_CAP)
+            calls = await self.store.page(f, query.per_page, offset) if offset < hq.COUNT_CAP else []
+        return hq.page_of([history_row(c) for c in calls], query, total, missed)
+
+    async def batches(self, f: CallFilter) -> AsyncIterator[list[HistoryRow]]:
+        """Every row the filter keeps, CSV_BATCH at a time; each read waits its turn alone, so an
+        export of a long period never keeps the page's other readers out."""
+        after, size = None, CSV_FIRST
+        while True:
+            async with self.readers:
+                calls = await self.store.page(f, size, after=after)
+            if calls:
+                yield [history_row(c) for c in calls]
+            if len(calls) < size:
+                return
+            after, size = (calls[-1].started_at, calls[-1].call_id), CSV_BATCH
 
     async def call(self, call_id: str) -> CallRecord | None:
         async with self.readers:
@@ -95,21 +113,26 @@ async def _policy(request: web.Request) -> Policy | None:
 
 
 @dataclass
-class _Result:
+class _Asked:
     query: hq.Query
-    rows: list[HistoryRow]
+    filter: CallFilter
     names: Names
     policy: Policy | None
 
 
-async def _read(request: web.Request, user: User, texts) -> _Result:
-    """BadFilter, NotYours or StoreError for the handler to answer."""
+async def _ask(request: web.Request, user: User, texts) -> _Asked:
+    """BadFilter or NotYours for the handler to answer, before anything is read."""
     today = datetime.now(timezone.utc).astimezone(texts.zone).date()
     query = hq.parse(request.query, today)
-    hq.whose(query, user)  # refused before any reading
+    f = hq.call_filter(query, user, texts.zone)
     policy = await _policy(request)
-    rows = await request.app[HISTORY].rows(*query.period(texts.zone))
-    return _Result(query, hq.select(rows, query, user), names_of(policy) if policy else Names(), policy)
+    return _Asked(query, f, names_of(policy) if policy else Names(), policy)
+
+
+async def _read(request: web.Request, user: User, texts) -> tuple[_Asked, hq.Page]:
+    """BadFilter, NotYours or StoreError for the handler to answer."""
+    asked = await _ask(request, user, texts)
+    return asked, await request.app[HISTORY].page(asked.filter, asked.query)
 
 
 def _employees(policy: Policy | None, user: User) -> list[dict[str, str]]:
@@ -126,7 +149,7 @@ async def history_page(request: web.Request, session: Session, user: User) -> we
         return await render(request, "history.html", status=429, query=None, **context,
                             problem=texts.gettext("Too many requests: wait a moment, then reload the page."))
     try:
-        result = await _read(request, user, texts)
+        asked, found = await _read(request, user, texts)
     except hq.BadFilter as exc:
         return await render(request, "history.html", status=400, problem=exc.say(texts.gettext), query=None, **context)
     except hq.NotYours:
@@ -136,12 +159,11 @@ async def history_page(request: web.Request, session: Session, user: User) -> we
         return await render(request, "history.html", status=503, query=None,
                             problem=texts.gettext("The call history cannot be read right now. Please try again later."),
                             **context)
-    query = result.query
-    found = hq.page_of(result.rows, query)
+    query = asked.query
     link = lambda **changes: "/history?" + urlencode(query.params(**changes))  # noqa: E731
     return await render(
-        request, "history.html", query=query, page=found, rows=shown(found.rows, result.names, texts),
-        employees=_employees(result.policy, user), csv_url="/history.csv?" + urlencode(query.params(page=1)),
+        request, "history.html", query=query, page=found, rows=shown(found.rows, asked.names, texts),
+        employees=_employees(asked.policy, user), csv_url="/history.csv?" + urlencode(query.params(page=1)),
         previous=link(page=found.number - 1) if found.number > 1 else None,
         next=link(page=found.number + 1) if found.number < found.pages else None,
         **context)
@@ -160,25 +182,43 @@ def _api_failure(exc: Exception, user: User) -> web.Response:
 async def history_api(request: web.Request, session: Session, user: User) -> web.Response:
     texts = await texts_for(request, user)
     try:
-        result = await _read(request, user, texts)
+        asked, found = await _read(request, user, texts)
     except (hq.BadFilter, hq.NotYours, StoreError) as exc:
         return _api_failure(exc, user)
-    return web.json_response(page_json(hq.page_of(result.rows, result.query), result.names, texts))
+    return web.json_response(page_json(found, asked.names, texts))
 
 
 @api()
 async def history_csv(request: web.Request, session: Session, user: User) -> web.StreamResponse:
-    """Every row the filters keep (not only the page on screen), up to MAX_CSV_ROWS."""
+    """Every row the filters keep (not only the page on screen), newest first, streamed: the
+    first batch is read before the answer starts (a database that is down gets its 503); a
+    failure later cuts the download short, which the browser shows as failed, never as a
+    shorter file that looks complete."""
     texts = await texts_for(request, user)
     try:
-        result = await _read(request, user, texts)
+        asked = await _ask(request, user, texts)
+        batches = request.app[HISTORY].batches(asked.filter)
+        first = await anext(batches, [])
     except (hq.BadFilter, hq.NotYours, StoreError) as exc:
         return _api_failure(exc, user)
-    body = await asyncio.to_thread(as_csv, result.rows[:MAX_CSV_ROWS], result.names, texts)
-    q = result.query
+    q = asked.query
     name = f"history-{q.first_day.isoformat()}-{q.last_day.isoformat()}.csv"
-    return web.Response(text=body, content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
+                                           "Content-Disposition": f'attachment; filename="{name}"'})
+    await response.prepare(request)
+    await response.write(as_csv(first, asked.names, texts).encode())
+    try:
+        async for rows in batches:
+            await response.write((await asyncio.to_thread(as_csv, rows, asked.names, texts, False)).encode())
+    except StoreError as exc:
+        log.error("the CSV export stopped: the call journal cannot be read: %s", exc)
+        raise
+    except ConnectionResetError:
+        return response  # the reader cancelled the download: stop reading for them
+    finally:
+        await batches.aclose()
+    await response.write_eof()
+    return response
 
 
 @api()

@@ -1,6 +1,7 @@
 """What a History request asks for (period, employee, missed only, voicemail only, page), read
-bounded from its query string, and who may see which calls. Same for the page, the API and
-the CSV, so the three always agree.
+bounded from its query string, who may see which calls, and the filter the database answers
+it with (history/store.py CallFilter). Same for the page, the API and the CSV, so the three
+always agree.
 
 Whose calls: an administrator sees everyone's; an employee the calls counted for them and the
 calls dialled to them (a call they missed that a colleague answered is theirs to see too).
@@ -10,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Iterable, Mapping
+from typing import Mapping
 from zoneinfo import ZoneInfo
 
-from ..history.rows import VOICEMAIL, HistoryRow
+from ..history.rows import HistoryRow
+from ..history.store import CallFilter
 from ..users import User
 from ..users.store import EXTENSION_RE
 
 DEFAULT_DAYS = 7  # the period when none is given: today and the 6 days before
-MAX_DAYS = 92  # a longer period is refused: the page reads the whole period at once
+MAX_DAYS = 92  # a longer period is refused
 PER_PAGE = 50
+COUNT_CAP = 10_000  # calls counted for the totals and reachable by paging; past it: "over 10000 calls"
 MAX_PER_PAGE = 200
 MAX_PAGE = 100_000
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -113,11 +116,6 @@ def parse(params: Mapping[str, str], today: date) -> Query:
     )
 
 
-def involves(row: HistoryRow, extension: str) -> bool:
-    """Counted for them, or dialled to them."""
-    return row.employee == extension or row.dialled == extension
-
-
 def whose(query: Query, user: User) -> str | None:
     """Whose calls the reader gets: None for everyone's (an administrator with no filter)."""
     if user.is_admin:
@@ -127,26 +125,28 @@ def whose(query: Query, user: User) -> str | None:
     return user.extension
 
 
-def select(rows: Iterable[HistoryRow], query: Query, user: User) -> list[HistoryRow]:
-    """The rows the reader may see that the filters keep, newest first."""
-    extension = whose(query, user)
-    kept = [r for r in rows
-            if (extension is None or involves(r, extension))
-            and (not query.missed or r.missed)
-            and (not query.voicemail or r.label == VOICEMAIL)]
-    return kept[::-1]  # history() gives them oldest first
+def call_filter(query: Query, user: User, zone: ZoneInfo) -> CallFilter:
+    """What the database is asked for: the period, whose calls (whose()), missed or voicemail only;
+    newest first. NotYours before anything is read."""
+    start, end = query.period(zone)
+    return CallFilter(start, end, involving=whose(query, user), missed=query.missed, voicemail=query.voicemail)
 
 
 @dataclass(frozen=True)
 class Page:
     rows: list[HistoryRow]
-    total: int
+    total: int  # counted up to COUNT_CAP: a larger total shows as "over" it
     missed: int
     number: int
     pages: int
 
+    @property
+    def more(self) -> bool:
+        """More calls than were counted: the reader narrows the period, or exports the CSV."""
+        return self.total >= COUNT_CAP
 
-def page_of(rows: list[HistoryRow], query: Query) -> Page:
-    pages = max(1, -(-len(rows) // query.per_page))
-    start = (query.page - 1) * query.per_page
-    return Page(rows[start:start + query.per_page], len(rows), sum(r.missed for r in rows), query.page, pages)
+
+def page_of(rows: list[HistoryRow], query: Query, total: int, missed: int) -> Page:
+    """One page of rows (already the page's slice), with the counts of the whole selection."""
+    pages = max(1, -(-min(total, COUNT_CAP) // query.per_page))
+    return Page(rows, total, missed, query.page, pages)

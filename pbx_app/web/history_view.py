@@ -11,7 +11,7 @@ from typing import Any
 from ..history.report import CSV_COLUMNS, Names, as_dicts
 from ..history.rows import VOICEMAIL, HistoryRow, describe
 from ..i18n import N_
-from .history_query import Page
+from .history_query import COUNT_CAP, Page
 from .language import Texts
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such a
@@ -52,6 +52,7 @@ def page_json(page: Page, names: Names, texts: Texts) -> dict[str, Any]:
     return {
         "rows": shown(page.rows, names, texts),
         "page": page.number, "pages": page.pages, "total": page.total, "missed": page.missed,
+        "counted_up_to": COUNT_CAP, "more": page.more,
         "language": texts.language, "timezone": str(texts.zone),
     }
 
@@ -61,12 +62,13 @@ def safe_cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def as_csv(rows: list[HistoryRow], names: Names, texts: Texts) -> str:
+def as_csv(rows: list[HistoryRow], names: Names, texts: Texts, header: bool = True) -> str:
     """The CSV of `pbx-app history`, its times in the site's zone, what happened in the reader's
-    language, and no cell a spreadsheet would run."""
+    language, and no cell a spreadsheet would run. ``header`` False: a later part of a stream."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    if header:
+        writer.writerow(CSV_COLUMNS)
     for d in shown(rows, names, texts):
         writer.writerow([safe_cell(d[c]) for c in CSV_COLUMNS])
     return out.getvalue()

@@ -304,3 +304,31 @@ async def test_the_page_shares_the_apis_request_budget(bed):
     anna = await bed.login("anna")
     statuses = [r.status for r in await asyncio.gather(*(anna.get("/history") for _ in range(80)))]
     assert statuses.count(200) >= 30 and statuses.count(429) >= 20, "a flood of page loads is turned away, not queued"
+
+
+# ---- at scale (issue 25): counts stop at a cap, the CSV streams in batches ---------------------
+
+
+async def test_past_the_count_cap_the_page_says_over_and_asks_for_a_narrower_period(bed, monkeypatch):
+    from pbx_app.web import history_query
+    monkeypatch.setattr(history_query, "COUNT_CAP", 3)
+    boss = await bed.login("boss")
+    body = await rows(boss, "?per_page=2")
+    assert (body["total"], body["more"], body["pages"]) == (3, True, 2), "counted up to the cap, paged up to it"
+    assert ids(body) == ["c5", "c4"]
+    page = await (await boss.get("/history")).text()
+    assert "over 3 calls" in page and "choose a shorter period" in page
+    assert (await rows(boss, "?employee=103"))["more"] is False
+
+
+async def test_the_csv_streams_every_row_across_batches_in_the_pages_order(bed, monkeypatch):
+    from pbx_app.web import history
+    monkeypatch.setattr(history, "CSV_FIRST", 2)
+    monkeypatch.setattr(history, "CSV_BATCH", 2)
+    boss = await bed.login("boss")
+    response = await boss.get("/history.csv")
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/csv")
+    text = await response.text()
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert [r["call_id"] for r in table] == ["c5", "c4", "c3", "c2", "c1"], "one header, every row once, newest first"
+    assert text.count("call_id") == 1
