@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from ..history.rows import VOICEMAIL, HistoryRow
 from ..users import User
-from ..users.store import EXTENSION_RE
+from ..users.names import EXTENSION_RE
 
 DEFAULT_DAYS = 7  # the period when none is given: today and the 6 days before
 MAX_DAYS = 92  # a longer period is refused: the page reads the whole period at once
