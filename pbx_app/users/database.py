@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import sqlite3
 import threading
 from pathlib import Path
@@ -167,6 +168,15 @@ class AccountsDatabase:
     def _pg(conn: Any, sql: str, params: dict | None) -> list[dict]:
         cursor = conn.execute(_NAMED.sub(r"%(\1)s", sql), params or {})  # type: ignore[arg-type]
         return cursor.fetchall() if cursor.description else []
+
+    def shared_secret(self, key: str) -> bytes:
+        """A random key every process using this database shares (made by the first to ask)."""
+        with self.transaction() as run:
+            rows = run("SELECT value FROM accounts_meta WHERE key = :key", {"key": key})
+            if not rows:
+                rows = [{"value": secrets.token_hex(32)}]
+                run("INSERT INTO accounts_meta (key, value) VALUES (:key, :value)", {"key": key, "value": rows[0]["value"]})
+        return bytes.fromhex(rows[0]["value"])
 
     def close(self) -> None:
         self._drop()

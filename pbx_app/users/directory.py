@@ -8,6 +8,7 @@ for it with the same deadline (web/signin.py)."""
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ class Directory:
             raise DirectoryRefused("no password")
         s = self.settings
         conn = ldap3.Connection(self._server(), user=self._bind_dn(name), password=password,
-                                receive_timeout=s.timeout, raise_exceptions=False, auto_bind=ldap3.AUTO_BIND_NONE,
+                                receive_timeout=max(1, math.ceil(s.timeout)),  # ldap3 packs it as an integer
+                                raise_exceptions=False, auto_bind=ldap3.AUTO_BIND_NONE,
                                 read_only=True)
         try:
             conn.open()

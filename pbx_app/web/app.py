@@ -20,6 +20,7 @@ from . import account_admin, account_self, api, history, pages
 from .audit import AuditLog
 from .config import WebConfig
 from .edge import allowed_hosts_middleware
+from .formtoken import FormTokens
 from .policy_file import PolicyFile
 from .sessions import SessionStore
 from .state import WEB, Web
@@ -36,12 +37,20 @@ def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], objec
         import_once(accounts, config.users_path)  # the older users file, once per database
     except (UserError, DatabaseError) as exc:  # the page still serves the database's accounts
         log.error("the users file was not imported: %s", exc)
+    try:
+        # One key for every web process on this database: a sign-in form served by one is
+        # accepted by the others (and after a restart).
+        forms = FormTokens(accounts.shared_secret("form_key"))
+    except DatabaseError as exc:
+        log.error("the accounts' database cannot be reached (sign-in will say so): %s", exc)
+        forms = FormTokens()
     state = Web(
         config=config,
         users=UserStore(accounts),
         sessions=SessionStore(accounts),
         links=Links(accounts, config.accounts.link_hours),
         directory=Directory(config.accounts.directory) if config.accounts.directory else None,
+        forms=forms,
         policy=PolicyFile(config.policy_path),
         announcements=AnnouncementStore(
             config.announcements_dir, max_bytes=config.max_upload_bytes, tts=tts, conversions=config.conversions,

@@ -78,7 +78,7 @@ class SessionStore:
         if now - row["seen"] > self.idle or now - row["created"] > self.max_age:
             self.db.rows("DELETE FROM web_sessions WHERE id_hash = :id RETURNING id_hash", {"id": key})
             return None
-        if now - row["seen"] > TOUCH_EVERY:
+        if now - row["seen"] > min(TOUCH_EVERY, self.idle / 4):
             self.db.rows("UPDATE web_sessions SET seen = :now WHERE id_hash = :id RETURNING id_hash", {"id": key, "now": now})
         return Session(session_id, row["csrf"], row["user_name"], row["stamp"], now, row["created"])
 

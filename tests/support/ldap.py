@@ -27,7 +27,7 @@ ADMINS = f"cn=pbx-admins,ou=groups,{SUFFIX}"
 EMPLOYEES = f"cn=pbx-employees,ou=groups,{SUFFIX}"
 # name: (password, telephoneNumber, groups)
 PERSONS = {
-    "olga": ("olga-directory-pw", "104", [EMPLOYEES]),
+    "olga": ("olga-directory-pw", "101", [EMPLOYEES]),
     "ivan": ("ivan-directory-pw", None, [ADMINS]),
     "gleb": ("gleb-directory-pw", "109", []),  # in no group of the page's
 }
