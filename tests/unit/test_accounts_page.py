@@ -5,6 +5,8 @@ without the session's token and for the wrong role, and is in the audit log."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 
 import pytest
@@ -13,6 +15,7 @@ from pbx_app.users import UserStore
 from pbx_app.web.accounts_config import AccountsConfig
 from pbx_app.web.ratelimit import LoginLimiter
 from tests.support.smtp import SmtpServer
+from tests.unit.test_web_fuzz import STRINGS, body, headers
 from tests.unit.test_web_api import PASSWORD, Browser, WebBed, announcements_env  # noqa: F401 (a fixture)
 
 NEW_PASSWORD = "a fresh password 42"
@@ -138,14 +141,20 @@ async def test_the_last_administrator_and_ones_own_account_are_protected(bed):
     boss = await bed.login("boss")
     for action in ("disable", "reset", "role"):
         mine = await post(boss, f"/accounts/boss/{action}", role="employee", extension="101")
-        assert mine.status == 409
-    UserStore(bed.config.database_url).add("boss2", "admin", None, PASSWORD)
-    boss2 = await bed.login("boss2")
-    assert (await post(boss2, "/accounts/boss/disable")).status == 200
-    last = await post(boss2, "/accounts/boss/enable")
-    assert last.status == 200
-    assert (await post(UserStoreAdmin := boss2, "/accounts/boss2/disable")).status == 409  # noqa: F841 (own account)
-    assert UserStore(bed.config.database_url).admins() == 2
+        assert mine.status == 409, "nobody disables, resets or demotes themself here"
+    # An administrator from the company directory acting on the only local administrator:
+    store = UserStore(bed.config.database_url)
+    ivan = store.seen_in_directory("ivan", "admin", None, "Ivan", None)
+    session = await asyncio.to_thread(bed.web.sessions.new, "ivan", ivan.stamp)
+    directory_admin = Browser(await bed.client())
+    directory_admin.client.session.cookie_jar.update_cookies({"pbx_session": session.id})
+    directory_admin.csrf = session.csrf
+    for action in ("disable", "reset", "role"):
+        refused = await post(directory_admin, f"/accounts/boss/{action}", role="employee", extension="101")
+        assert refused.status == 409 and "last administrator" in await refused.text()
+    assert store.admins() == 1 and (await boss.get("/api/me")).status == 200
+    store.add("boss2", "admin", None, PASSWORD)
+    assert (await post(directory_admin, "/accounts/boss/disable")).status == 200, "with another one, it can"
 
 
 async def test_changing_ones_own_password_asks_the_old_one_and_ends_every_other_session(bed):
@@ -220,3 +229,29 @@ async def test_account_forms_are_bounded(bed):
     assert bad_mail.status == 400 and "ok" not in UserStore(bed.config.database_url).load()
     visitor = await bed.client()
     assert (await visitor.get("/account/link/" + "x" * 5000)).status == 404
+
+
+async def test_no_input_to_the_account_pages_gives_a_500(bed):
+    rng = random.Random(27)
+    boss = await bed.login("boss")
+    anonymous = await bed.client()
+    routes = ["/accounts", "/accounts/{s}/disable", "/accounts/{s}/enable", "/accounts/{s}/reset", "/accounts/{s}/role",
+              "/account/password", "/account/link/{s}", "/account", "/accounts/{s}/nothing"]
+    failures = []
+    for i in range(300):
+        client = boss.client if rng.random() < 0.8 else anonymous
+        path = rng.choice(routes).replace("{s}", rng.choice(["petr", "anna", *STRINGS[:8], "x" * 200]))
+        method = rng.choice(["GET", "POST", "POST", "POST"])
+        data = body(rng, "v")
+        if rng.random() < 0.5:
+            fields = {k: rng.choice(STRINGS + ["employee", "admin", "101", PASSWORD]) for k in
+                      rng.sample(["name", "role", "extension", "display_name", "email", "old", "new", "again"], 4)}
+            fields["csrf_token"] = boss.csrf if rng.random() < 0.7 else rng.choice(STRINGS)
+            data = fields
+        try:
+            response = await client.request(method, path, data=data, headers=headers(rng, boss.csrf), allow_redirects=False)
+        except ValueError:  # the client refuses to send some of these
+            continue
+        if response.status >= 500 and response.status != 503:
+            failures.append((i, method, path, response.status, (await response.text())[:200]))
+    assert not failures, failures[:5]
