@@ -5,6 +5,7 @@ never answers, as a directory behind a dead network path does."""
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -32,6 +33,13 @@ PERSONS = {
     "gleb": ("gleb-directory-pw", "109", []),  # in no group of the page's
 }
 SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
+
+
+def _module_dir() -> str:
+    """bookworm keeps slapd's modules in /usr/lib/ldap, later Debian under the multiarch folder."""
+    for found in [*glob.glob("/usr/lib/ldap/back_mdb.so"), *glob.glob("/usr/lib/*/ldap/back_mdb.so")]:
+        return os.path.dirname(found)
+    return "/usr/lib/ldap"
 
 
 class Slapd:
@@ -64,7 +72,7 @@ class Slapd:
         conf.write_text("\n".join([
             *(f"include /etc/ldap/schema/{s}.schema" for s in SCHEMAS),
             f"pidfile {self.folder / 'slapd.pid'}",
-            "modulepath /usr/lib/ldap", "moduleload back_mdb",
+            f"modulepath {_module_dir()}", "moduleload back_mdb",
             f"TLSCertificateFile {self.cert}", f"TLSCertificateKeyFile {self.key}",
             "database mdb", f'suffix "{SUFFIX}"', f'rootdn "{ROOT_DN}"', f"rootpw {ROOT_PW}",
             f"directory {db}", "maxsize 10485760",
