@@ -94,10 +94,10 @@ def test_the_cli_manages_accounts_in_the_database(url):
     assert again.returncode == 1 and "exists already" in again.stderr, "names differing in case only are one person"
 
 
-async def test_the_cli_and_the_page_writing_at_once_lose_nothing(tmp_path):
+async def test_the_cli_and_the_page_writing_at_once_lose_nothing(tmp_path, url):
     """The old users file was read whole and written whole: a language switch on the page
     racing `pbx-app user add` dropped one of them."""
-    bed = WebBed(tmp_path)
+    bed = WebBed(tmp_path, database_url=url)
     try:
         anna = await bed.login("anna")
         names = [f"new{i}" for i in range(6)]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import ldap3
 import pytest
 
 from pbx_app.users import UserStore
 from pbx_app.users.directory import DirectorySettings
 from pbx_app.web.accounts_config import AccountsConfig
-from tests.support.ldap import PERSONS, Silent, Slapd
+from tests.support.ldap import ADMINS, PEOPLE, PERSONS, ROOT_DN, ROOT_PW, Silent, Slapd
 from tests.unit.test_web_api import PASSWORD, Browser, WebBed, announcements_env  # noqa: F401 (a fixture)
 from tests.support.smtp import self_signed
 
@@ -66,6 +67,24 @@ async def test_a_wrong_password_or_no_group_of_the_page_is_refused(bed):
     assert (await Browser(await bed.client()).login("gleb", password("gleb"))).status == 401
     assert UserStore(bed.config.database_url).get("gleb") is None
     assert [e["reason"] for e in bed.audit("sign_in_failed")][-1] == "wrong"
+
+
+async def test_a_role_changed_in_the_directory_applies_at_the_next_sign_in_and_ends_the_old_sessions(tmp_path, slapd):
+    b = with_directory(tmp_path, slapd.env())
+    directory = ldap3.Connection(ldap3.Server(slapd.starttls_url), ROOT_DN, ROOT_PW, auto_bind=True)
+    dn = f"uid=olga,{PEOPLE}"
+    try:
+        before = Browser(await b.client())
+        assert (await before.login("olga", password("olga"))).status == 200
+        assert directory.modify(ADMINS, {"member": [(ldap3.MODIFY_ADD, [dn])]}), directory.result
+        after = Browser(await b.client())
+        assert (await after.login("olga", password("olga"))).status == 200
+        assert (await after.get("/accounts")).status == 200, "the administrators' group now"
+        assert (await before.get("/api/me")).status == 401, "the session made under the old role is over"
+    finally:
+        directory.modify(ADMINS, {"member": [(ldap3.MODIFY_DELETE, [dn])]})
+        directory.unbind()
+        await b.close()
 
 
 async def test_an_administrator_disables_a_directory_account_here(bed):
