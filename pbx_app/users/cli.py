@@ -1,4 +1,5 @@
-"""`pbx-app user add|passwd|list|remove`: manage who may sign in to the web page."""
+"""`pbx-app user add|passwd|list|remove|disable|enable|role|invite|import`: manage who may sign in
+to the web page, in the accounts' database (the journal's, PBX_DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import os
 import sys
 from pathlib import Path
 
+from .database import AccountsDatabase, DatabaseError
+from .legacy_file import import_once
+from .links import Links
 from .store import ROLES, UserError, UserStore
 
+DEFAULT_DATABASE = "sqlite:////var/lib/pbx_app/journal.db"
 DEFAULT_USERS = "var/users.json"
 
 
 def add_user_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("user", help="manage web page users (argon2-hashed passwords)")
-    p.add_argument("--users", help=f"users file (default: $PBX_USERS or {DEFAULT_USERS})")
+    p = sub.add_parser("user", help="manage web page users (kept in the journal's database)")
+    p.add_argument("--database", help=f"database URL (default: $PBX_DATABASE_URL or {DEFAULT_DATABASE})")
+    p.add_argument("--users", help=f"an older users file, imported once (default: $PBX_USERS or {DEFAULT_USERS})")
     users = p.add_subparsers(dest="user_command", required=True)
 
     a = users.add_parser("add", help="create a user; the password is asked for, or read from --password-file")
@@ -23,10 +29,11 @@ def add_user_commands(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--role", choices=ROLES, required=True)
     a.add_argument("--extension", help="the employee's own number (required for employees)")
     a.add_argument("--display-name", help="shown on the page (default: the employee's name in the policy)")
+    a.add_argument("--email", help="where invitation and reset links go")
     a.add_argument("--password-file", help="read the password from this file's first line ('-': stdin)")
     a.set_defaults(func=cmd_add)
 
-    w = users.add_parser("passwd", help="set a new password")
+    w = users.add_parser("passwd", help="set a new password (every session of the user ends)")
     w.add_argument("name")
     w.add_argument("--password-file")
     w.set_defaults(func=cmd_passwd)
@@ -38,9 +45,39 @@ def add_user_commands(sub: argparse._SubParsersAction) -> None:
     rm.add_argument("name")
     rm.set_defaults(func=cmd_remove)
 
+    for verb, disabled in (("disable", True), ("enable", False)):
+        d = users.add_parser(verb, help=f"{verb} an account (disabling ends its sessions)")
+        d.add_argument("name")
+        d.set_defaults(func=cmd_disable, disabled=disabled)
+
+    r = users.add_parser("role", help="set a user's role (and extension)")
+    r.add_argument("name")
+    r.add_argument("--role", choices=ROLES, required=True)
+    r.add_argument("--extension")
+    r.set_defaults(func=cmd_role)
+
+    i = users.add_parser("invite", help="print a one-time link that sets the password (a new or a forgotten one)")
+    i.add_argument("name")
+    i.add_argument("--base-url", default=os.environ.get("PBX_WEB_URL", "http://localhost:8080"),
+                   help="the page's address as users reach it (default: $PBX_WEB_URL)")
+    i.set_defaults(func=cmd_invite)
+
+    im = users.add_parser("import", help="copy the older users file into the database (once)")
+    im.set_defaults(func=cmd_import)
+
+
+def _db(args: argparse.Namespace) -> AccountsDatabase:
+    return AccountsDatabase(args.database or os.environ.get("PBX_DATABASE_URL", DEFAULT_DATABASE))
+
+
+def _users_file(args: argparse.Namespace) -> Path:
+    return Path(args.users or os.environ.get("PBX_USERS", DEFAULT_USERS))
+
 
 def _store(args: argparse.Namespace) -> UserStore:
-    return UserStore(Path(args.users or os.environ.get("PBX_USERS", DEFAULT_USERS)))
+    db = _db(args)
+    import_once(db, _users_file(args))  # a CLI run on an upgraded host sees the old users too
+    return UserStore(db)
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -57,7 +94,7 @@ def _password(args: argparse.Namespace) -> str:
 def _run(action) -> int:
     try:
         action()
-    except UserError as exc:
+    except (UserError, DatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -67,31 +104,79 @@ def _run(action) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    store = _store(args)
-
     def add() -> None:
-        user = store.add(args.name, args.role, args.extension, _password(args), args.display_name)
+        store = _store(args)
+        user = store.add(args.name, args.role, args.extension, _password(args), args.display_name, args.email)
         ext = f", extension {user.extension}" if user.extension else ""
-        print(f"{store.path}: added {user.name} ({user.role}{ext})")
+        print(f"{store.where}: added {user.name} ({user.role}{ext})")
 
     return _run(add)
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    store = _store(args)
-    return _run(lambda: (store.set_password(args.name, _password(args)), print(f"{store.path}: password of {args.name} changed")))
+    def passwd() -> None:
+        store = _store(args)
+        store.set_password(args.name, _password(args))
+        print(f"{store.where}: password of {args.name} changed; the user's sessions have ended")
+
+    return _run(passwd)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _store(args)
-
     def show() -> None:
-        for user in store.load().values():
-            print(f"{user.name}\t{user.role}\t{user.extension or '-'}\t{user.display_name or ''}")
+        for user in _store(args).load().values():
+            state = "disabled" if user.disabled else ("waiting for its link" if user.pending else "active")
+            print(f"{user.name}\t{user.role}\t{user.extension or '-'}\t{user.source}\t{state}\t{user.display_name or ''}")
 
     return _run(show)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    store = _store(args)
-    return _run(lambda: (store.remove(args.name), print(f"{store.path}: removed {args.name}")))
+    def remove() -> None:
+        store = _store(args)
+        store.remove(args.name)
+        print(f"{store.where}: removed {args.name}")
+
+    return _run(remove)
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    def switch() -> None:
+        store = _store(args)
+        store.set_disabled(args.name, args.disabled)
+        print(f"{store.where}: {args.name} {'disabled' if args.disabled else 'enabled'}")
+
+    return _run(switch)
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    def role() -> None:
+        store = _store(args)
+        store.set_role(args.name, args.role, args.extension)
+        print(f"{store.where}: {args.name} is now {args.role}")
+
+    return _run(role)
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    def invite() -> None:
+        store = _store(args)
+        user = store.get(args.name)
+        if user is None:
+            raise UserError(f"no user '{args.name}'")
+        link = Links(store.db).issue(args.name, "invite" if user.pending else "reset", "cli")
+        print(f"{args.base_url.rstrip('/')}/account/link/{link.token}")
+
+    return _run(invite)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    def do_import() -> None:
+        db = _db(args)
+        copied = import_once(db, _users_file(args))
+        if copied is None:
+            print(f"{db.where}: nothing to import (no file at {_users_file(args)}, or imported before)")
+        else:
+            print(f"{db.where}: imported {copied} user(s) from {_users_file(args)}")
+
+    return _run(do_import)

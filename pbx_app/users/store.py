@@ -1,34 +1,39 @@
-"""The users file: a small JSON document the `pbx-app user` commands write and the web page
-reads. Passwords are kept only as argon2id hashes; the file is replaced atomically so a crash
-never leaves half a file, and it is readable by its owner only."""
+"""Who may sign in to the web page: accounts in the database (users/database.py). Passwords are
+kept only as argon2id hashes. An account made by invitation, or whose password an administrator
+reset, has no password until its one-time link is used; a directory account (users/directory.py)
+never has one here: the directory checks it.
+
+Each account carries a credential stamp, a random value that changes with the password, the
+role, and on disabling: a session made under an older stamp is over at its next request, in
+whatever process it lives."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import secrets
+import time
+from dataclasses import dataclass
 from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from .database import AccountsDatabase
+from .names import EXTENSION_RE, NAME_RE, UserError
+
 Role = Literal["admin", "employee"]
+Source = Literal["local", "directory"]
 ROLES: tuple[str, ...] = ("admin", "employee")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-EXTENSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+MAX_DISPLAY = 100
+MAX_EMAIL = 254
 
 _hasher = PasswordHasher()
 # Verifying against this when the name is unknown keeps a wrong name as slow as a wrong password.
 _DUMMY_HASH = _hasher.hash("pbx_app: no such user")
+_COLUMNS = "name, role, extension, password_hash, display_name, language, email, source, disabled, stamp"
 
-
-class UserError(ValueError):
-    """Bad input for a user (name, role, extension, password) or a broken users file."""
+__all__ = ["ROLES", "NAME_RE", "EXTENSION_RE", "MIN_PASSWORD", "User", "UserError", "UserStore"]
 
 
 @dataclass(frozen=True)
@@ -36,150 +41,183 @@ class User:
     name: str
     role: Role
     extension: str | None  # the employee's own number; an admin may have none
-    password_hash: str
+    password_hash: str | None  # None: invited or reset (waiting for its link), or a directory account
     display_name: str | None = None
     language: str | None = None  # the page's language they chose (None: their browser's)
+    email: str | None = None
+    source: Source = "local"
+    disabled: bool = False
+    stamp: str = ""
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
     @property
-    def stamp(self) -> str:
-        """Changes whenever the password does (a new hash has a new salt): sessions made with
-        an older stamp are over. Derived, so users files from before it need no change."""
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+    def pending(self) -> bool:
+        """A local account waiting for its one-time link (no password yet)."""
+        return self.source == "local" and self.password_hash is None
 
     def may_edit(self, extension: str) -> bool:
         """Administrators edit anyone; an employee edits only their own number."""
         return self.is_admin or self.extension == extension
 
 
+def _user(row: dict) -> User:
+    return User(row["name"], row["role"], row["extension"], row["password_hash"], row["display_name"],
+                row["language"], row["email"], row["source"], bool(row["disabled"]), row["stamp"])
+
+
+def new_stamp() -> str:
+    return secrets.token_hex(8)
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password is too short: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"the password is too long: at most {MAX_PASSWORD} characters")
+
+
+def check_fields(name: str, role: str, extension: str | None, display_name: str | None = None,
+                 email: str | None = None) -> None:
+    if not NAME_RE.match(name):
+        raise UserError(f"user name '{name[:80]}': use letters, digits and . _ @ - (up to 64)")
+    if role not in ROLES:
+        raise UserError(f"role '{role[:20]}': expected one of {', '.join(ROLES)}")
+    if extension is not None and not EXTENSION_RE.match(extension):
+        raise UserError(f"extension '{extension[:40]}': expected digits or letters, like 101")
+    if role == "employee" and not extension:
+        raise UserError("an employee needs an extension: the number whose setting they may change")
+    if display_name is not None and len(display_name) > MAX_DISPLAY:
+        raise UserError(f"the display name is too long: at most {MAX_DISPLAY} characters")
+    if email is not None and (len(email) > MAX_EMAIL or email.count("@") != 1 or any(c.isspace() for c in email)
+                              or not all(email.split("@"))):
+        raise UserError(f"e-mail address '{email[:80]}': expected one like anna@example.com")
+
+
 class UserStore:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        # The page asks on every request; the file is parsed again only when it changed.
-        self._cache: tuple[tuple, dict[str, User]] | None = None
+    """Blocking (argon2 and the database): call it from a worker thread in async code."""
+
+    def __init__(self, db: AccountsDatabase | str):
+        self.db = db if isinstance(db, AccountsDatabase) else AccountsDatabase(db)
+
+    @property
+    def where(self) -> str:
+        return self.db.where
 
     # ---- reading ---------------------------------------------------------------------------
 
     def load(self) -> dict[str, User]:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise UserError(f"{self.path}: cannot read the users file: {exc.strerror}") from None
-        identity = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
-        if self._cache is not None and self._cache[0] == identity:
-            return dict(self._cache[1])
-        users = self._parse()
-        self._cache = (identity, users)
-        return dict(users)
-
-    def _parse(self) -> dict[str, User]:
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise UserError(f"{self.path}: cannot read the users file: {exc.strerror}") from None
-        try:
-            doc = json.loads(raw)
-            users = {}
-            for name, body in doc.get("users", {}).items():
-                users[name] = User(
-                    name=name,
-                    role=body["role"],
-                    extension=body.get("extension"),
-                    password_hash=body["password_hash"],
-                    display_name=body.get("display_name"),
-                    language=body.get("language"),
-                )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UserError(f"{self.path}: not a valid users file ({exc})") from None
-        return users
+        return {r["name"]: _user(r) for r in self.db.rows(f"SELECT {_COLUMNS} FROM users ORDER BY name")}
 
     def get(self, name: str) -> User | None:
-        return self.load().get(name)
+        rows = self.db.rows(f"SELECT {_COLUMNS} FROM users WHERE name = :name", {"name": name})
+        return _user(rows[0]) if rows else None
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user when the password matches, else None. Slow on purpose (argon2): call it
-        from a worker thread in async code."""
+        """The local user when the password matches and the account is enabled, else None.
+        Slow on purpose (argon2), and as slow for an unknown name or an account without one."""
         user = self.get(name)
+        usable = user is not None and user.source == "local" and user.password_hash is not None
         try:
-            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            _hasher.verify(user.password_hash if usable else _DUMMY_HASH, password)  # type: ignore[union-attr,arg-type]
         except (VerificationError, InvalidHashError):
             return None
-        if user is None:
+        if not usable or user.disabled:  # type: ignore[union-attr]
             return None
-        if _hasher.check_needs_rehash(user.password_hash):
-            user = User(**{**asdict(user), "password_hash": _hasher.hash(password)})
-            self._put(user)
+        if _hasher.check_needs_rehash(user.password_hash):  # type: ignore[union-attr,arg-type]
+            # Only if nobody changed it meanwhile; the stamp stays, so no session ends.
+            self.db.rows("UPDATE users SET password_hash = :new WHERE name = :name AND password_hash = :old RETURNING name",
+                         {"new": _hasher.hash(password), "name": name, "old": user.password_hash})  # type: ignore[union-attr]
         return user
 
-    # ---- writing ---------------------------------------------------------------------------
+    # ---- writing: each a single statement on the columns it changes ----------------------------
 
-    def add(self, name: str, role: str, extension: str | None, password: str,
-            display_name: str | None = None, replace: bool = False) -> User:
-        if not NAME_RE.match(name):
-            raise UserError(f"user name '{name}': use letters, digits and . _ @ - (up to 64)")
-        if role not in ROLES:
-            raise UserError(f"role '{role}': expected one of {', '.join(ROLES)}")
-        if extension is not None and not EXTENSION_RE.match(extension):
-            raise UserError(f"extension '{extension}': expected digits or letters, like 101")
-        if role == "employee" and not extension:
-            raise UserError("an employee needs --extension: the number whose setting they may change")
-        if len(password) < MIN_PASSWORD:
-            raise UserError(f"the password is too short: at least {MIN_PASSWORD} characters")
-        if not replace and name in self.load():
-            raise UserError(f"user '{name}' exists already (use 'pbx-app user passwd' to change the password)")
-        user = User(name, role, extension, _hasher.hash(password), display_name)  # type: ignore[arg-type]
-        self._put(user)
+    def add(self, name: str, role: str, extension: str | None, password: str | None,
+            display_name: str | None = None, email: str | None = None, source: str = "local") -> User:
+        """A new account; ``password`` None makes one that waits for its invitation link."""
+        check_fields(name, role, extension, display_name, email)
+        if password is not None:
+            check_password(password)
+        user = User(name, role, extension, None if password is None else _hasher.hash(password),  # type: ignore[arg-type]
+                    display_name, None, email, source, False, new_stamp())  # type: ignore[arg-type]
+        with self.db.transaction() as run:
+            if run("SELECT name FROM users WHERE lower(name) = lower(:name)", {"name": name}):
+                raise UserError(f"user '{name}' exists already (use 'pbx-app user passwd' to change the password)")
+            run(f"INSERT INTO users ({_COLUMNS}, changed_at) VALUES (:name, :role, :extension, :password_hash, "
+                ":display_name, :language, :email, :source, :disabled, :stamp, :at)",
+                {**user.__dict__, "disabled": 0, "at": time.time()})
         return user
 
-    def set_password(self, name: str, password: str) -> None:
-        user = self.get(name)
-        if user is None:
+    def _update(self, name: str, sets: str, values: dict, also: str = "") -> User:
+        with self.db.transaction() as run:
+            rows = run(f"UPDATE users SET {sets}, changed_at = :at WHERE name = :name {also} RETURNING {_COLUMNS}",
+                       {**values, "name": name, "at": time.time()})
+        if not rows:
             raise UserError(f"no user '{name}'")
-        if len(password) < MIN_PASSWORD:
-            raise UserError(f"the password is too short: at least {MIN_PASSWORD} characters")
-        self._put(User(**{**asdict(user), "password_hash": _hasher.hash(password)}))
+        return _user(rows[0])
+
+    def set_password(self, name: str, password: str) -> User:
+        """A new password and a new stamp: every session of the user ends (the caller may keep its own)."""
+        check_password(password)
+        return self._update(name, "password_hash = :hash, stamp = :stamp", {"hash": _hasher.hash(password), "stamp": new_stamp()},
+                            "AND source = 'local'")
+
+    def clear_password(self, name: str) -> User:
+        """An administrator's reset: the old password stops working now and every session ends;
+        the account waits for its one-time link."""
+        return self._update(name, "password_hash = NULL, stamp = :stamp", {"stamp": new_stamp()}, "AND source = 'local'")
+
+    def set_role(self, name: str, role: str, extension: str | None) -> User:
+        check_fields(name, role, extension)
+        return self._update(name, "role = :role, extension = :extension, stamp = :stamp",
+                            {"role": role, "extension": extension, "stamp": new_stamp()})
+
+    def set_disabled(self, name: str, disabled: bool) -> User:
+        return self._update(name, "disabled = :disabled, stamp = :stamp", {"disabled": int(disabled), "stamp": new_stamp()})
 
     def set_language(self, name: str, language: str) -> User:
         """The page's language the user chose; ``language`` is one the caller checked."""
-        user = self.get(name)
-        if user is None:
-            raise UserError(f"no user '{name}'")
-        user = User(**{**asdict(user), "language": language})
-        self._put(user)
-        return user
+        return self._update(name, "language = :language", {"language": language})
+
+    def set_email(self, name: str, email: str | None) -> User:
+        check_fields(name, "admin", None, None, email)
+        return self._update(name, "email = :email", {"email": email})
+
+    def seen_in_directory(self, name: str, role: str, extension: str | None, display_name: str | None,
+                          email: str | None) -> User:
+        """A directory sign-in: the account as the directory has it now (made on first sign-in).
+        A role or extension that changed there ends the user's other sessions, as here."""
+        check_fields(name, role, extension)
+        with self.db.transaction() as run:
+            rows = run(f"SELECT {_COLUMNS} FROM users WHERE name = :name", {"name": name})
+            if rows and rows[0]["source"] != "directory":
+                raise UserError(f"user '{name}' is a local account: it signs in with its local password")
+            if not rows:
+                stamp = new_stamp()
+                run(f"INSERT INTO users ({_COLUMNS}, changed_at) VALUES (:name, :role, :extension, NULL, :display_name, "
+                    "NULL, :email, 'directory', 0, :stamp, :at)",
+                    {"name": name, "role": role, "extension": extension, "display_name": display_name,
+                     "email": email, "stamp": stamp, "at": time.time()})
+            else:
+                old = rows[0]
+                stamp = old["stamp"] if (old["role"], old["extension"]) == (role, extension) else new_stamp()
+                run("UPDATE users SET role = :role, extension = :extension, display_name = :display_name, email = :email, "
+                    "stamp = :stamp, changed_at = :at WHERE name = :name",
+                    {"name": name, "role": role, "extension": extension, "display_name": display_name,
+                     "email": email, "stamp": stamp, "at": time.time()})
+            return _user(run(f"SELECT {_COLUMNS} FROM users WHERE name = :name", {"name": name})[0])
 
     def remove(self, name: str) -> None:
-        users = self.load()
-        if name not in users:
-            raise UserError(f"no user '{name}'")
-        del users[name]
-        self._write(users)
+        with self.db.transaction() as run:
+            if not run("DELETE FROM users WHERE name = :name RETURNING name", {"name": name}):
+                raise UserError(f"no user '{name}'")
+            run("DELETE FROM web_sessions WHERE user_name = :name", {"name": name})
+            run("DELETE FROM account_links WHERE user_name = :name", {"name": name})
 
-    def _put(self, user: User) -> None:
-        users = self.load()
-        users[user.name] = user
-        self._write(users)
-
-    def _write(self, users: dict[str, User]) -> None:
-        doc = {"users": {n: {k: v for k, v in asdict(u).items() if k != "name" and v is not None}
-                         for n, u in sorted(users.items())}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def admins(self) -> int:
+        """Enabled local administrators with a password: the page never takes away the last one."""
+        rows = self.db.rows("SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled = 0 AND source = 'local' "
+                            "AND password_hash IS NOT NULL")
+        return int(rows[0]["n"])

@@ -12,12 +12,17 @@ from typing import Callable
 from aiohttp import web
 
 from ..announcements import AnnouncementStore, TextToSpeech
-from ..users import UserStore
-from . import api, history, pages
+from ..users import AccountsDatabase, DatabaseError, UserError, UserStore
+from ..users.directory import Directory
+from ..users.legacy_file import import_once
+from ..users.links import Links
+from . import account_admin, account_self, api, history, pages
 from .audit import AuditLog
 from .config import WebConfig
 from .edge import allowed_hosts_middleware
+from .formtoken import FormTokens
 from .policy_file import PolicyFile
+from .sessions import SessionStore
 from .state import WEB, Web
 
 log = logging.getLogger(__name__)
@@ -27,9 +32,25 @@ COLLECT_EVERY = 300.0  # seconds between looks for page-made sounds nothing uses
 
 def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], object] | None = None,
           tts: TextToSpeech | None = None) -> Web:
+    accounts = AccountsDatabase(config.database_url)
+    try:
+        import_once(accounts, config.users_path)  # the older users file, once per database
+    except (UserError, DatabaseError) as exc:  # the page still serves the database's accounts
+        log.error("the users file was not imported: %s", exc)
+    try:
+        # One key for every web process on this database: a sign-in form served by one is
+        # accepted by the others (and after a restart).
+        forms = FormTokens(accounts.shared_secret("form_key"))
+    except DatabaseError as exc:
+        log.error("the accounts' database cannot be reached (sign-in will say so): %s", exc)
+        forms = FormTokens()
     state = Web(
         config=config,
-        users=UserStore(config.users_path),
+        users=UserStore(accounts),
+        sessions=SessionStore(accounts),
+        links=Links(accounts, config.accounts.link_hours),
+        directory=Directory(config.accounts.directory) if config.accounts.directory else None,
+        forms=forms,
         policy=PolicyFile(config.policy_path),
         announcements=AnnouncementStore(
             config.announcements_dir, max_bytes=config.max_upload_bytes, tts=tts, conversions=config.conversions,
@@ -42,6 +63,8 @@ def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], objec
     webapp.middlewares.append(allowed_hosts_middleware(config.allowed_hosts))
     pages.add_routes(webapp)
     api.add_routes(webapp)
+    account_self.add_routes(webapp)
+    account_admin.add_routes(webapp)
     history.setup(webapp, config.database_url, config.voicemail_dir)
     webapp.router.add_static("/ui/static/", HERE / "static", name="pbx_web_static")
     webapp.cleanup_ctx.append(_housekeeping)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..announcements.store import MAX_BYTES
 from ..sounds import CUSTOM_DIR
+from .accounts_config import AccountsConfig
 
 # sounds/<lang>/*.wav: in a source checkout next to the package; an installed wheel carries
 # them as data files under its prefix (pyproject's data-files).
@@ -42,6 +43,9 @@ class WebConfig:
     # (the folder holding <context>/<box>/INBOX/msgNNNN.wav) for playing messages back.
     database_url: str = "sqlite:////var/lib/pbx_app/journal.db"
     voicemail_dir: Path = Path("/var/spool/asterisk/voicemail")
+    # Accounts and sessions live in database_url too; users_path is the older users file,
+    # imported once (users/legacy_file.py).
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     @classmethod
     def from_settings(cls, settings) -> "WebConfig":
@@ -61,6 +65,7 @@ class WebConfig:
             unused_upload_seconds=settings.web_unused_upload_hours * 3600.0,
             database_url=getattr(settings, "database_url", cls.database_url),
             voicemail_dir=Path(getattr(settings, "voicemail_dir", cls.voicemail_dir)),
+            accounts=AccountsConfig.from_env(),
         )
 
 

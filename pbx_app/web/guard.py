@@ -3,6 +3,7 @@ feature's handlers (decorators, so other features' routes on the same app are un
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import logging
@@ -10,7 +11,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from ..users import User, UserError
+from ..users import DatabaseError, User, UserError
 from .bodies import BadInput
 from .edge import client_address as edge_address
 from .sessions import COOKIE, Session
@@ -37,19 +38,28 @@ def state(request: web.Request) -> Web:
     return request.app[WEB]
 
 
-def current(request: web.Request) -> tuple[Session | None, User | None]:
-    """The signed-in session and its user, checked against the users file on every request: a
-    user removed or given a new password since (by any process) is signed out here."""
+async def current(request: web.Request) -> tuple[Session | None, User | None]:
+    """The signed-in session and its user, both read from the database on every request (off
+    the event loop): a user removed, disabled, given a new password or role since — by any
+    process — is signed out here. A database that cannot be reached lets nobody in."""
     web_ = state(request)
-    session = web_.sessions.get(request.cookies.get(COOKIE))
-    if session is None:
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
         return None, None
     try:
-        user = web_.users.get(session.user)
-    except UserError as exc:  # a broken users file: nobody is let in until it is fixed
-        log.error("%s", exc)
+        session, user = await asyncio.to_thread(_lookup, web_, session_id)
+    except (UserError, DatabaseError) as exc:
+        log.error("cannot check a session: %s", exc)
         return None, None
-    if user is None or not hmac.compare_digest(user.stamp, session.stamp):
+    return session, user
+
+
+def _lookup(web_: Web, session_id: str) -> tuple[Session | None, User | None]:
+    session = web_.sessions.get(session_id)
+    if session is None:
+        return None, None
+    user = web_.users.get(session.user)
+    if user is None or user.disabled or not hmac.compare_digest(user.stamp, session.stamp):
         web_.sessions.drop(session.id)
         return None, None
     return session, user
@@ -91,7 +101,7 @@ def page(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        session, user = current(request)
+        session, user = await current(request)
         if user is None:
             raise with_headers(web.HTTPSeeOther("/login"))
         try:
@@ -109,7 +119,7 @@ def api(mutating: bool = False) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            session, user = current(request)
+            session, user = await current(request)
             if user is None:
                 return with_headers(error(401, "not signed in", "unauthenticated"))
             wait = state(request).api_rate.take(user.name)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from ..history.rows import HistoryRow
 from ..history.store import CallFilter
 from ..users import User
-from ..users.store import EXTENSION_RE
+from ..users.names import EXTENSION_RE
 
 DEFAULT_DAYS = 7  # the period when none is given: today and the 6 days before
 MAX_DAYS = 92  # a longer period is refused

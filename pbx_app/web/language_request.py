@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from ..i18n import LANGUAGES
-from ..users import User, UserError
+from ..users import DatabaseError, User, UserError
 from .bodies import BadInput, read_form
 from .guard import CSRF_FIELD, current, same_origin, state, token_ok, with_headers
 from .language import COOKIE, Texts, chosen, site_zone
@@ -53,7 +53,7 @@ async def switch(request: web.Request) -> web.StreamResponse:
         form = await read_form(request)
     except BadInput:
         form = {}
-    session, user = current(request)
+    session, user = await current(request)
     language = form.get("lang", "")
     back = local_path(form.get("next"))
     # A foreign page may not change anyone's language; a signed-in user's form carries their token.
@@ -62,7 +62,7 @@ async def switch(request: web.Request) -> web.StreamResponse:
     if user is not None:
         try:
             await asyncio.to_thread(web_.users.set_language, user.name, language)
-        except (UserError, OSError) as exc:  # the cookie still carries the choice in this browser
+        except (UserError, DatabaseError, OSError) as exc:  # the cookie still carries the choice in this browser
             log.warning("cannot keep %s's language: %s", user.name, exc)
     response = with_headers(web.HTTPSeeOther(back))
     response.set_cookie(COOKIE, language, httponly=True, samesite="Lax", path="/",

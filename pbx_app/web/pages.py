@@ -8,12 +8,14 @@ and the check itself (argon2) runs in a worker thread, a couple at a time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
 from ..i18n import translator
-from ..users import User
-from ..users.store import NAME_RE
+from ..users import DatabaseError, User
+from ..users.names import NAME_RE
+from . import signin
 from .bodies import BadInput, read_form
 from .formtoken import COOKIE as FORM_COOKIE
 from .guard import CSRF_FIELD, client_address, current, page, same_origin, set_cookie, state, token_ok, with_headers
@@ -24,6 +26,7 @@ from .sessions import COOKIE
 from .sessions import Session
 from .view import employee_view, visible_employees
 
+log = logging.getLogger(__name__)
 MAX_NAME = 64
 MAX_PASSWORD = 1024
 
@@ -108,7 +111,7 @@ async def _form(request: web.Request, status: int = 200, error: str | None = Non
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    _, user = current(request)
+    _, user = await current(request)
     if user is not None:
         raise with_headers(web.HTTPSeeOther("/"))
     return await _form(request)
@@ -140,14 +143,24 @@ async def login(request: web.Request) -> web.StreamResponse:
         return response
     if attempt.delay:
         await asyncio.sleep(attempt.delay)  # the name is under attack: everyone slows down a little
-    async with web_.hashing:
-        user = await asyncio.to_thread(web_.users.authenticate, name, password)
+    outcome = await signin.check(web_, name, password)
+    user = outcome.user
     if user is None:
-        await web_.record("sign_in_failed", name, address=address)
+        await web_.record("sign_in_failed", name, address=address, reason=outcome.failure)
+        if outcome.failure == "directory_down":
+            return await _form(request, 503, _("The company directory did not answer. Please try again in a minute; "
+                                                "local administrators can still sign in."), name)
+        if outcome.failure == "database_down":
+            return await _form(request, 503, _("Sign-in is not available right now: the accounts' database cannot be reached."), name)
         return await _form(request, 401, _("Wrong user name or password."), name)
     web_.limiter.succeeded(attempt)
-    web_.sessions.drop(request.cookies.get(COOKIE))
-    fresh = web_.sessions.new(user.name, user.stamp)  # a new id at sign-in: a planted one is worth nothing
+    try:
+        await asyncio.to_thread(web_.sessions.drop, request.cookies.get(COOKIE))
+        # a new id at sign-in: a planted one is worth nothing
+        fresh = await asyncio.to_thread(web_.sessions.new, user.name, user.stamp)
+    except DatabaseError as exc:
+        log.error("cannot keep the session of %s: %s", user.name, exc)
+        return await _form(request, 503, _("Sign-in is not available right now: the accounts' database cannot be reached."), name)
     await web_.record("sign_in", user.name, role=user.role, address=address)
     response = redirect("/")
     set_cookie(request, response, fresh)
@@ -157,14 +170,17 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     web_ = state(request)
-    session, _ = current(request)
+    session, _ = await current(request)
     try:
         form = await read_form(request)
     except BadInput:
         form = {}
     if session is None or not (same_origin(request) and token_ok(session, form.get(CSRF_FIELD))):
         raise with_headers(web.HTTPSeeOther("/"))  # not from our page: change nothing
-    web_.sessions.drop(session.id)
+    try:
+        await asyncio.to_thread(web_.sessions.drop, session.id)
+    except DatabaseError as exc:
+        log.error("cannot end a session: %s", exc)
     response = redirect("/login")
     response.del_cookie(COOKIE, path="/")
     return response

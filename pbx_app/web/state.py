@@ -1,4 +1,4 @@
-"""The web feature's state (users, sessions, the policy file, announcements, the audit log, the
+"""The web feature's state (users, sessions and one-time links in the database, the directory, the policy file, announcements, the audit log, the
 sign-in limits) and the key it is kept under on the aiohttp Application."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from aiohttp import web
 
 from ..announcements import AnnouncementStore
 from ..users import UserStore
+from ..users.directory import Directory
+from ..users.links import Links
 from .audit import AuditLog
 from .config import WebConfig
 from .formtoken import FormTokens
@@ -25,6 +27,7 @@ from .sessions import SessionStore
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
+DIRECTORY_AT_ONCE = 4
 HASHES_AT_ONCE = 2  # argon2 takes 64 MiB and a core per check: a burst waits its turn
 
 
@@ -45,14 +48,19 @@ class Web:
     policy: PolicyFile
     announcements: AnnouncementStore
     audit: AuditLog
+    sessions: SessionStore
+    links: Links
     # Called after a save so the next call follows it (an engine's PolicyStore.reload, when the
     # page shares its process); engines in other processes see the file's new mtime within 1 s.
     reload: Callable[[], object] | None = None
-    sessions: SessionStore = field(default_factory=SessionStore)
+    directory: Directory | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     api_rate: RequestRate = field(default_factory=RequestRate)
     forms: FormTokens = field(default_factory=FormTokens)
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HASHES_AT_ONCE))
+    # Directory checks waiting on a silent server each hold a thread: a few at once, the rest
+    # are told at once that the directory is not answering.
+    asking_directory: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DIRECTORY_AT_ONCE))
     templates: jinja2.Environment = field(default_factory=lambda: _templates())
     _reported: str = ""
     # One thread parses the policy, and requests arriving meanwhile share its result: a burst

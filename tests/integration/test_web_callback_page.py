@@ -39,9 +39,9 @@ async def site(tmp_path, monkeypatch):
     monkeypatch.setenv("PBX_ANNOUNCEMENTS_DIR", str(tmp_path / "sounds"))
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(POLICY)
-    config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json",
+    config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json", database_url=f"sqlite:///{tmp_path}/journal.db",
                        audit_path=tmp_path / "audit.jsonl", announcements_dir=tmp_path / "sounds")
-    UserStore(config.users_path).add("ivan", "employee", "101", PASSWORDS["ivan"])
+    UserStore(config.database_url).add("ivan", "employee", "101", PASSWORDS["ivan"])
     webapp = web.Application()
     setup(webapp, config, reload=PolicyStore(policy_path).reload)
     runner = web.AppRunner(webapp, access_log=None)

@@ -84,9 +84,9 @@ async def site(tmp_path, sounds_dir, asterisk, monkeypatch):
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(POLICY)
     holder = PolicyStore(policy_path)
-    config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json",
+    config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json", database_url=f"sqlite:///{tmp_path}/journal.db",
                        audit_path=tmp_path / "audit.jsonl", announcements_dir=sounds_dir)
-    UserStore(config.users_path).add("ivan", "employee", "101", PASSWORD)
+    UserStore(config.database_url).add("ivan", "employee", "101", PASSWORD)
     webapp = web.Application()
     state = setup(webapp, config, reload=holder.reload)
     runner = web.AppRunner(webapp, access_log=None)

@@ -62,7 +62,7 @@ async def site(tmp_path, journaled_app):  # noqa: F811
     app = await journaled_app(holder)
     config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json", audit_path=tmp_path / "audit.jsonl",
                        announcements_dir=tmp_path / "sounds", database_url=app.store_url, voicemail_dir=VOICEMAIL_DIR)
-    UserStore(config.users_path).add("ivan", "employee", "101", PASSWORD)
+    UserStore(config.database_url).add("ivan", "employee", "101", PASSWORD)
     webapp = web.Application()
     setup(webapp, config)
     runner = web.AppRunner(webapp, access_log=None)

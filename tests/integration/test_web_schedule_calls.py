@@ -63,9 +63,9 @@ async def site(tmp_path, monkeypatch):
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(POLICY)
     holder = PolicyStore(policy_path)
-    config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json",
+    config = WebConfig(policy_path=policy_path, users_path=tmp_path / "users.json", database_url=f"sqlite:///{tmp_path}/journal.db",
                        audit_path=tmp_path / "audit.jsonl", announcements_dir=tmp_path / "sounds")
-    users = UserStore(config.users_path)
+    users = UserStore(config.database_url)
     users.add("ivan", "employee", "101", PASSWORDS["ivan"])
     users.add("boss", "admin", None, PASSWORDS["boss"])
     webapp = web.Application()

@@ -98,7 +98,7 @@ class WebPage:
     def add_admin(self, name: str, password: str, workdir: Path) -> None:
         secret = workdir / "password"
         secret.write_text(password + "\n")
-        subprocess.run([sys.executable, "-m", "pbx_app", "user", "--users", self.cluster.env["PBX_USERS"], "add", name,
+        subprocess.run([sys.executable, "-m", "pbx_app", "user", "--database", self.cluster.env["PBX_DATABASE_URL"], "add", name,
                         "--role", "admin", "--password-file", str(secret)], check=True, capture_output=True, cwd=REPO)
 
     async def login(self, name: str, password: str) -> None:

@@ -54,9 +54,10 @@ class WebBed:
         self.policy_path = tmp / "policy.yaml"
         self.policy_path.write_text(policy)
         self.sounds = tmp / "sounds"
+        config.setdefault("database_url", f"sqlite:///{tmp}/journal.db")
         self.config = WebConfig(policy_path=self.policy_path, users_path=tmp / "users.json",
                                 audit_path=tmp / "audit.jsonl", announcements_dir=self.sounds, **config)
-        users = UserStore(self.config.users_path)
+        users = UserStore(self.config.database_url)
         users.add("boss", "admin", None, PASSWORD, display_name="The Boss")
         users.add("anna", "employee", "103", PASSWORD)
         users.add("petr", "employee", "102", PASSWORD)
@@ -385,7 +386,7 @@ async def test_a_broken_policy_file_is_reported_and_not_edited(bed, caplog):
 
 
 async def test_an_employee_not_in_the_policy_is_told_so(bed):
-    UserStore(bed.config.users_path).add("new", "employee", "150", PASSWORD)
+    UserStore(bed.config.database_url).add("new", "employee", "150", PASSWORD)
     newbie = Browser(await bed.client())
     await newbie.login("new", PASSWORD)
     page = await newbie.get("/employees/150")

@@ -92,8 +92,8 @@ async def bed(tmp_path):
             f";\n[message]\norigmailbox=103\ncallerchan={chan}\norigtime={int(when.timestamp())}\nduration=6\n")
         (inbox / f"msg{n:04d}.wav").write_bytes(WAV + bytes([n]) * 16)
     b = WebBed(tmp_path, POLICY, database_url=url, voicemail_dir=tmp_path / "voicemail")
-    UserStore(b.config.users_path).add("ivan", "employee", "101", PASSWORD)
-    UserStore(b.config.users_path).add("olga", "employee", "104", PASSWORD)
+    UserStore(b.config.database_url).add("ivan", "employee", "101", PASSWORD)
+    UserStore(b.config.database_url).add("olga", "employee", "104", PASSWORD)
     yield b
     await b.close()
 
@@ -265,7 +265,7 @@ async def test_the_chosen_language_is_kept_with_the_user(bed):
     response = await anna.client.post("/language", data={"lang": "ru", "next": "/history", "csrf_token": anna.csrf},
                                       allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/history"
-    assert UserStore(bed.config.users_path).get("anna").language == "ru"
+    assert UserStore(bed.config.database_url).get("anna").language == "ru"
     # Another browser of hers, English by its header, signs in: Russian, as she chose.
     other = await bed.login("anna")
     html = await (await other.client.get("/history", headers={"Accept-Language": "en"})).text()
@@ -273,7 +273,7 @@ async def test_the_chosen_language_is_kept_with_the_user(bed):
     # Without her token (another site's form) nothing changes.
     forged = await anna.client.post("/language", data={"lang": "en", "next": "https://evil.example/"},
                                     allow_redirects=False)
-    assert forged.headers["Location"] == "/" and UserStore(bed.config.users_path).get("anna").language == "ru"
+    assert forged.headers["Location"] == "/" and UserStore(bed.config.database_url).get("anna").language == "ru"
 
 
 async def test_before_sign_in_the_switch_is_a_cookie(bed):

@@ -109,10 +109,10 @@ async def test_while_a_password_is_checked_other_requests_are_answered(bed, monk
 async def test_pbx_app_web_serves_the_page_in_its_own_process_without_ari(tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    UserStore(tmp_path / "users.json").add("anna", "employee", "103", PASSWORD)
+    UserStore(f"sqlite:///{tmp_path}/journal.db").add("anna", "employee", "103", PASSWORD)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_")}
-    env.update(PBX_WEB_BIND=f"127.0.0.1:{port}", PBX_USERS=str(tmp_path / "users.json"),
+    env.update(PBX_WEB_BIND=f"127.0.0.1:{port}", PBX_DATABASE_URL=f"sqlite:///{tmp_path}/journal.db",
                PBX_AUDIT_LOG=str(tmp_path / "audit.jsonl"), PBX_ANNOUNCEMENTS_DIR=str(tmp_path / "sounds"))
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "pbx_app", "web", "--policy", str(policy), env=env,
                                                 stderr=asyncio.subprocess.PIPE)

@@ -156,7 +156,7 @@ async def test_a_signed_in_script_flooding_the_api_is_slowed_to_the_rate_and_oth
 
 
 def pbx_user(bed: WebBed, *args: str, password: str | None = None) -> None:
-    subprocess.run([sys.executable, "-m", "pbx_app", "user", "--users", str(bed.config.users_path), *args],
+    subprocess.run([sys.executable, "-m", "pbx_app", "user", "--database", bed.config.database_url, *args],
                    input=password, text=True, check=True, capture_output=True)
 
 
