@@ -4,8 +4,8 @@ a plain script; the page calls it from worker threads), one connection per threa
 
 Every change is one short transaction that touches only the columns it changes, so a CLI
 command and the page writing at the same moment never undo each other (the users file, read
-whole and written whole, did). The tables carry their own schema version (accounts_schema),
-beside the journal's, so a later version knows what it finds."""
+whole and written whole, did). The tables are a component of the database's schema versions
+(pbx_app/history/schema_versions.py), beside the journal's, so a later release migrates them."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from typing import Any, Iterator
 import psycopg
 from psycopg.rows import dict_row
 
-SCHEMA_VERSION = 1
-_SCHEMA_LOCK = 727_001  # PostgreSQL advisory lock: two processes never race on CREATE TABLE
+from ..history.postgres_schema import ensure_postgres
+from ..history.schema_versions import Component, ensure_sqlite
+from ..history.store import StoreError
+
 SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS accounts_schema (version INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS users (
         name TEXT PRIMARY KEY,
         role TEXT NOT NULL,
@@ -52,6 +53,7 @@ SCHEMA = [
         expires DOUBLE PRECISION NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS accounts_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
+ACCOUNTS = Component(name="accounts", first_table="users", create=lambda time_type: ";\n".join(SCHEMA))
 _NAMED = re.compile(r":([a-z_]+)")
 
 
@@ -98,24 +100,13 @@ class AccountsDatabase:
         return conn
 
     def _create(self, conn: Any) -> None:
-        if self.postgres:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                if conn.execute("SELECT count(*) AS n FROM accounts_schema").fetchone()["n"] == 0:
-                    conn.execute("INSERT INTO accounts_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-        else:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                if conn.execute("SELECT count(*) AS n FROM accounts_schema").fetchone()["n"] == 0:
-                    conn.execute("INSERT INTO accounts_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        try:
+            if self.postgres:
+                ensure_postgres(self.url, (ACCOUNTS,))
+            else:
+                ensure_sqlite(conn, (ACCOUNTS,), self.where, read_time=lambda value: value)
+        except StoreError as exc:
+            raise DatabaseError(str(exc)) from exc
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
