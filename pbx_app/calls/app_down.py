@@ -11,7 +11,8 @@ global of the same name (the same path unless Asterisk runs in a chroot, as in t
 
 One line, no newline: PBX_RING ^-packed (contract.Ring; empty when the employee is off), "~", and
 PBX_FB for that ring's outcome (contract.Fallbacks). "{call}" stands for the call's id, which only
-the dialplan knows (the channel's UNIQUEID)."""
+the dialplan knows (the channel's UNIQUEID). The company's numbers (DIDs) get a file each, under
+every form a carrier may send, with their owner's plan."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Callable
 
 from .. import contract as dp
 from ..policy.model import Policy
+from ..policy.numbers import dialled_forms
 from ..routing import decide
 from ..routing.decide import CallContext
 from .fallback import after_first_ring
@@ -68,6 +70,10 @@ class AppDownFiles:
         """Brings the folder up to date; how many files were written or removed."""
         policy, at = self.policy(), self.clock()
         wanted = {ext: app_down_line(policy, ext, at) for ext in policy.employees if _FILE_NAME.match(ext)}
+        # The company's numbers too (pbx-inbound passes their digits on): the owner's plan, under
+        # every form the carrier may send, since the dialplan can only look a name up as it is.
+        wanted.update({form: app_down_line(policy, form, at)
+                       for key in policy.numbers for form in dialled_forms(key) if form not in wanted})
         changed = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

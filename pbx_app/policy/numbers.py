@@ -21,6 +21,14 @@ def normalise_did(text: str) -> str:
     return digits
 
 
+def dialled_forms(key: str) -> tuple[str, ...]:
+    """The digit strings a carrier may send for the number whose key is ``key`` (the inverse of
+    normalise_did): where only an exact match is possible (the dialplan without an engine)."""
+    if len(key) == _NATIONAL_DIGITS:
+        return (key, *(prefix + key for prefix in _COUNTRY_PREFIXES))
+    return (key,)
+
+
 @dataclass(frozen=True)
 class NumberOwner:
     """Who a company number reaches, and where the policy says so."""

@@ -67,3 +67,13 @@ def test_an_unwritable_folder_is_named_and_does_not_stop_the_engine(tmp_path, ca
     files = AppDownFiles(blocker / "fallback", lambda: parse_policy(POLICY), clock=lambda: AT)
     assert files.write() == 0
     assert f"PBX_FALLBACK_DIR={blocker / 'fallback'}" in caplog.text
+
+
+def test_a_company_number_gets_its_owners_plan_under_every_form_a_carrier_sends(tmp_path):
+    policy = parse_policy(POLICY.replace('  "102": {name: Petr, ring_time: 10}',
+                                         '  "102": {name: Petr, ring_time: 10, numbers: ["+7 495 123-45-67"]}'))
+    files = AppDownFiles(tmp_path / "fallback", lambda: policy, clock=lambda: AT)
+    files.write()
+    for form in ("4951234567", "74951234567", "84951234567"):
+        ring, _ = dialplan_view((tmp_path / "fallback" / form).read_text())
+        assert (ring.dial, ring.ringtime) == ("PJSIP/102", 10), form
