@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,6 +27,20 @@ def sqlite_path(url: str) -> str:
 
 def _read_time(value: str | None):
     return None if value is None else parse_time(value)
+
+
+def _wal(db: sqlite3.Connection, tries: int = 50) -> None:
+    """WAL mode, waiting for a process that is creating the tables: on a new file that holds the
+    write lock, and SQLite answers "locked" at once here (its busy handler would deadlock) instead
+    of waiting, as it does for everything else."""
+    for attempt in range(tries):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.1)
 
 
 class SqliteOnThread:
@@ -52,7 +67,7 @@ class SqliteOnThread:
                 private_sqlite(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            _wal(db)
             # FULL: a shipped segment of the spool is deleted once the commit returns.
             db.execute("PRAGMA synchronous=FULL")
             try:

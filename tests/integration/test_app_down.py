@@ -21,7 +21,8 @@ from tests.support.wait import until
 # 101 rings 3 s, then goes to 102 (no announcement), who rings up to 6 s.
 POLICY = """
 employees:
-  "101": {name: Ivan Petrov, endpoint: PJSIP/101, ring_time: 3, on_no_answer: {action: forward, to: "102", announcement: none}}
+  "101": {name: Ivan Petrov, endpoint: PJSIP/101, ring_time: 3, numbers: ["+7 495 123-45-67"],
+          on_no_answer: {action: forward, to: "102", announcement: none}}
   "102": {name: Petr Ivanov, ring_time: 6}
 """
 
@@ -89,6 +90,21 @@ async def test_no_engine_at_the_start_the_dialplan_rings_the_employee_their_ring
                                            f"{channel['id']}:2:forward:102:fallback"]
     channels, _ = await leftovers(ari)
     assert not channels
+
+
+async def test_no_engine_a_company_number_from_the_carrier_follows_its_owners_plan(engines, ari, sip):
+    plans = Path(engines.base["PBX_FALLBACK_DIR"])
+    [engine] = await engines("a")
+    await until(lambda: (plans / "84951234567").exists(), 10, "the engine wrote no plan for the company number")
+    engine.stop()
+    employee = sip.phone("101", "ring_forever")
+    colleague = sip.phone("102", "answer", answer_delay_ms=300)
+    caller = sip.carrier_call("84951234567", talk_ms=500)
+    assert await caller.wait(30) == 0
+    [invite] = employee.received("INVITE")
+    [cancel] = employee.received("CANCEL")
+    assert 2.5 <= (cancel.at - invite.at).total_seconds() <= 5, "101's own ring time, 3 s"
+    assert colleague.received("INVITE") and caller.received(200), "forwarded to 102 as 101's policy says"
 
 
 async def test_fastagi_server_down_the_dialplan_follows_the_plan_it_last_wrote(engines, ari, sip, tmp_path, request):
