@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 from ..history.postgres_schema import ensure_postgres
 from ..history.schema_versions import Component, ensure_sqlite
 from ..history.store import StoreError
+from ..private_files import private_sqlite
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS users (
@@ -90,6 +91,7 @@ class AccountsDatabase:
             path = sqlite_file(self.url)
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite(path)  # password hashes and session keys: the service user's only
             conn = sqlite3.connect(path, isolation_level=None, timeout=15)
             conn.row_factory = lambda cursor, row: {c[0]: v for c, v in zip(cursor.description, row)}
             conn.execute("PRAGMA journal_mode=WAL")

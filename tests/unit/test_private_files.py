@@ -46,12 +46,12 @@ async def test_every_store_is_created_for_the_service_user_only(tmp_path, open_u
     notices = open_database(f"sqlite:///{tmp_path}/notices.db")
     await notices.run([])
     await notices.close()
-    UserStore(tmp_path / "var" / "users.json").add("admin", "admin", None, "correct horse battery")
+    UserStore(f"sqlite:///{tmp_path}/var/accounts.db").add("admin", "admin", None, "correct horse battery")
 
     found = modes(tmp_path)
     assert found["spool"] == 0o700
     assert {m for name, m in found.items() if name != "spool" and name != "var"} == {0o600}, found
-    assert {"journal.db", "callbacks.db", "notices.db", "var/users.json", "spool/lock", "spool/spool.id"} <= set(found)
+    assert {"journal.db", "callbacks.db", "notices.db", "var/accounts.db", "spool/lock", "spool/spool.id"} <= set(found)
     assert any(name.startswith("spool/0") for name in found), "a spool segment was checked too"
 
 
