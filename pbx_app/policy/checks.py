@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
 
 from .document import locate
 from .model import Action, Policy, normalise_number
@@ -26,7 +25,7 @@ class ActionAt:
     owner: str | None  # whose action it is (an extension), None for the site default
 
 
-def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Path | None) -> None:
+def check_policy(r: Reader, doc: dict, policy: Policy, announcements: Path | None) -> None:
     actions = _actions(doc, policy)
     _references(r, doc, policy, actions)
     if policy.site.max_forwards > 1:
@@ -36,7 +35,7 @@ def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Pa
     _warnings(r, doc, policy, actions)
 
 
-def _callbacks(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+def _callbacks(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt]) -> None:
     for a in actions:
         settings = a.action.callback
         if a.action.kind != "callback" or settings is None:
@@ -55,7 +54,7 @@ def _problem(r: Reader, doc: Any, path: tuple, message: str, severity: str = "er
     r.problems.append(Problem(r.source, line, col, message, severity))  # type: ignore[arg-type]
 
 
-def _actions(doc: CommentedMap, policy: Policy) -> list[ActionAt]:
+def _actions(doc: dict, policy: Policy) -> list[ActionAt]:
     found = [ActionAt(("site", "on_no_answer"), policy.site.on_no_answer, None)]
     for ext, emp in policy.employees.items():
         for slot in SLOTS:
@@ -72,7 +71,7 @@ def _actions(doc: CommentedMap, policy: Policy) -> list[ActionAt]:
     return found
 
 
-def _references(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+def _references(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt]) -> None:
     known = set(policy.employees) | set(policy.departments)
     for dep_id, dep in policy.departments.items():
         if dep_id in policy.employees:
@@ -103,7 +102,7 @@ def _references(r: Reader, doc: CommentedMap, policy: Policy, actions: list[Acti
             _problem(r, doc, ("crm", "clients", str(number), "manager"), f"crm.clients.{number}.manager: unknown extension '{manager}' (the responsible manager must be under employees)")
 
 
-def _loops(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+def _loops(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt]) -> None:
     """A chain of forwards that comes back to where it started. Only a loop when a chain can be
     longer than one forward (site.max_forwards > 1): with one forward, two colleagues covering
     for each other is the usual set-up, not a loop."""
@@ -164,7 +163,7 @@ def _cycle_edges(cycle: list[str], edges: dict[str, list[tuple[str, tuple]]]):
                 break
 
 
-def _announcement_places(doc: CommentedMap):
+def _announcement_places(doc: dict):
     """(path, value) of every announcement written in the document."""
     site = doc.get("site")
     if isinstance(site, dict) and isinstance(site.get("on_no_answer"), dict):
@@ -193,7 +192,7 @@ def announcement_file_exists(folder: Path, name: str) -> bool:
     return stem.parent.is_dir() and any(p.is_file() for p in stem.parent.glob(stem.name + ".*"))
 
 
-def _announcements(r: Reader, doc: CommentedMap, policy: Policy, folder: Path | None) -> None:
+def _announcements(r: Reader, doc: dict, policy: Policy, folder: Path | None) -> None:
     folder_missing_reported = False
     for path, node in _announcement_places(doc):
         value = node.get("announcement")
@@ -228,7 +227,7 @@ def _ring_time(policy: Policy, target: str) -> int | None:
     return None if emp is None else (emp.ring_time or policy.site.ring_time)
 
 
-def _warnings(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+def _warnings(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt]) -> None:
     if policy.site.ring_time < SHORT_RING and isinstance(doc.get("site"), dict) and "ring_time" in doc["site"]:
         _problem(r, doc, ("site", "ring_time"), f"site.ring_time: {policy.site.ring_time} s is hardly time to pick a phone up (expected {SHORT_RING} s or more)", "warning")
     for ext, emp in policy.employees.items():

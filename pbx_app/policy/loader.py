@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
 
 from . import times
-from .document import kind, read_yaml
+from .document import kind, read_yaml, take_apart
 from .model import (
     MAX_RING_TIME,
     MIN_RING_TIME,
@@ -43,7 +42,7 @@ ANNOUNCEMENT_KEYS = {"file", "text"}
 TOP_KEYS = {"site", "employees", "departments", "crm"}
 
 
-def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | None:
+def announcement(r: Reader, node: dict, where: str) -> Announcement | None:
     """``announcement: standard | none | {file: NAME} | {file: NAME, text: ...} | {text: ...}``;
     None when not given."""
     value = node.get("announcement")
@@ -55,7 +54,7 @@ def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | No
             return Announcement(kind=value)  # type: ignore[arg-type]
         r.error(node, "announcement", f"{w}: '{value}' is not one of standard, none, {{file: NAME}} or {{text: ...}}")
         return None
-    if isinstance(value, CommentedMap):
+    if isinstance(value, dict):
         r.unknown_keys(value, ANNOUNCEMENT_KEYS, w)
         file, text = r.string(value, "file", w), r.string(value, "text", w)
         if file is not None:
@@ -71,7 +70,7 @@ def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | No
     return None
 
 
-def action(r: Reader, parent: CommentedMap, key: str, where: str, default_announcement: Announcement | None = None,
+def action(r: Reader, parent: dict, key: str, where: str, default_announcement: Announcement | None = None,
            callback_allowed: bool = True) -> Action | None:
     node = r.mapping(parent, key, f"{where}.{key}")
     if node is None:
@@ -104,7 +103,7 @@ MAX_CALLBACK_ATTEMPTS = 10
 MAX_CALLBACK_WAIT = 7 * 86400  # s: a request older than a week is not a callback any more
 
 
-def _callback(r: Reader, node: CommentedMap, w: str) -> CallbackSettings:
+def _callback(r: Reader, node: dict, w: str) -> CallbackSettings:
     default = CallbackSettings()
     route = r.string(node, "route", w)
     if route is not None and not valid_route(route):
@@ -131,7 +130,7 @@ def valid_route(route: str) -> bool:
             and not any(ch in route for ch in ",&()|$;\"" + "\n") and not any(ch.isspace() for ch in route))
 
 
-def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
+def _site(r: Reader, doc: dict) -> SiteDefaults:
     node = r.mapping(doc, "site", "site")
     default = SiteDefaults()
     if node is None:
@@ -149,7 +148,7 @@ def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
     )
 
 
-def _site_route(r: Reader, node: CommentedMap) -> str | None:
+def _site_route(r: Reader, node: dict) -> str | None:
     route = r.string(node, "callback_route", "site")
     if route is not None and not valid_route(route):
         r.error(node, "callback_route", f"site.callback_route: '{route[:80]}' is not a Dial() string with {{number}} "
@@ -158,12 +157,12 @@ def _site_route(r: Reader, node: CommentedMap) -> str | None:
     return route
 
 
-def _employees(r: Reader, doc: CommentedMap) -> dict[str, Employee]:
+def _employees(r: Reader, doc: dict) -> dict[str, Employee]:
     node = r.mapping(doc, "employees", "employees")
     result: dict[str, Employee] = {}
     for ext, body in (node or {}).items():
         where = f"employees.{ext}"
-        if not isinstance(body, CommentedMap):
+        if not isinstance(body, dict):
             r.error(node, ext, f"{where}: expected a mapping, got {kind(body)}")
             continue
         r.unknown_keys(body, EMPLOYEE_KEYS, where)
@@ -191,7 +190,7 @@ MAX_ADDRESS = 254  # RFC 5321's limit for a forward path
 MAX_RECIPIENTS = 20
 
 
-def _email(r: Reader, body: CommentedMap, where: str) -> str | None:
+def _email(r: Reader, body: dict, where: str) -> str | None:
     value = r.string(body, "email", where)
     if value is not None and not looks_like_address(value):
         r.error(body, "email", f"{where}.email: '{value[:80]}' is not an e-mail address (name@domain)")
@@ -199,7 +198,7 @@ def _email(r: Reader, body: CommentedMap, where: str) -> str | None:
     return value
 
 
-def _recipients(r: Reader, body: CommentedMap, where: str) -> tuple[str, ...]:
+def _recipients(r: Reader, body: dict, where: str) -> tuple[str, ...]:
     items = r.seq(body, "voicemail_to", where)
     if items is None:
         return ()
@@ -227,12 +226,12 @@ def looks_like_address(text: str) -> bool:
     return bool(local) and "." in domain and not domain.startswith(".") and not domain.endswith(".")
 
 
-def _departments(r: Reader, doc: CommentedMap) -> dict[str, Department]:
+def _departments(r: Reader, doc: dict) -> dict[str, Department]:
     node = r.mapping(doc, "departments", "departments")
     result: dict[str, Department] = {}
     for dep_id, body in (node or {}).items():
         where = f"departments.{dep_id}"
-        if not isinstance(body, CommentedMap):
+        if not isinstance(body, dict):
             r.error(node, dep_id, f"{where}: expected a mapping, got {kind(body)}")
             continue
         r.unknown_keys(body, DEPARTMENT_KEYS, where)
@@ -247,14 +246,14 @@ def _departments(r: Reader, doc: CommentedMap) -> dict[str, Department]:
     return result
 
 
-def crm_rule(r: Reader, node: CommentedMap, where: str, source: str) -> CrmRule | None:
+def crm_rule(r: Reader, node: dict, where: str, source: str) -> CrmRule | None:
     r.unknown_keys(node, CRM_RULE_KEYS, where)
     manager = r.string(node, "manager", where, required=True)
     on_no_answer = action(r, node, "on_no_answer", where)
     return CrmRule(manager=manager, on_no_answer=on_no_answer, source=source) if manager else None
 
 
-def _crm(r: Reader, doc: CommentedMap) -> CrmSettings:
+def _crm(r: Reader, doc: dict) -> CrmSettings:
     node = r.mapping(doc, "crm", "crm")
     if node is None:
         return CrmSettings()
@@ -271,10 +270,11 @@ def _crm(r: Reader, doc: CommentedMap) -> CrmSettings:
             r.error(node["clients"], number, f"{where}: the same number as '{first_seen[digits]}' (numbers are compared by their digits)", at_key=True)
             continue
         first_seen[digits] = number
-        if not isinstance(body, CommentedMap):
+        if not isinstance(body, dict):
             r.error(node["clients"], number, f"{where}: expected a mapping {{manager: EXTENSION, on_no_answer: ...}}, got {kind(body)}")
             continue
-        line = body.lc.line + 1 if body.lc.line is not None else 1
+        lc = getattr(body, "lc", None)
+        line = lc.line + 1 if lc is not None and lc.line is not None else 1
         rule = crm_rule(r, body, where, f"static mapping, {r.source}:{line}")
         if rule is not None:
             clients[digits] = rule
@@ -306,6 +306,7 @@ class Analysis:
     policy: Policy | None
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    document: Any = None  # the tree read, with its marks: only when asked to keep it
 
     @property
     def ok(self) -> bool:
@@ -329,20 +330,21 @@ def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> 
 
 
 def analyse_policy(
-    text: str, source: str = "<policy>", announcements_dir: str | Path | None = None, check_files: bool = False
+    text: str, source: str = "<policy>", announcements_dir: str | Path | None = None, check_files: bool = False,
+    keep_document: bool = False,
 ) -> Analysis:
     """Reads and checks a policy. Announcement files are looked for when ``check_files`` (or an
-    ``announcements_dir``) is given."""
+    ``announcements_dir``) is given; the tree read is kept in ``document`` if asked."""
     from .checks import check_policy
 
     doc, problems = read_yaml(text, source)
     if doc is None and problems:
         return Analysis(None, [p for p in problems if p.severity == "error"])
     if doc is None:
-        doc = CommentedMap()
+        doc = {}
     r = Reader(source)
     r.problems.extend(problems)
-    if not isinstance(doc, CommentedMap):
+    if not isinstance(doc, dict):
         return Analysis(None, [Problem(source, 1, 1, f"expected a mapping at the top (site, employees, …), got {kind(doc)}")])
     r.unknown_keys(doc, TOP_KEYS, "policy")
     policy = Policy(
@@ -352,7 +354,9 @@ def analyse_policy(
     check_policy(r, doc, policy, folder)
     errors = sorted(r.errors, key=lambda p: (p.line, p.column))
     warnings = sorted(r.warnings, key=lambda p: (p.line, p.column))
-    return Analysis(None if errors else policy, errors, warnings)
+    if not keep_document:
+        take_apart(doc)
+    return Analysis(None if errors else policy, errors, warnings, doc if keep_document else None)
 
 
 def parse_policy(text: str, source: str = "<policy>", announcements_dir: str | Path | None = None) -> Policy:

@@ -16,6 +16,7 @@ from .loader import analyse_file, analyse_policy
 from .model import Policy
 from .problems import PolicyError
 from .store import PolicyStore
+from .swap import read_in_child, retire
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class PublishedPolicy:
             return "ok"
         return "unreachable: the last good policy stays in force"
 
-    async def reload_in_thread(self) -> bool:
+    async def reload_off_loop(self) -> bool:
         """SIGHUP: nothing to re-read here; `pbx-app publish` is how a new version comes."""
         log.info("policy: this engine follows the published policy (v%s); publish to change it", self.version)
         return True
@@ -118,13 +119,15 @@ class PublishedPolicy:
         if row is None or row[0] == self.version:
             return
         version, body = row
-        analysis = await asyncio.to_thread(analyse_policy, body, f"published policy v{version}", self.announcements_dir)
+        analysis = await read_in_child(f"published policy v{version}", self.announcements_dir, text=body)
         self.version = version
         if analysis.errors:  # checked before publishing; a file announcements refer to may be missing here
             self.reloads["refused"] += 1
             log.error("published policy v%d refused, the last good policy stays in force:\n%s",
                       version, PolicyError(analysis.errors))
             return
-        self.current = analysis.policy  # type: ignore[assignment]
+        old, self.current = self.current, analysis.policy  # type: ignore[assignment]
+        retire(old)
+        del old
         self.reloads["ok"] += 1
         log.info("published policy v%d in force for new calls (%d employees)", version, len(self.current.employees))

@@ -13,6 +13,7 @@ from pathlib import Path
 from .loader import analyse_file
 from .model import Policy
 from .problems import PolicyError
+from .swap import read_in_child, retire
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,14 @@ class PolicyStore:
         self._stamp = self._stat()  # before reading: a write during the read is seen next poll
         return self._apply(analyse_file(self.path, self.announcements_dir))
 
-    async def reload_in_thread(self) -> bool:
-        """The same, with the reading and checking off the event loop: a big policy takes a
-        noticeable time to parse, and calls in progress must not wait for it."""
+    async def reload_off_loop(self) -> bool:
+        """The same, with the reading and checking in a child process: a big policy takes a
+        second to parse, and calls in progress must not wait for it (swap.py)."""
         self._stamp = self._stat()
-        analysis = await asyncio.to_thread(analyse_file, self.path, self.announcements_dir)
-        return self._apply(analysis)
+        analysis = await read_in_child(self.path, self.announcements_dir)
+        return self._apply(analysis, retire)
 
-    def _apply(self, analysis) -> bool:
+    def _apply(self, analysis, retire_old=None) -> bool:
         if analysis.errors:
             self.last_error = PolicyError(analysis.errors)
             log.error(
@@ -57,7 +58,10 @@ class PolicyStore:
             self.reloads["refused"] += 1
             return False
         self._warn(analysis.warnings)
-        self.current = analysis.policy  # type: ignore[assignment]
+        old, self.current = self.current, analysis.policy  # type: ignore[assignment]
+        if retire_old is not None:
+            retire_old(old)
+        del old
         self.last_error = None
         self.reloads["ok"] += 1
         log.info(
@@ -75,7 +79,7 @@ class PolicyStore:
             await asyncio.sleep(interval)
             try:
                 if self.changed():
-                    await self.reload_in_thread()
+                    await self.reload_off_loop()
             except Exception:  # the watcher must outlive any surprise; the policy in force stays
                 log.exception("policy %s: watching it failed", self.path)
 
