@@ -45,10 +45,12 @@ def _yaml_problem(exc: MarkedYAMLError, source: str) -> Problem:
 class Marks:
     """0-based places of a mapping's keys and values (or a list's items), as ruamel's ``lc``."""
 
-    __slots__ = ("line", "col", "places", "duplicates")
+    __slots__ = ("line", "col", "places", "duplicates", "source", "sources")
 
-    def __init__(self, line: int, col: int):
+    def __init__(self, line: int, col: int, source: str | None = None):
         self.line, self.col = line, col
+        self.source = source  # the file, where a policy is a directory of them
+        self.sources: dict[Any, str] | None = None  # per key, for a table merged from several files
         self.places: dict[Any, tuple[int, int, int, int]] | list[tuple[int, int, int, int]] = {}
         self.duplicates: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
 
@@ -136,10 +138,25 @@ _MarkingConstructor.add_constructor("tag:yaml.org,2002:map", _MarkingConstructor
 _MarkingConstructor.add_constructor("tag:yaml.org,2002:seq", _MarkingConstructor.construct_marked_seq)
 
 
-class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader,  # type: ignore[misc]
-              _MarkingConstructor, _Resolver12):
+try:
+    from yaml import CParser as _Parser  # libyaml
+except ImportError:  # a PyYAML built without it: the same results, slower
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader as _YamlReader
+    from yaml.scanner import Scanner
+
+    class _Parser(_YamlReader, Scanner, Parser, Composer):  # type: ignore[no-redef]
+        def __init__(self, stream: str):
+            _YamlReader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+
+
+class _Loader(_Parser, _MarkingConstructor, _Resolver12):
     def __init__(self, stream: str):
-        super().__init__(stream)
+        _Parser.__init__(self, stream)
         _MarkingConstructor.__init__(self)
         _Resolver12.__init__(self)
         self.duplicates = False  # any seen: only then is the tree walked to report them
@@ -284,6 +301,10 @@ def position(node: Any, key: Any = None, at_key: bool = False) -> tuple[int, int
 def original_key(node: Any, name: str) -> Any:
     """The key as written: ``101`` unquoted is an int in YAML, ``"101"`` a string."""
     if isinstance(node, dict):
+        if name in node:  # the usual case, without a walk over 10,000 keys
+            return name
+        if name.isdigit() and str(int(name)) == name and int(name) in node:
+            return int(name)
         for key in node:
             if str(key) == name:
                 return key
@@ -292,6 +313,11 @@ def original_key(node: Any, name: str) -> Any:
 
 def locate(doc: Any, path: tuple[str | int, ...]) -> tuple[int, int]:
     """Where ``doc[path[0]][path[1]]…`` stands; the nearest existing parent if it does not."""
+    return place(doc, path)[1:]  # type: ignore[return-value]
+
+
+def place(doc: Any, path: tuple[str | int, ...]) -> tuple[str | None, int, int]:
+    """``locate``, with the file it is in where a policy is a directory (None: the one file)."""
     node, key = doc, None
     for i, step in enumerate(path):
         if isinstance(node, dict):
@@ -301,11 +327,19 @@ def locate(doc: Any, path: tuple[str | int, ...]) -> tuple[int, int]:
         else:
             real = None
         if real is None:
-            return position(node, None)
+            return (source_of(node), *position(node, None))
         if i == len(path) - 1:
-            return position(node, real)
+            return (source_of(node, real), *position(node, real))
         node = node[real]
-    return position(node, key)
+    return (source_of(node), *position(node, key))
+
+
+def source_of(node: Any, key: Any = None) -> str | None:
+    marks = getattr(node, "lc", None)
+    sources = getattr(marks, "sources", None)
+    if sources and key in sources:
+        return sources[key]
+    return getattr(marks, "source", None)
 
 
 def kind(value: Any) -> str:

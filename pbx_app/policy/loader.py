@@ -10,6 +10,7 @@ from typing import Any
 
 from . import times
 from .document import kind, read_yaml, take_apart
+from .folder import read_folder
 from .model import (
     MAX_RING_TIME,
     MIN_RING_TIME,
@@ -161,29 +162,38 @@ def _employees(r: Reader, doc: dict) -> dict[str, Employee]:
     node = r.mapping(doc, "employees", "employees")
     result: dict[str, Employee] = {}
     for ext, body in (node or {}).items():
-        where = f"employees.{ext}"
-        if not isinstance(body, dict):
-            r.error(node, ext, f"{where}: expected a mapping, got {kind(body)}")
-            continue
-        r.unknown_keys(body, EMPLOYEE_KEYS, where)
-        extension = str(ext)
-        default_announcement = announcement(r, body, where)
-        slots = {slot: action(r, body, slot, where, default_announcement) for slot in ACTION_SLOTS}
-        result[extension] = Employee(
-            extension=extension,
-            name=r.string(body, "name", where) or extension,
-            endpoint=r.string(body, "endpoint", where) or f"PJSIP/{extension}",
-            ring_time=r.integer(body, "ring_time", where, MIN_RING_TIME, MAX_RING_TIME),
-            mailbox=r.string(body, "mailbox", where),
-            language=r.string(body, "language", where),
-            announcement=default_announcement,
-            schedule=times.schedule(r, body, where),
-            absences=times.absences(r, body, where),
-            email=_email(r, body, where),
-            voicemail_to=_recipients(r, body, where),
-            **slots,  # type: ignore[arg-type]
-        )
+        employee = read_employee(r, node, ext)
+        if employee is not None:
+            result[employee.extension] = employee
     return result
+
+
+def read_employee(r: Reader, node: dict, ext: Any) -> Employee | None:
+    """``node[ext]``, one entry under ``employees``; None (with the problem noted) if it is not
+    a mapping."""
+    body = node[ext]
+    where = f"employees.{ext}"
+    if not isinstance(body, dict):
+        r.error(node, ext, f"{where}: expected a mapping, got {kind(body)}")
+        return None
+    r.unknown_keys(body, EMPLOYEE_KEYS, where)
+    extension = str(ext)
+    default_announcement = announcement(r, body, where)
+    slots = {slot: action(r, body, slot, where, default_announcement) for slot in ACTION_SLOTS}
+    return Employee(
+        extension=extension,
+        name=r.string(body, "name", where) or extension,
+        endpoint=r.string(body, "endpoint", where) or f"PJSIP/{extension}",
+        ring_time=r.integer(body, "ring_time", where, MIN_RING_TIME, MAX_RING_TIME),
+        mailbox=r.string(body, "mailbox", where),
+        language=r.string(body, "language", where),
+        announcement=default_announcement,
+        schedule=times.schedule(r, body, where),
+        absences=times.absences(r, body, where),
+        email=_email(r, body, where),
+        voicemail_to=_recipients(r, body, where),
+        **slots,  # type: ignore[arg-type]
+    )
 
 
 MAX_ADDRESS = 254  # RFC 5321's limit for a forward path
@@ -275,7 +285,8 @@ def _crm(r: Reader, doc: dict) -> CrmSettings:
             continue
         lc = getattr(body, "lc", None)
         line = lc.line + 1 if lc is not None and lc.line is not None else 1
-        rule = crm_rule(r, body, where, f"static mapping, {r.source}:{line}")
+        file = getattr(lc, "source", None) or r.source
+        rule = crm_rule(r, body, where, f"static mapping, {file}:{line}")
         if rule is not None:
             clients[digits] = rule
     webhook = None
@@ -324,7 +335,8 @@ def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> 
     if policy.site.announcements_dir:
         folder = Path(policy.site.announcements_dir)
         if not folder.is_absolute() and not policy.source.startswith("<"):
-            folder = Path(policy.source).parent / folder
+            base = Path(policy.source)
+            folder = (base if base.is_dir() else base.parent) / folder
         return folder
     return Path(os.environ.get("PBX_ANNOUNCEMENTS_DIR") or CUSTOM_DIR)
 
@@ -335,9 +347,15 @@ def analyse_policy(
 ) -> Analysis:
     """Reads and checks a policy. Announcement files are looked for when ``check_files`` (or an
     ``announcements_dir``) is given; the tree read is kept in ``document`` if asked."""
+    doc, problems = read_yaml(text, source)
+    return analyse_document(doc, problems, source, announcements_dir, check_files, keep_document)
+
+
+def analyse_document(doc: Any, problems: list[Problem], source: str, announcements_dir: str | Path | None = None,
+                     check_files: bool = False, keep_document: bool = False) -> Analysis:
+    """``analyse_policy`` from the tree already read (one file's, or a directory's merged)."""
     from .checks import check_policy
 
-    doc, problems = read_yaml(text, source)
     if doc is None and problems:
         return Analysis(None, [p for p in problems if p.severity == "error"])
     if doc is None:
@@ -352,8 +370,8 @@ def analyse_policy(
     )
     folder = announcements_folder(policy, announcements_dir) if (check_files or announcements_dir is not None) else None
     check_policy(r, doc, policy, folder)
-    errors = sorted(r.errors, key=lambda p: (p.line, p.column))
-    warnings = sorted(r.warnings, key=lambda p: (p.line, p.column))
+    errors = sorted(r.errors, key=lambda p: (p.source, p.line, p.column))
+    warnings = sorted(r.warnings, key=lambda p: (p.source, p.line, p.column))
     if not keep_document:
         take_apart(doc)
     return Analysis(None if errors else policy, errors, warnings, doc if keep_document else None)
@@ -366,15 +384,19 @@ def parse_policy(text: str, source: str = "<policy>", announcements_dir: str | P
     return analysis.policy  # type: ignore[return-value]
 
 
-def analyse_file(path: str | Path, announcements_dir: str | Path | None = None) -> Analysis:
+def analyse_file(path: str | Path, announcements_dir: str | Path | None = None, keep_document: bool = False) -> Analysis:
+    """A policy file, or a policy directory (folder.py)."""
     path = Path(path)
+    if path.is_dir():
+        doc, problems = read_folder(path)
+        return analyse_document(doc, problems, str(path), announcements_dir, True, keep_document)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return Analysis(None, [Problem(str(path), 1, 1, f"cannot read the policy: {exc.strerror}")])
     except UnicodeDecodeError as exc:
         return Analysis(None, [Problem(str(path), 1, 1, f"cannot read the policy: not UTF-8 text ({exc.reason} at byte {exc.start})")])
-    return analyse_policy(text, str(path), announcements_dir, check_files=True)
+    return analyse_policy(text, str(path), announcements_dir, check_files=True, keep_document=keep_document)
 
 
 def load_policy(path: str | Path, announcements_dir: str | Path | None = None) -> Policy:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-from .document import kind, position
+from .document import kind, position, source_of
 from .problems import Problem
 
 
@@ -16,11 +16,11 @@ class Reader:
 
     def error(self, node: Any, key: Any, message: str, at_key: bool = False) -> None:
         line, col = position(node, key, at_key)
-        self.problems.append(Problem(self.source, line, col, message))
+        self.problems.append(Problem(source_of(node, key) or self.source, line, col, message))
 
     def warning(self, node: Any, key: Any, message: str) -> None:
         line, col = position(node, key)
-        self.problems.append(Problem(self.source, line, col, message, "warning"))
+        self.problems.append(Problem(source_of(node, key) or self.source, line, col, message, "warning"))
 
     @property
     def errors(self) -> list[Problem]:

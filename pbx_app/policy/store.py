@@ -1,5 +1,5 @@
-"""The policy in force, and how it changes: on SIGHUP or when the file changes (its mtime is
-polled, about once a second) the file is read and checked again. A good file applies to new
+"""The policy in force, and how it changes: on SIGHUP or when the file (or a file of a policy
+directory) changes (mtimes are polled, about once a second) the file is read and checked again. A good file applies to new
 calls — a call keeps the Policy it started with — and a broken one is refused with every error
 logged at its file:line:column, while the last good policy stays in force."""
 
@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from .folder import folder_stamp
 from .loader import analyse_file
 from .model import Policy
 from .problems import PolicyError
@@ -18,6 +19,22 @@ from .swap import read_in_child, retire
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0  # s
+
+
+def stamp(path: Path) -> tuple | None:
+    """What changes when the policy does: a file's mtime, size and inode; a directory's, each of
+    its files' (a file added, removed or edited in place)."""
+    try:
+        if path.is_dir():
+            return folder_stamp(path)
+        return _file_stamp(path)
+    except OSError:
+        return None
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class PolicyStore:
@@ -78,17 +95,13 @@ class PolicyStore:
         while True:
             await asyncio.sleep(interval)
             try:
-                if self.changed():
+                if await asyncio.to_thread(self.changed):  # a directory's 10,000 files: not on the loop
                     await self.reload_off_loop()
             except Exception:  # the watcher must outlive any surprise; the policy in force stays
                 log.exception("policy %s: watching it failed", self.path)
 
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+    def _stat(self) -> tuple | None:
+        return stamp(self.path)
 
     def _warn(self, warnings) -> None:
         for w in warnings:

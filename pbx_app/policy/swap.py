@@ -40,10 +40,14 @@ async def read_in_child(path: str | Path, announcements_dir: str | Path | None =
     a child process and rebuilt here without a noticeable pause of the event loop."""
     folder = str(announcements_dir) if announcements_dir is not None else ""
     args = ["--stdin", str(path), folder] if text is not None else [str(path), folder]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pbx_app.policy.child", *args,
-        stdin=asyncio.subprocess.PIPE if text is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pbx_app.policy.child", *args,
+            stdin=asyncio.subprocess.PIPE if text is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        return Analysis(None, [Problem(str(path), 1, 1, f"cannot check the policy: cannot start {sys.executable}: "
+                                                        f"{exc.strerror}")])
     out, err = await proc.communicate(text.encode("utf-8") if text is not None else None)
     if proc.returncode != 0:
         why = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
