@@ -139,7 +139,7 @@ _MarkingConstructor.add_constructor("tag:yaml.org,2002:seq", _MarkingConstructor
 
 
 try:
-    from yaml import CParser as _Parser  # libyaml
+    from yaml.cyaml import CParser as _Parser  # libyaml
 except ImportError:  # a PyYAML built without it: the same results, slower
     from yaml.composer import Composer
     from yaml.parser import Parser
