@@ -14,7 +14,7 @@ from .folder import folder_stamp
 from .loader import analyse_file
 from .model import Policy
 from .problems import PolicyError
-from .swap import read_in_child, retire
+from .swap import read_in_child, read_in_child_now, retire
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class PolicyStore:
         self.path = Path(path)
         self.announcements_dir = announcements_dir
         self._stamp = self._stat()
-        analysis = analyse_file(self.path, announcements_dir)
+        analysis = read_in_child_now(self.path, announcements_dir)
         if analysis.errors:
             raise PolicyError(analysis.errors)
         self._warn(analysis.warnings)
