@@ -14,7 +14,7 @@ def handle_signals(policy) -> asyncio.Event:
     reloads: set[asyncio.Task] = set()
 
     def reload() -> None:
-        task = asyncio.create_task(policy.reload_in_thread())
+        task = asyncio.create_task(policy.reload_off_loop())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
 
-from .document import locate
+from .document import locate, place
 from .model import Action, Policy, normalise_number
 from .problems import Problem
 from .reader import Reader
@@ -26,7 +25,7 @@ class ActionAt:
     owner: str | None  # whose action it is (an extension), None for the site default
 
 
-def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Path | None) -> None:
+def check_policy(r: Reader, doc: dict, policy: Policy, announcements: Path | None) -> None:
     actions = _actions(doc, policy)
     _references(r, doc, policy, actions)
     if policy.site.max_forwards > 1:
@@ -36,7 +35,26 @@ def check_policy(r: Reader, doc: CommentedMap, policy: Policy, announcements: Pa
     _warnings(r, doc, policy, actions)
 
 
-def _callbacks(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+def check_employee(r: Reader, doc: dict, policy: Policy, ext: str, announcements: Path | None) -> None:
+    """The errors one employee's entry can bring into a policy that was valid without the
+    change (the page's save): its references, loops through it, its announcement files and
+    callbacks. ``doc`` needs ``site`` and that one entry under ``employees``."""
+    everyone = _actions(doc, policy) if policy.site.max_forwards > 1 else []
+    own = [a for a in (everyone or _employee_actions(policy, ext)) if a.owner == ext and a.path[0] == "employees"]
+    _references(r, doc, policy, own, only=ext)
+    if everyone:
+        _loops(r, doc, policy, everyone, only=ext)
+    _announcements(r, doc, policy, announcements, only=ext)
+    _callbacks(r, doc, policy, own)
+
+
+def _employee_actions(policy: Policy, ext: str) -> list[ActionAt]:
+    emp = policy.employees[ext]
+    found = [ActionAt(("employees", ext, slot), getattr(emp, slot), ext) for slot in SLOTS if getattr(emp, slot) is not None]
+    return found + [ActionAt(a.path + ("then",), a.action.then, ext) for a in found if a.action.then is not None]
+
+
+def _callbacks(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt]) -> None:
     offers = [a for a in actions if a.action.kind == "callback"]
     if not policy.site.outbound.allow and (offers or _written(doc, ("site", "outbound"))):
         where = ("site", "outbound") if _written(doc, ("site", "outbound")) else offers[0].path
@@ -70,11 +88,11 @@ def _written(doc: Any, path: tuple[str, ...]) -> bool:
 
 
 def _problem(r: Reader, doc: Any, path: tuple, message: str, severity: str = "error") -> None:
-    line, col = locate(doc, path)
-    r.problems.append(Problem(r.source, line, col, message, severity))  # type: ignore[arg-type]
+    source, line, col = place(doc, path)
+    r.problems.append(Problem(source or r.source, line, col, message, severity))  # type: ignore[arg-type]
 
 
-def _actions(doc: CommentedMap, policy: Policy) -> list[ActionAt]:
+def _actions(doc: dict, policy: Policy) -> list[ActionAt]:
     found = [ActionAt(("site", "on_no_answer"), policy.site.on_no_answer, None)]
     for ext, emp in policy.employees.items():
         for slot in SLOTS:
@@ -91,9 +109,9 @@ def _actions(doc: CommentedMap, policy: Policy) -> list[ActionAt]:
     return found
 
 
-def _references(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
-    known = set(policy.employees) | set(policy.departments)
-    for dep_id, dep in policy.departments.items():
+def _references(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], only: str | None = None) -> None:
+    known = _Known(policy)
+    for dep_id, dep in (policy.departments.items() if only is None else ()):
         if dep_id in policy.employees:
             _problem(r, doc, ("departments", dep_id), f"departments.{dep_id}: the id is also an employee's extension; forwards to '{dep_id}' would be ambiguous")
         for i, member in enumerate(dep.members):
@@ -111,18 +129,28 @@ def _references(r: Reader, doc: CommentedMap, policy: Policy, actions: list[Acti
             _problem(r, doc, a.path + ("to",), f"{where}.to: {a.owner} forwards to themselves; forward to a colleague, a department or voicemail")
         elif a.action.target == a.owner:
             _problem(r, doc, a.path + ("to",), f"{where}.to: forwards to the responsible manager {a.owner} who was just rung; forward to someone else")
-    for ext, employee in policy.employees.items():
+    for ext, employee in (policy.employees.items() if only is None else [(only, policy.employees[only])]):
         for i, who in enumerate(employee.voicemail_to):
             if "@" not in who and who not in known:
                 _problem(r, doc, ("employees", ext, "voicemail_to", i), f"employees.{ext}.voicemail_to: unknown extension or department '{who}' (expected one of the employees, departments or an e-mail address)")
     clients = doc["crm"]["clients"] if isinstance(doc.get("crm"), dict) and isinstance(doc["crm"].get("clients"), dict) else {}
-    for number, body in clients.items():
+    for number, body in (clients.items() if only is None else ()):
         manager = body.get("manager") if isinstance(body, dict) else None
         if manager is not None and str(manager) not in policy.employees:
             _problem(r, doc, ("crm", "clients", str(number), "manager"), f"crm.clients.{number}.manager: unknown extension '{manager}' (the responsible manager must be under employees)")
 
 
-def _loops(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+class _Known:
+    """An employee's extension or a department's id (no set of 10,000 built per check)."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.policy.employees or name in self.policy.departments
+
+
+def _loops(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], only: str | None = None) -> None:
     """A chain of forwards that comes back to where it started. Only a loop when a chain can be
     longer than one forward (site.max_forwards > 1): with one forward, two colleagues covering
     for each other is the usual set-up, not a loop."""
@@ -139,7 +167,7 @@ def _loops(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]
             edges.setdefault(dep_id, []).append((member, ("departments", dep_id, "members", i)))
     reported: set[frozenset] = set()
     for a in sorted(actions, key=lambda a: locate(doc, a.path + ("to",))):
-        if a.owner is None or a.owner not in edges:
+        if a.owner is None or a.owner not in edges or (only is not None and a.owner != only):
             continue
         cycle = _cycle_from(a.owner, edges)
         if cycle is None or frozenset(cycle) in reported:
@@ -183,20 +211,20 @@ def _cycle_edges(cycle: list[str], edges: dict[str, list[tuple[str, tuple]]]):
                 break
 
 
-def _announcement_places(doc: CommentedMap):
-    """(path, value) of every announcement written in the document."""
+def _announcement_places(doc: dict, only: str | None = None):
+    """(path, value) of every announcement written in the document (only ``only``'s)."""
     site = doc.get("site")
-    if isinstance(site, dict) and isinstance(site.get("on_no_answer"), dict):
+    if only is None and isinstance(site, dict) and isinstance(site.get("on_no_answer"), dict):
         yield ("site", "on_no_answer"), site["on_no_answer"]
     employees = doc.get("employees")
     for ext, body in (employees.items() if isinstance(employees, dict) else ()):
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or (only is not None and str(ext) != only):
             continue
         yield ("employees", str(ext)), body
         for slot in SLOTS:
             if isinstance(body.get(slot), dict):
                 yield ("employees", str(ext), slot), body[slot]
-    crm = doc.get("crm")
+    crm = doc.get("crm") if only is None else None
     clients = crm.get("clients") if isinstance(crm, dict) else None
     for number, body in (clients.items() if isinstance(clients, dict) else ()):
         if isinstance(body, dict) and isinstance(body.get("on_no_answer"), dict):
@@ -212,9 +240,9 @@ def announcement_file_exists(folder: Path, name: str) -> bool:
     return stem.parent.is_dir() and any(p.is_file() for p in stem.parent.glob(stem.name + ".*"))
 
 
-def _announcements(r: Reader, doc: CommentedMap, policy: Policy, folder: Path | None) -> None:
+def _announcements(r: Reader, doc: dict, policy: Policy, folder: Path | None, only: str | None = None) -> None:
     folder_missing_reported = False
-    for path, node in _announcement_places(doc):
+    for path, node in _announcement_places(doc, only):
         value = node.get("announcement")
         if not isinstance(value, dict):
             continue
@@ -247,7 +275,7 @@ def _ring_time(policy: Policy, target: str) -> int | None:
     return None if emp is None else (emp.ring_time or policy.site.ring_time)
 
 
-def _warnings(r: Reader, doc: CommentedMap, policy: Policy, actions: list[ActionAt]) -> None:
+def _warnings(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt]) -> None:
     if policy.site.ring_time < SHORT_RING and isinstance(doc.get("site"), dict) and "ring_time" in doc["site"]:
         _problem(r, doc, ("site", "ring_time"), f"site.ring_time: {policy.site.ring_time} s is hardly time to pick a phone up (expected {SHORT_RING} s or more)", "warning")
     for ext, emp in policy.employees.items():

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
 
 from . import times
-from .document import kind, position, read_yaml
+from .document import kind, position, read_yaml, source_of, take_apart
+from .folder import read_folder
 from .model import (
     MAX_RING_TIME,
     MIN_RING_TIME,
@@ -45,7 +45,7 @@ ANNOUNCEMENT_KEYS = {"file", "text"}
 TOP_KEYS = {"site", "employees", "departments", "crm"}
 
 
-def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | None:
+def announcement(r: Reader, node: dict, where: str) -> Announcement | None:
     """``announcement: standard | none | {file: NAME} | {file: NAME, text: ...} | {text: ...}``;
     None when not given."""
     value = node.get("announcement")
@@ -57,7 +57,7 @@ def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | No
             return Announcement(kind=value)  # type: ignore[arg-type]
         r.error(node, "announcement", f"{w}: '{value}' is not one of standard, none, {{file: NAME}} or {{text: ...}}")
         return None
-    if isinstance(value, CommentedMap):
+    if isinstance(value, dict):
         r.unknown_keys(value, ANNOUNCEMENT_KEYS, w)
         file, text = r.string(value, "file", w), r.string(value, "text", w)
         if file is not None:
@@ -73,7 +73,7 @@ def announcement(r: Reader, node: CommentedMap, where: str) -> Announcement | No
     return None
 
 
-def action(r: Reader, parent: CommentedMap, key: str, where: str, default_announcement: Announcement | None = None,
+def action(r: Reader, parent: dict, key: str, where: str, default_announcement: Announcement | None = None,
            callback_allowed: bool = True) -> Action | None:
     node = r.mapping(parent, key, f"{where}.{key}")
     if node is None:
@@ -106,7 +106,7 @@ MAX_CALLBACK_ATTEMPTS = 10
 MAX_CALLBACK_WAIT = 7 * 86400  # s: a request older than a week is not a callback any more
 
 
-def _callback(r: Reader, node: CommentedMap, w: str) -> CallbackSettings:
+def _callback(r: Reader, node: dict, w: str) -> CallbackSettings:
     default = CallbackSettings()
     route = r.string(node, "route", w)
     if route is not None and not valid_route(route):
@@ -133,7 +133,7 @@ def valid_route(route: str) -> bool:
             and not any(ch in route for ch in ",&()|$;\"" + "\n") and not any(ch.isspace() for ch in route))
 
 
-def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
+def _site(r: Reader, doc: dict) -> SiteDefaults:
     node = r.mapping(doc, "site", "site")
     default = SiteDefaults()
     if node is None:
@@ -152,7 +152,7 @@ def _site(r: Reader, doc: CommentedMap) -> SiteDefaults:
     )
 
 
-def _site_route(r: Reader, node: CommentedMap) -> str | None:
+def _site_route(r: Reader, node: dict) -> str | None:
     route = r.string(node, "callback_route", "site")
     if route is not None and not valid_route(route):
         r.error(node, "callback_route", f"site.callback_route: '{route[:80]}' is not a Dial() string with {{number}} "
@@ -161,41 +161,50 @@ def _site_route(r: Reader, node: CommentedMap) -> str | None:
     return route
 
 
-def _employees(r: Reader, doc: CommentedMap) -> dict[str, Employee]:
+def _employees(r: Reader, doc: dict) -> dict[str, Employee]:
     node = r.mapping(doc, "employees", "employees")
     result: dict[str, Employee] = {}
     for ext, body in (node or {}).items():
-        where = f"employees.{ext}"
-        if not isinstance(body, CommentedMap):
-            r.error(node, ext, f"{where}: expected a mapping, got {kind(body)}")
-            continue
-        r.unknown_keys(body, EMPLOYEE_KEYS, where)
-        extension = str(ext)
-        default_announcement = announcement(r, body, where)
-        slots = {slot: action(r, body, slot, where, default_announcement) for slot in ACTION_SLOTS}
-        result[extension] = Employee(
-            extension=extension,
-            name=r.string(body, "name", where) or extension,
-            endpoint=r.string(body, "endpoint", where) or f"PJSIP/{extension}",
-            ring_time=r.integer(body, "ring_time", where, MIN_RING_TIME, MAX_RING_TIME),
-            mailbox=r.string(body, "mailbox", where),
-            language=r.string(body, "language", where),
-            announcement=default_announcement,
-            schedule=times.schedule(r, body, where),
-            absences=times.absences(r, body, where),
-            email=_email(r, body, where),
-            voicemail_to=_recipients(r, body, where),
-            numbers=_numbers(r, body, where),
-            **slots,  # type: ignore[arg-type]
-        )
+        employee = read_employee(r, node, ext)
+        if employee is not None:
+            result[employee.extension] = employee
     return result
+
+
+def read_employee(r: Reader, node: dict, ext: Any) -> Employee | None:
+    """``node[ext]``, one entry under ``employees``; None (with the problem noted) if it is not
+    a mapping."""
+    body = node[ext]
+    where = f"employees.{ext}"
+    if not isinstance(body, dict):
+        r.error(node, ext, f"{where}: expected a mapping, got {kind(body)}")
+        return None
+    r.unknown_keys(body, EMPLOYEE_KEYS, where)
+    extension = str(ext)
+    default_announcement = announcement(r, body, where)
+    slots = {slot: action(r, body, slot, where, default_announcement) for slot in ACTION_SLOTS}
+    return Employee(
+        extension=extension,
+        name=r.string(body, "name", where) or extension,
+        endpoint=r.string(body, "endpoint", where) or f"PJSIP/{extension}",
+        ring_time=r.integer(body, "ring_time", where, MIN_RING_TIME, MAX_RING_TIME),
+        mailbox=r.string(body, "mailbox", where),
+        language=r.string(body, "language", where),
+        announcement=default_announcement,
+        schedule=times.schedule(r, body, where),
+        absences=times.absences(r, body, where),
+        email=_email(r, body, where),
+        voicemail_to=_recipients(r, body, where),
+        numbers=_numbers(r, body, where),
+        **slots,  # type: ignore[arg-type]
+    )
 
 
 MAX_ADDRESS = 254  # RFC 5321's limit for a forward path
 MAX_RECIPIENTS = 20
 
 
-def _email(r: Reader, body: CommentedMap, where: str) -> str | None:
+def _email(r: Reader, body: dict, where: str) -> str | None:
     value = r.string(body, "email", where)
     if value is not None and not looks_like_address(value):
         r.error(body, "email", f"{where}.email: '{value[:80]}' is not an e-mail address (name@domain)")
@@ -203,7 +212,7 @@ def _email(r: Reader, body: CommentedMap, where: str) -> str | None:
     return value
 
 
-def _recipients(r: Reader, body: CommentedMap, where: str) -> tuple[str, ...]:
+def _recipients(r: Reader, body: dict, where: str) -> tuple[str, ...]:
     items = r.seq(body, "voicemail_to", where)
     if items is None:
         return ()
@@ -231,12 +240,12 @@ def looks_like_address(text: str) -> bool:
     return bool(local) and "." in domain and not domain.startswith(".") and not domain.endswith(".")
 
 
-def _departments(r: Reader, doc: CommentedMap) -> dict[str, Department]:
+def _departments(r: Reader, doc: dict) -> dict[str, Department]:
     node = r.mapping(doc, "departments", "departments")
     result: dict[str, Department] = {}
     for dep_id, body in (node or {}).items():
         where = f"departments.{dep_id}"
-        if not isinstance(body, CommentedMap):
+        if not isinstance(body, dict):
             r.error(node, dep_id, f"{where}: expected a mapping, got {kind(body)}")
             continue
         r.unknown_keys(body, DEPARTMENT_KEYS, where)
@@ -255,7 +264,7 @@ def _departments(r: Reader, doc: CommentedMap) -> dict[str, Department]:
 MIN_DID_DIGITS = 3  # shorter is a typo, not a number a carrier delivers
 
 
-def _numbers(r: Reader, body: CommentedMap, where: str) -> tuple[str, ...]:
+def _numbers(r: Reader, body: dict, where: str) -> tuple[str, ...]:
     """``numbers: ["+7 495 123-45-67", …]``: the company numbers (DIDs) that reach this owner."""
     items = r.seq(body, "numbers", where)
     result = []
@@ -268,13 +277,13 @@ def _numbers(r: Reader, body: CommentedMap, where: str) -> tuple[str, ...]:
     return tuple(result)
 
 
-def _number_owners(r: Reader, doc: CommentedMap, policy: Policy) -> dict[str, NumberOwner]:
+def _number_owners(r: Reader, doc: dict, policy: Policy) -> dict[str, NumberOwner]:
     """Every company number → its one owner. A number given twice (in any written form) is an
     error naming both places: which one a call should reach is the policy's to say."""
     owners: dict[str, NumberOwner] = {}
     for section, kind_ in (("employees", "employee"), ("departments", "department")):
-        for owner_id, body in (doc.get(section) or {}).items() if isinstance(doc.get(section), CommentedMap) else ():
-            items = body.get("numbers") if isinstance(body, CommentedMap) else None
+        for owner_id, body in (doc.get(section) or {}).items() if isinstance(doc.get(section), dict) else ():
+            items = body.get("numbers") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 continue
             for i, item in enumerate(items):
@@ -282,7 +291,8 @@ def _number_owners(r: Reader, doc: CommentedMap, policy: Policy) -> dict[str, Nu
                 if len(key) < MIN_DID_DIGITS or isinstance(item, bool):
                     continue
                 line, col = position(items, i)
-                owner = NumberOwner(kind_, str(owner_id), str(item).strip(), f"{r.source}:{line}:{col}")  # type: ignore[arg-type]
+                source = source_of(items, i) or r.source  # a policy directory: the owner's own file
+                owner = NumberOwner(kind_, str(owner_id), str(item).strip(), f"{source}:{line}:{col}")  # type: ignore[arg-type]
                 first = owners.get(key)
                 if first is None:
                     owners[key] = owner
@@ -292,14 +302,14 @@ def _number_owners(r: Reader, doc: CommentedMap, policy: Policy) -> dict[str, Nu
     return owners
 
 
-def crm_rule(r: Reader, node: CommentedMap, where: str, source: str) -> CrmRule | None:
+def crm_rule(r: Reader, node: dict, where: str, source: str) -> CrmRule | None:
     r.unknown_keys(node, CRM_RULE_KEYS, where)
     manager = r.string(node, "manager", where, required=True)
     on_no_answer = action(r, node, "on_no_answer", where)
     return CrmRule(manager=manager, on_no_answer=on_no_answer, source=source) if manager else None
 
 
-def _crm(r: Reader, doc: CommentedMap) -> CrmSettings:
+def _crm(r: Reader, doc: dict) -> CrmSettings:
     node = r.mapping(doc, "crm", "crm")
     if node is None:
         return CrmSettings()
@@ -316,11 +326,13 @@ def _crm(r: Reader, doc: CommentedMap) -> CrmSettings:
             r.error(node["clients"], number, f"{where}: the same number as '{first_seen[digits]}' (numbers are compared by their digits)", at_key=True)
             continue
         first_seen[digits] = number
-        if not isinstance(body, CommentedMap):
+        if not isinstance(body, dict):
             r.error(node["clients"], number, f"{where}: expected a mapping {{manager: EXTENSION, on_no_answer: ...}}, got {kind(body)}")
             continue
-        line = body.lc.line + 1 if body.lc.line is not None else 1
-        rule = crm_rule(r, body, where, f"static mapping, {r.source}:{line}")
+        lc = getattr(body, "lc", None)
+        line = lc.line + 1 if lc is not None and lc.line is not None else 1
+        file = getattr(lc, "source", None) or r.source
+        rule = crm_rule(r, body, where, f"static mapping, {file}:{line}")
         if rule is not None:
             clients[digits] = rule
     webhook = None
@@ -351,6 +363,7 @@ class Analysis:
     policy: Policy | None
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    document: Any = None  # the tree read, with its marks: only when asked to keep it
 
     @property
     def ok(self) -> bool:
@@ -368,26 +381,34 @@ def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> 
     if policy.site.announcements_dir:
         folder = Path(policy.site.announcements_dir)
         if not folder.is_absolute() and not policy.source.startswith("<"):
-            folder = Path(policy.source).parent / folder
+            base = Path(policy.source)
+            folder = (base if base.is_dir() else base.parent) / folder
         return folder
     return Path(os.environ.get("PBX_ANNOUNCEMENTS_DIR") or CUSTOM_DIR)
 
 
 def analyse_policy(
-    text: str, source: str = "<policy>", announcements_dir: str | Path | None = None, check_files: bool = False
+    text: str, source: str = "<policy>", announcements_dir: str | Path | None = None, check_files: bool = False,
+    keep_document: bool = False,
 ) -> Analysis:
     """Reads and checks a policy. Announcement files are looked for when ``check_files`` (or an
-    ``announcements_dir``) is given."""
+    ``announcements_dir``) is given; the tree read is kept in ``document`` if asked."""
+    doc, problems = read_yaml(text, source)
+    return analyse_document(doc, problems, source, announcements_dir, check_files, keep_document)
+
+
+def analyse_document(doc: Any, problems: list[Problem], source: str, announcements_dir: str | Path | None = None,
+                     check_files: bool = False, keep_document: bool = False) -> Analysis:
+    """``analyse_policy`` from the tree already read (one file's, or a directory's merged)."""
     from .checks import check_policy
 
-    doc, problems = read_yaml(text, source)
     if doc is None and problems:
         return Analysis(None, [p for p in problems if p.severity == "error"])
     if doc is None:
-        doc = CommentedMap()
+        doc = {}
     r = Reader(source)
     r.problems.extend(problems)
-    if not isinstance(doc, CommentedMap):
+    if not isinstance(doc, dict):
         return Analysis(None, [Problem(source, 1, 1, f"expected a mapping at the top (site, employees, …), got {kind(doc)}")])
     r.unknown_keys(doc, TOP_KEYS, "policy")
     policy = Policy(
@@ -396,9 +417,11 @@ def analyse_policy(
     policy = replace(policy, numbers=_number_owners(r, doc, policy))
     folder = announcements_folder(policy, announcements_dir) if (check_files or announcements_dir is not None) else None
     check_policy(r, doc, policy, folder)
-    errors = sorted(r.errors, key=lambda p: (p.line, p.column))
-    warnings = sorted(r.warnings, key=lambda p: (p.line, p.column))
-    return Analysis(None if errors else policy, errors, warnings)
+    errors = sorted(r.errors, key=lambda p: (p.source, p.line, p.column))
+    warnings = sorted(r.warnings, key=lambda p: (p.source, p.line, p.column))
+    if not keep_document:
+        take_apart(doc)
+    return Analysis(None if errors else policy, errors, warnings, doc if keep_document else None)
 
 
 def parse_policy(text: str, source: str = "<policy>", announcements_dir: str | Path | None = None) -> Policy:
@@ -408,15 +431,19 @@ def parse_policy(text: str, source: str = "<policy>", announcements_dir: str | P
     return analysis.policy  # type: ignore[return-value]
 
 
-def analyse_file(path: str | Path, announcements_dir: str | Path | None = None) -> Analysis:
+def analyse_file(path: str | Path, announcements_dir: str | Path | None = None, keep_document: bool = False) -> Analysis:
+    """A policy file, or a policy directory (folder.py)."""
     path = Path(path)
+    if path.is_dir():
+        doc, problems = read_folder(path)
+        return analyse_document(doc, problems, str(path), announcements_dir, True, keep_document)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return Analysis(None, [Problem(str(path), 1, 1, f"cannot read the policy: {exc.strerror}")])
     except UnicodeDecodeError as exc:
         return Analysis(None, [Problem(str(path), 1, 1, f"cannot read the policy: not UTF-8 text ({exc.reason} at byte {exc.start})")])
-    return analyse_policy(text, str(path), announcements_dir, check_files=True)
+    return analyse_policy(text, str(path), announcements_dir, check_files=True, keep_document=keep_document)
 
 
 def load_policy(path: str | Path, announcements_dir: str | Path | None = None) -> Policy:

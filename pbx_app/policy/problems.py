@@ -22,5 +22,5 @@ class PolicyError(Exception):
     """The policy is not valid; ``problems`` lists every error found, in file order."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.line, p.column))
+        self.problems = sorted(problems, key=lambda p: (p.source, p.line, p.column))
         super().__init__("\n".join(str(p) for p in self.problems))

@@ -11,11 +11,14 @@ import logging
 from pathlib import Path
 
 import psycopg
+import yaml
 
-from .loader import analyse_file, analyse_policy
+from .folder import read_folder
+from .loader import analyse_file
 from .model import Policy
 from .problems import PolicyError
-from .store import PolicyStore
+from .store import PolicyStore, stamp as policy_stamp
+from .swap import read_in_child, retire
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ def publish(url: str, path: str | Path, announcements_dir: str | Path | None = N
     analysis = analyse_file(path, announcements_dir)
     if analysis.errors:
         raise PolicyError(analysis.errors)
-    body = Path(path).read_text(encoding="utf-8")
+    body = policy_text(Path(path))
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(SCHEMA)
         with conn.transaction():
@@ -48,11 +51,7 @@ async def publish_on_change(url: str, path: Path, announcements_dir: str | Path 
     """Publishes the file whenever it changes (a save on the web page, a sysadmin's edit)."""
     stamp = None
     while True:
-        try:
-            st = path.stat()
-            now = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
-            now = None
+        now = await asyncio.to_thread(policy_stamp, path)
         if now is not None and now != stamp:
             try:
                 version = await asyncio.to_thread(publish, url, path, announcements_dir)
@@ -64,6 +63,23 @@ async def publish_on_change(url: str, path: Path, announcements_dir: str | Path 
             except (psycopg.Error, OSError) as exc:  # stamp kept: tried again next time
                 log.warning("policy %s: cannot publish it yet: %s", path, exc)
         await asyncio.sleep(interval)
+
+
+def policy_text(path: Path) -> str:
+    """The policy as one YAML text: a file's own; a directory's files merged (engines read it
+    as "published policy vN")."""
+    if not path.is_dir():
+        return path.read_text(encoding="utf-8")
+    doc, _ = read_folder(path)
+    return yaml.safe_dump(_plain(doc), allow_unicode=True, sort_keys=False, width=4096)
+
+
+def _plain(node):
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
 
 
 class PublishedPolicy:
@@ -87,7 +103,7 @@ class PublishedPolicy:
             return "ok"
         return "unreachable: the last good policy stays in force"
 
-    async def reload_in_thread(self) -> bool:
+    async def reload_off_loop(self) -> bool:
         """SIGHUP: nothing to re-read here; `pbx-app publish` is how a new version comes."""
         log.info("policy: this engine follows the published policy (v%s); publish to change it", self.version)
         return True
@@ -118,13 +134,15 @@ class PublishedPolicy:
         if row is None or row[0] == self.version:
             return
         version, body = row
-        analysis = await asyncio.to_thread(analyse_policy, body, f"published policy v{version}", self.announcements_dir)
+        analysis = await read_in_child(f"published policy v{version}", self.announcements_dir, text=body)
         self.version = version
         if analysis.errors:  # checked before publishing; a file announcements refer to may be missing here
             self.reloads["refused"] += 1
             log.error("published policy v%d refused, the last good policy stays in force:\n%s",
                       version, PolicyError(analysis.errors))
             return
-        self.current = analysis.policy  # type: ignore[assignment]
+        old, self.current = self.current, analysis.policy  # type: ignore[assignment]
+        retire(old)
+        del old
         self.reloads["ok"] += 1
         log.info("published policy v%d in force for new calls (%d employees)", version, len(self.current.employees))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from .document import kind, position
+from .document import kind, position, source_of
 from .problems import Problem
 
 
@@ -17,11 +16,11 @@ class Reader:
 
     def error(self, node: Any, key: Any, message: str, at_key: bool = False) -> None:
         line, col = position(node, key, at_key)
-        self.problems.append(Problem(self.source, line, col, message))
+        self.problems.append(Problem(source_of(node, key) or self.source, line, col, message))
 
     def warning(self, node: Any, key: Any, message: str) -> None:
         line, col = position(node, key)
-        self.problems.append(Problem(self.source, line, col, message, "warning"))
+        self.problems.append(Problem(source_of(node, key) or self.source, line, col, message, "warning"))
 
     @property
     def errors(self) -> list[Problem]:
@@ -31,25 +30,25 @@ class Reader:
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "warning"]
 
-    def mapping(self, parent: Any, key: Any, where: str) -> CommentedMap | None:
+    def mapping(self, parent: Any, key: Any, where: str) -> dict | None:
         value = parent.get(key) if isinstance(parent, dict) else None
         if value is None:
             return None
-        if not isinstance(value, CommentedMap):
+        if not isinstance(value, dict):
             self.error(parent, key, f"{where}: expected a mapping, got {kind(value)}")
             return None
         return value
 
-    def seq(self, parent: CommentedMap, key: str, where: str) -> CommentedSeq | None:
+    def seq(self, parent: dict, key: str, where: str) -> list | None:
         value = parent.get(key)
         if value is None:
             return None
-        if not isinstance(value, CommentedSeq):
+        if not isinstance(value, list):
             self.error(parent, key, f"{where}: expected a list, got {kind(value)}")
             return None
         return value
 
-    def string(self, node: CommentedMap, key: str, where: str, required: bool = False) -> str | None:
+    def string(self, node: dict, key: str, where: str, required: bool = False) -> str | None:
         if key not in node or node[key] is None:
             if required:
                 self.error(node, None, f"{where}: '{key}' is required")
@@ -60,7 +59,7 @@ class Reader:
             return None
         return str(value)
 
-    def integer(self, node: CommentedMap, key: str, where: str, lo: int, hi: int, unit: str = "seconds") -> int | None:
+    def integer(self, node: dict, key: str, where: str, lo: int, hi: int, unit: str = "seconds") -> int | None:
         if key not in node or node[key] is None:
             return None
         value = node[key]
@@ -72,14 +71,14 @@ class Reader:
             return None
         return value
 
-    def boolean(self, node: CommentedMap, key: str, where: str) -> bool:
+    def boolean(self, node: dict, key: str, where: str) -> bool:
         value = node.get(key, False)
         if not isinstance(value, bool):
             self.error(node, key, f"{where}.{key}: expected true or false, got {kind(value)}")
             return False
         return value
 
-    def choice(self, node: CommentedMap, key: str, where: str, allowed: tuple[str, ...], default: str) -> str:
+    def choice(self, node: dict, key: str, where: str, allowed: tuple[str, ...], default: str) -> str:
         value = self.string(node, key, where)
         if value is None:
             return default
@@ -88,7 +87,7 @@ class Reader:
             return default
         return value
 
-    def unknown_keys(self, node: CommentedMap, allowed: set[str], where: str) -> None:
+    def unknown_keys(self, node: dict, allowed: set[str], where: str) -> None:
         for key in node:
             if str(key) not in allowed:
                 self.error(node, key, f"{where}: unknown key '{key}' (expected one of {', '.join(sorted(allowed))})", at_key=True)

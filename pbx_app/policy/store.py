@@ -1,5 +1,5 @@
-"""The policy in force, and how it changes: on SIGHUP or when the file changes (its mtime is
-polled, about once a second) the file is read and checked again. A good file applies to new
+"""The policy in force, and how it changes: on SIGHUP or when the file (or a file of a policy
+directory) changes (mtimes are polled, about once a second) the file is read and checked again. A good file applies to new
 calls — a call keeps the Policy it started with — and a broken one is refused with every error
 logged at its file:line:column, while the last good policy stays in force."""
 
@@ -10,13 +10,31 @@ import logging
 import os
 from pathlib import Path
 
+from .folder import folder_stamp
 from .loader import analyse_file
 from .model import Policy
 from .problems import PolicyError
+from .swap import read_in_child, read_in_child_now, retire
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0  # s
+
+
+def stamp(path: Path) -> tuple | None:
+    """What changes when the policy does: a file's mtime, size and inode; a directory's, each of
+    its files' (a file added, removed or edited in place)."""
+    try:
+        if path.is_dir():
+            return folder_stamp(path)
+        return _file_stamp(path)
+    except OSError:
+        return None
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class PolicyStore:
@@ -24,7 +42,7 @@ class PolicyStore:
         self.path = Path(path)
         self.announcements_dir = announcements_dir
         self._stamp = self._stat()
-        analysis = analyse_file(self.path, announcements_dir)
+        analysis = read_in_child_now(self.path, announcements_dir)
         if analysis.errors:
             raise PolicyError(analysis.errors)
         self._warn(analysis.warnings)
@@ -40,14 +58,14 @@ class PolicyStore:
         self._stamp = self._stat()  # before reading: a write during the read is seen next poll
         return self._apply(analyse_file(self.path, self.announcements_dir))
 
-    async def reload_in_thread(self) -> bool:
-        """The same, with the reading and checking off the event loop: a big policy takes a
-        noticeable time to parse, and calls in progress must not wait for it."""
+    async def reload_off_loop(self) -> bool:
+        """The same, with the reading and checking in a child process: a big policy takes a
+        second to parse, and calls in progress must not wait for it (swap.py)."""
         self._stamp = self._stat()
-        analysis = await asyncio.to_thread(analyse_file, self.path, self.announcements_dir)
-        return self._apply(analysis)
+        analysis = await read_in_child(self.path, self.announcements_dir)
+        return self._apply(analysis, retire)
 
-    def _apply(self, analysis) -> bool:
+    def _apply(self, analysis, retire_old=None) -> bool:
         if analysis.errors:
             self.last_error = PolicyError(analysis.errors)
             log.error(
@@ -57,7 +75,10 @@ class PolicyStore:
             self.reloads["refused"] += 1
             return False
         self._warn(analysis.warnings)
-        self.current = analysis.policy  # type: ignore[assignment]
+        old, self.current = self.current, analysis.policy  # type: ignore[assignment]
+        if retire_old is not None:
+            retire_old(old)
+        del old
         self.last_error = None
         self.reloads["ok"] += 1
         log.info(
@@ -74,17 +95,13 @@ class PolicyStore:
         while True:
             await asyncio.sleep(interval)
             try:
-                if self.changed():
-                    await self.reload_in_thread()
+                if await asyncio.to_thread(self.changed):  # a directory's 10,000 files: not on the loop
+                    await self.reload_off_loop()
             except Exception:  # the watcher must outlive any surprise; the policy in force stays
                 log.exception("policy %s: watching it failed", self.path)
 
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+    def _stat(self) -> tuple | None:
+        return stamp(self.path)
 
     def _warn(self, warnings) -> None:
         for w in warnings:

@@ -17,7 +17,6 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .document import kind
 from .model import WEEKDAYS, Absence, Schedule, TimeRange
@@ -35,7 +34,7 @@ def valid_timezone(name: str) -> bool:
     return True
 
 
-def timezone(r: Reader, node: CommentedMap, where: str) -> str | None:
+def timezone(r: Reader, node: dict, where: str) -> str | None:
     name = r.string(node, "timezone", where)
     if name is not None and not valid_timezone(name):
         r.error(node, "timezone", f"{where}.timezone: unknown time zone '{name}' (expected an IANA name such as Europe/Moscow)")
@@ -70,7 +69,7 @@ def _days(spec: str) -> list[int] | None:
     return days
 
 
-def schedule(r: Reader, parent: CommentedMap, where: str) -> Schedule | None:
+def schedule(r: Reader, parent: dict, where: str) -> Schedule | None:
     node = r.mapping(parent, "schedule", f"{where}.schedule")
     if node is None:
         return None
@@ -94,7 +93,7 @@ def schedule(r: Reader, parent: CommentedMap, where: str) -> Schedule | None:
     return Schedule(days=tuple(tuple(d) for d in days), timezone=timezone(r, node, w))
 
 
-def _ranges(r: Reader, node: CommentedMap, key: Any, where: str) -> list[TimeRange]:
+def _ranges(r: Reader, node: dict, key: Any, where: str) -> list[TimeRange]:
     value = node[key]
     if isinstance(value, str) and value.strip().lower() == "off":
         return []
@@ -102,13 +101,13 @@ def _ranges(r: Reader, node: CommentedMap, key: Any, where: str) -> list[TimeRan
         hint = ' (inside {…} a comma ends the entry: quote day lists, "sat,sun": …)' if node.fa.flow_style() else ""
         r.error(node, key, f"{where}: no hours given, {RANGE_HINT}, or off{hint}", at_key=True)
         return []
-    items = value if isinstance(value, CommentedSeq) else [value]
+    items = value if isinstance(value, list) else [value]
     result = []
     for i, item in enumerate(items):
         rng = parse_range(item) if isinstance(item, str) else None
         if rng is None:
             shown = repr(item) if isinstance(item, str) else kind(item)
-            if isinstance(value, CommentedSeq):
+            if isinstance(value, list):
                 r.error(value, i, f"{where}: {shown} is not a time range, {RANGE_HINT}")
             else:
                 r.error(node, key, f"{where}: {shown} is not a time range, {RANGE_HINT}, or off")
@@ -137,12 +136,12 @@ def _as_datetime(value: date | datetime, end: bool) -> datetime:
     return datetime.combine(value, time.max if end else time.min)
 
 
-def absences(r: Reader, parent: CommentedMap, where: str) -> tuple[Absence, ...]:
+def absences(r: Reader, parent: dict, where: str) -> tuple[Absence, ...]:
     items = r.seq(parent, "absences", f"{where}.absences")
     result = []
     for i, item in enumerate(items or []):
         w = f"{where}.absences[{i + 1}]"
-        if not isinstance(item, CommentedMap):
+        if not isinstance(item, dict):
             r.error(items, i, f"{w}: expected a mapping {{from: 2026-12-20, to: 2027-01-10, reason: vacation}}, got {kind(item)}")
             continue
         r.unknown_keys(item, {"from", "to", "reason"}, w)

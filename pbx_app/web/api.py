@@ -5,6 +5,7 @@ worker threads, sox and espeak-ng as subprocesses, never on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from .schedule_setting import apply_schedule, schedule_from_json
 from .sessions import Session
 from .setting import MAX_TEXT, SettingError, action_from_json, setting_from_json
 from .state import Web
-from .view import employee_view, visible_employees
+from .view import employee_view, find_colleagues, find_employees, search_arguments
 
 log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
@@ -39,6 +40,7 @@ def add_routes(webapp: web.Application) -> None:
     r.add_get("/api/employees", employees)
     r.add_get("/api/employees/{ext}/no-answer", get_no_answer)
     r.add_put("/api/employees/{ext}/no-answer", put_no_answer)
+    r.add_get("/api/employees/{ext}/colleagues", colleagues)
     r.add_get("/api/employees/{ext}", get_no_answer)  # the whole profile, as /no-answer gives it
     r.add_put("/api/employees/{ext}/reception", put_reception)
     r.add_put("/api/employees/{ext}/schedule", put_schedule)
@@ -83,12 +85,40 @@ async def me(request: web.Request, session: Session, user: User) -> web.Response
 
 @api()
 async def employees(request: web.Request, session: Session, user: User) -> web.Response:
+    """A page of the employees the user may see: ?q= (name, extension or department; every
+    word must match), ?page= (from 1), ?per_page= (at most 100). Never the whole company."""
+    try:
+        query, page, per_page = search_arguments(request.query)
+    except ValueError as exc:
+        return error(400, str(exc), "bad_request")
     web_ = state(request)
     try:
         snapshot = await web_.snapshot()
     except PolicyBroken as exc:
         return broken(web_, user, exc)
-    return web.json_response({"employees": visible_employees(snapshot, user)})
+    # In a thread: after a save the search index is built anew (~0.1 s at 10,000 employees).
+    return web.json_response(await asyncio.to_thread(find_employees, snapshot, user, query, page, per_page))
+
+
+@api()
+async def colleagues(request: web.Request, session: Session, user: User) -> web.Response:
+    """?q=: colleagues the employee's calls can be forwarded to, at most 20 (a big company's
+    page does not carry them all)."""
+    ext = _extension(request)
+    if not user.may_edit(ext):
+        return _forbidden(user, ext)
+    try:
+        query, _, _ = search_arguments(request.query)
+    except ValueError as exc:
+        return error(400, str(exc), "bad_request")
+    web_ = state(request)
+    try:
+        snapshot = await web_.snapshot()
+    except PolicyBroken as exc:
+        return broken(web_, user, exc)
+    if snapshot.policy.employee(ext) is None:
+        return error(404, f"no employee {ext} in the policy", "not_found")
+    return web.json_response({"colleagues": await asyncio.to_thread(find_colleagues, snapshot, ext, query)})
 
 
 @api()
@@ -253,8 +283,8 @@ async def _save(request: web.Request, user: User, shape: str, edit) -> web.Respo
         problems = [p.message for p in exc.error.problems] if user.is_admin else []
         return error(400, "the policy would not be valid with this change; nothing was saved", "invalid",
                      problems=problems)
-    store.referenced(saved.before.text)  # a sound just dropped from a setting keeps its grace period
-    store.referenced(saved.after.text)
+    store.referenced(saved.old_text)  # a sound just dropped from a setting keeps its grace period
+    store.referenced(saved.new_text)
     web_.saved()
     log.info("%s (%s) saved %s of %s", user.name, user.role, names, ext)
     return web.json_response(employee_view(saved.after, ext))

@@ -74,7 +74,7 @@ def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], objec
 async def collect_unused(state: Web) -> list[str]:
     """One pass: page-made sounds the policy does not mention, unused past the grace period."""
     try:
-        text = await asyncio.to_thread(state.policy.path.read_text, encoding="utf-8")
+        text = await asyncio.to_thread(state.policy.all_text)
     except (OSError, UnicodeDecodeError):
         return []  # cannot tell what is in use: remove nothing
     removed = await state.announcements.collect(text)

@@ -24,7 +24,7 @@ from .language_request import add_routes as language_routes
 from .policy_file import PolicyBroken
 from .sessions import COOKIE
 from .sessions import Session
-from .view import employee_view, visible_employees
+from .view import employee_view, find_employees, search_arguments
 
 log = logging.getLogger(__name__)
 MAX_NAME = 64
@@ -92,7 +92,11 @@ async def profile(request: web.Request, session: Session, user: User) -> web.Str
     view = employee_view(snapshot, ext, said)
     if view is None:
         return await render(request, "missing.html", status=404, user=user, session=session, extension=ext)
-    people = visible_employees(snapshot, user, said) if user.is_admin else []
+    try:
+        query, page, _ = search_arguments(request.query)
+    except ValueError:
+        query, page = "", 1
+    people = await asyncio.to_thread(find_employees, snapshot, user, query, page, gettext=said) if user.is_admin else None
     max_mib = f"{state(request).config.max_upload_bytes / 1024 / 1024:g}"
     return await render(request, "profile.html", user=user, session=session, view=view, people=people, max_mib=max_mib)
 

@@ -25,7 +25,7 @@ import os
 import re
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,9 +36,12 @@ from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from ..policy import Policy, PolicyError, Problem, analyse_policy
-from ..policy.document import original_key
-from ..policy.loader import CALLBACK_KEYS
+from ..policy import Policy, PolicyError, Problem, analyse_file, analyse_policy
+from ..policy.document import Marks, MarkedMap, original_key, read_yaml, source_of
+from ..policy.folder import mark_source, policy_files
+from ..policy.loader import CALLBACK_KEYS, announcements_folder
+from ..policy.store import stamp
+from .policy_entry import checked_entry, checked_table, cut, edited_entry, entry_lines, indented
 from .setting import CallbackChoice, NoAnswerSetting, ThenChoice
 
 
@@ -103,11 +106,13 @@ def _plain(node: Any) -> Any:
 
 @dataclass
 class Snapshot:
-    """The file as read at one moment: its text, round-trip tree and validated policy."""
+    """The file as read at one moment: its text, its tree as libyaml read it (with marks) and
+    the validated policy."""
 
     text: str
-    doc: CommentedMap
+    doc: dict
     policy: Policy
+    search: list | None = field(default=None, repr=False, compare=False)  # view.search_index's, once built
 
     def employee_body(self, ext: str) -> CommentedMap | None:
         employees = self.doc.get("employees")
@@ -129,6 +134,8 @@ class Snapshot:
 class Saved:
     before: Snapshot
     after: Snapshot
+    old_text: str = ""  # the file the save rewrote, before and after (a directory's: that one file)
+    new_text: str = ""
 
 
 class PolicyFile:
@@ -144,8 +151,11 @@ class PolicyFile:
         """Raises PolicyBroken when the file does not validate as it stands. An unchanged file
         (same inode, size and mtime) is not parsed again."""
         try:
-            st = os.stat(self.path)
-            identity = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+            if self.path.is_dir():
+                identity = stamp(self.path)
+            else:
+                st = os.stat(self.path)
+                identity = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
         except OSError:
             identity = None
         cached = self._cache
@@ -157,16 +167,20 @@ class PolicyFile:
         return snapshot
 
     def _read_fresh(self) -> Snapshot:
+        if self.path.is_dir():
+            analysis = analyse_file(self.path, keep_document=True)
+            if analysis.errors:
+                raise PolicyBroken(PolicyError(analysis.errors))
+            return Snapshot("", analysis.document, analysis.policy)  # type: ignore[arg-type]
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise PolicyBroken(PolicyError([Problem(str(self.path), 1, 1, f"cannot read the policy: {reason}")])) from None
-        policy, errors = validate(text, self.path)
+        policy, errors, doc = validate(text, self.path)
         if errors:
             raise PolicyBroken(PolicyError(errors))
-        doc = _yaml_for(text).load(text) or CommentedMap()
-        return Snapshot(text, doc, policy)
+        return Snapshot(text, doc if isinstance(doc, dict) else {}, policy)
 
     @property
     def lock_path(self) -> Path:
@@ -190,37 +204,133 @@ class PolicyFile:
         file is replaced: a change it cannot record is not made. Raises FileChanged when the
         file changed (a hand edit) while this save was being made: nothing is written then."""
         with self._lock, _flocked(self.lock_path):
-            before = self._read_fresh()
+            before = self.read()  # what this process last read or wrote, if the file is still that
             body = before.employee_body(ext)
             if body is None:
                 raise UnknownEmployee(ext)
             if before.version(ext) != version:
                 raise StaleVersion(before.version(ext))
-            yaml = _yaml_for(before.text)
-            doc = yaml.load(before.text)
-            entry = doc["employees"][original_key(doc["employees"], ext)]
-            with keeping_tail(entry):
-                change(entry)
-            out = io.StringIO()
-            yaml.dump(doc, out)
-            text = out.getvalue()
-            policy, errors = validate(text, self.path)
-            if errors:
-                raise InvalidEdit(PolicyError(errors))
-            after = Snapshot(text, doc, policy)
-            if _current_text(self.path) != before.text:
+            if self.path.is_dir():
+                target, old, new, after = self._edit_in_folder(before, ext, change)
+            else:
+                after = self._edit_entry(before, ext, change) or self._edit_whole(before, ext, change)
+                target, old, new = self.path, before.text, after.text
+            if _current_text(target) != old:
                 raise FileChanged(audited=False)
             if before_write is not None:
                 before_write(before, after)
-            write_atomically(self.path, text, expected=before.text)
-            return Saved(before, after)
+            write_atomically(target, new, expected=old)
+            self._remember(after)
+            return Saved(before, after, old, new)
+
+    def _edit_in_folder(self, before: Snapshot, ext: str, change) -> tuple[Path, str, str, Snapshot]:
+        """A policy directory: the employee's own file is round-tripped and checked."""
+        employees = before.doc["employees"]
+        key = original_key(employees, ext)
+        target = Path(source_of(employees, key) or "")
+        old = target.read_text(encoding="utf-8")
+        yaml = _yaml_for(old)
+        doc = yaml.load(old)
+        entry = doc["employees"][original_key(doc["employees"], ext)]
+        with keeping_tail(entry):
+            change(entry)
+        out = io.StringIO()
+        yaml.dump(doc, out)
+        new = out.getvalue()
+        tree, problems = read_yaml(new, str(target))
+        table = tree.get("employees") if isinstance(tree, dict) else None
+        if problems or not isinstance(table, dict) or original_key(table, ext) is None:
+            raise InvalidEdit(PolicyError(problems or [Problem(str(target), 1, 1, f"employees.{ext}: the entry did not survive the edit")]))
+        mark_source(table, str(target))
+        policy, errors = checked_table(table, ext, before.doc, before.policy, str(target), announcements_folder(before.policy))
+        if errors:
+            raise InvalidEdit(PolicyError(errors))
+        after = Snapshot("", _with_entry(before.doc, ext, table, 0, 0), policy)  # type: ignore[arg-type]
+        return target, old, new, after
+
+    def _edit_entry(self, before: Snapshot, ext: str, change) -> Snapshot | None:
+        """Only the entry's own lines are round-tripped and checked (policy_entry.py); None
+        where the entry is not laid out so that they can be cut out."""
+        lines = before.text.splitlines(keepends=True)
+        entry = entry_lines(before.doc, ext, len(lines))
+        found = cut(lines, entry) if entry is not None else None
+        if found is None or not lines[-1].endswith("\n"):
+            return None
+        fragment, end = found
+        written = edited_entry(fragment, ext, change, _yaml_for, keeping_tail)
+        new = indented(written, entry.column)
+        text = "".join(lines[:entry.start]) + new + "".join(lines[end:])
+        folder = announcements_folder(before.policy)
+        tree, policy, errors = checked_entry(written, ext,
+                                             entry.start, entry.column, before.doc, before.policy,
+                                             str(self.path), folder)
+        if errors:
+            raise InvalidEdit(PolicyError(errors))
+        moved = new.count("\n") - (end - entry.start)
+        return Snapshot(text, _with_entry(before.doc, ext, tree, entry.start, moved), policy)  # type: ignore[arg-type]
+
+    def _edit_whole(self, before: Snapshot, ext: str, change) -> Snapshot:
+        yaml = _yaml_for(before.text)
+        doc = yaml.load(before.text)
+        entry = doc["employees"][original_key(doc["employees"], ext)]
+        with keeping_tail(entry):
+            change(entry)
+        out = io.StringIO()
+        yaml.dump(doc, out)
+        text = out.getvalue()
+        policy, errors, tree = validate(text, self.path)
+        if errors:
+            raise InvalidEdit(PolicyError(errors))
+        return Snapshot(text, tree, policy)
+
+    def _remember(self, after: Snapshot) -> None:
+        """The file as just written is what the next read gets, unless it changed since."""
+        if self.path.is_dir():
+            self._cache = (stamp(self.path), after)
+            return
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        if _current_text(self.path) == after.text:
+            self._cache = ((st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns), after)
+
+    def all_text(self) -> str:
+        """Every word of the policy as written (comments too): a directory's files one after
+        another. Raises OSError when it cannot be read."""
+        if not self.path.is_dir():
+            return self.path.read_text(encoding="utf-8")
+        return "\n".join(p.read_text(encoding="utf-8") for p in policy_files(self.path))
 
 
-def validate(text: str, path: Path) -> tuple[Policy | None, list]:
+def _with_entry(doc: dict, ext: str, tree: dict, start: int, moved: int) -> dict:
+    """A copy of ``doc`` with ``ext``'s entry from ``tree`` and the places of the entries and
+    sections below it moved by ``moved`` lines (they are where the next save cuts)."""
+    def shifted(node: dict) -> dict:
+        copy = MarkedMap(node)
+        marks = getattr(node, "lc", None)
+        if isinstance(marks, Marks) and isinstance(marks.places, dict):
+            copy.lc = Marks(marks.line, marks.col, marks.source)
+            copy.lc.sources = marks.sources
+            copy.lc.places = dict(marks.places) if not moved else {
+                k: (p if p[0] <= start else (p[0] + moved, p[1], p[2] + moved, p[3])) for k, p in marks.places.items()}
+        return copy
+
+    top = shifted(doc)
+    employees = top["employees"] = shifted(doc["employees"])
+    key = original_key(employees, ext)
+    new_key = original_key(tree, ext)
+    employees[key] = tree[new_key]
+    if isinstance(getattr(employees, "lc", None), Marks):
+        employees.lc.places[key] = tree.lc.places[new_key]
+    return top
+
+
+def validate(text: str, path: Path) -> tuple[Policy | None, list, Any]:
     """The same check the app's policy holder makes when it reloads the file (announcement files
-    included), so a saved file is never one the app would refuse."""
-    analysis = analyse_policy(text, str(path), check_files=True)
-    return analysis.policy, list(analysis.errors)
+    included), so a saved file is never one the app would refuse; and the tree read."""
+    analysis = analyse_policy(text, str(path), check_files=True, keep_document=True)
+    return analysis.policy, list(analysis.errors), analysis.document
 
 
 def apply_setting(body: CommentedMap, setting: NoAnswerSetting) -> None:

@@ -24,6 +24,7 @@ from .formtoken import FormTokens
 from .policy_file import PolicyBroken, PolicyFile, Snapshot
 from .ratelimit import LoginLimiter, RequestRate
 from .sessions import SessionStore
+from .view import search_index
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -72,9 +73,14 @@ class Web:
         """The policy as it stands, parsed and validated off the event loop (PolicyBroken when
         it does not validate)."""
         if self._reading is None:
-            self._reading = asyncio.get_running_loop().run_in_executor(self._reader, self.policy.read)
+            self._reading = asyncio.get_running_loop().run_in_executor(self._reader, self._read)
             self._reading.add_done_callback(self._read_done)
         return await asyncio.shield(self._reading)
+
+    def _read(self) -> Snapshot:
+        snapshot = self.policy.read()
+        search_index(snapshot)  # built here, in the reading thread, not by the first search
+        return snapshot
 
     def saved(self) -> None:
         """After a save: a read begun before it must not answer requests made after it."""

@@ -165,3 +165,31 @@ async def test_broken_policy_during_a_call_changes_nothing_and_the_last_good_one
         assert store().employees["101"].on_no_answer.target == "102"
     finally:
         watcher.cancel()
+
+
+async def test_a_policy_directory_hand_edit_of_one_file_reaches_the_next_call(start_app, sip, tmp_path):
+    """Issue 25: the policy as a directory; a sysadmin edits one employee's file and the next
+    real call follows it (the engine re-read it in a child process)."""
+    folder = tmp_path / "policy"
+    (folder / "employees").mkdir(parents=True)
+    for ext, body in (("101", '{name: Ivan, ring_time: 2, on_no_answer: {action: forward, to: "102", announcement: none}}'),
+                      ("102", "{name: Petr, ring_time: 3}"), ("103", "{name: Anna, ring_time: 3}")):
+        (folder / "employees" / f"{ext}.yaml").write_text(f'employees:\n  "{ext}": {body}\n')
+    (folder / "site.yaml").write_text("site:\n  ring_time: 5\n")
+    store = PolicyStore(folder)
+    watcher = asyncio.create_task(store.watch(interval=0.1))
+    try:
+        app = await start_app(OWN_FORWARD)
+        app.app.policy = store
+        replace_file(folder / "employees" / "101.yaml", (folder / "employees" / "101.yaml").read_text().replace('to: "102"', 'to: "103"'))
+        await until(lambda: store().employees["101"].on_no_answer.target == "103", 20, "the edited file is in force")
+        sip.phone("101", "ring_forever")
+        old_target = sip.phone("102", "answer", answer_delay_ms=200)
+        new_target = sip.phone("103", "answer", answer_delay_ms=200)
+        caller = sip.call("101", talk_ms=500)
+        assert await caller.wait(30) == 0
+        [ended] = await app.wait_calls_ended()
+        assert ended.detail == "answered by 103"
+        assert new_target.received("INVITE") and not old_target.received("INVITE")
+    finally:
+        watcher.cancel()

@@ -532,6 +532,40 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
   $$("[data-tab]").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
   $$("[data-slot]").forEach((b) => b.addEventListener("click", () => openDialog(b.dataset.slot)));
   $("#apply").addEventListener("click", apply);
+  // A big company's page carries only some colleagues (view.targets.complete is false): the box
+  // beside each picker asks the server for others, and what it finds joins that picker.
+  function findColleagues(input) {
+    let timer = null;
+    let asked = 0;
+    input.hidden = view.targets.complete !== false;
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const mine = ++asked;
+        const query = input.value.trim();
+        if (!query) return;
+        const r = await call("GET", `/api/employees/${encodeURIComponent(view.extension)}/colleagues?q=${encodeURIComponent(query)}`);
+        if (mine !== asked || r.status !== 200) return;
+        const group = document.getElementById(input.dataset.group);
+        const select = group.closest("select");
+        const known = new Set(view.targets.colleagues.map((x) => x.id));
+        r.data.colleagues.filter((x) => !known.has(x.id)).forEach((x) => view.targets.colleagues.push(x));
+        const chosen = select.value;
+        const found = new Set(r.data.colleagues.map((x) => x.id));
+        const option = (x) => {
+          const o = document.createElement("option");
+          o.value = x.id;
+          o.textContent = `${x.name} (${x.id})`;
+          return o;
+        };
+        group.replaceChildren(...view.targets.colleagues.filter((x) => found.has(x.id) || x.id === chosen).map(option));
+        if (r.data.colleagues.length && !found.has(chosen)) select.value = r.data.colleagues[0].id;
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+      }, 250);
+    });
+  }
+  $$(".find-colleague").forEach(findColleagues);
+
   $$("[data-close]").forEach((b) => b.addEventListener("click", () => dialog.close()));
   form.addEventListener("change", (e) => {
     if (e.target.id === "upload") upload();
