@@ -16,7 +16,7 @@ RUN sh /tmp/asterisk-packages.sh && rm /tmp/asterisk-packages.sh
 RUN apt-get -o Acquire::Check-Valid-Until=false update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-setuptools python3-aiohttp python3-ruamel.yaml python3-psycopg \
-    python3-prometheus-client python3-argon2 python3-jinja2 python3-babel sox espeak-ng \
+    python3-prometheus-client python3-argon2 python3-jinja2 python3-babel python3-panoramisk sox espeak-ng \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/pbx_app

@@ -14,6 +14,7 @@ from aiohttp import web
 from . import observability
 from .ari import AriClient
 from .callback import open_callbacks
+from .callback.ari_phones import AriPhones
 from .callback.service import CallbackService
 from .contract import app_name
 from .calls.engine import CallEngine
@@ -57,7 +58,7 @@ async def run_engine(settings: Settings) -> int:
     observed = metrics.observing(journal)
     # Callback requests live in the journal's database; each node's engine serves them through its ARI.
     requests = open_callbacks(settings.database_url)
-    callbacks = [CallbackService(ari, requests, policy, observed, interval=settings.callback_interval) for ari in aris]
+    callbacks = [CallbackService(AriPhones(ari), requests, policy, observed, interval=settings.callback_interval) for ari in aris]
     engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls, callbacks=service)
                for ari, service in zip(aris, callbacks)]
     for engine in engines:

@@ -64,6 +64,9 @@ class Settings:
     agi_secret_file: Path = Path("/etc/asterisk/pbx_agi_secret.conf")
     agi_max_connections: int = 512
     callback_interval: float = 5.0  # s between an engine's looks for callback requests whose employee is free
+    ami_url: str = ""  # `pbx-app agi`: tcp://host:5038 — with it FastAGI mode offers callbacks (docs/fastagi.md)
+    ami_user: str = "pbx_app"
+    ami_secret: str = field(default="", repr=False)
 
     @property
     def ari_urls(self) -> tuple[str, ...]:
@@ -82,6 +85,14 @@ class Settings:
                 raise SystemExit(f"PBX_ARI_PASSWORD_FILE={secret_file}: cannot read it ({exc.strerror})") from None
         if not password and need_ari:
             raise SystemExit("no ARI password: set PBX_ARI_PASSWORD or PBX_ARI_PASSWORD_FILE")
+        ami_secret = env.get("PBX_AMI_SECRET", "")
+        if env.get("PBX_AMI_SECRET_FILE"):
+            try:
+                ami_secret = Path(env["PBX_AMI_SECRET_FILE"]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SystemExit(f"PBX_AMI_SECRET_FILE={env['PBX_AMI_SECRET_FILE']}: cannot read it ({exc.strerror})") from None
+        if env.get("PBX_AMI_URL") and not ami_secret:
+            raise SystemExit("PBX_AMI_URL is set but there is no AMI secret: set PBX_AMI_SECRET_FILE")
         return cls(
             ari_url=env.get("PBX_ARI_URL", cls.ari_url),
             ari_user=env.get("PBX_ARI_USER", cls.ari_user),
@@ -118,6 +129,9 @@ class Settings:
             agi_secret_file=Path(env.get("PBX_AGI_SECRET_FILE") or str(cls.agi_secret_file)),
             agi_max_connections=max(1, env_number(env, "PBX_AGI_MAX_CONNECTIONS", int, cls.agi_max_connections)),
             callback_interval=env_number(env, "PBX_CALLBACK_INTERVAL", float, cls.callback_interval) or cls.callback_interval,
+            ami_url=env.get("PBX_AMI_URL", ""),
+            ami_user=env.get("PBX_AMI_USER", cls.ami_user),
+            ami_secret=ami_secret,
         )
 
 

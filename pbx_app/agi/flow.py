@@ -12,10 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Protocol
 
+from ..callback import CallbackRequest
+from ..callback.requests import offered
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
+from ..history.store import StoreError
+from ..policy.model import normalise_number
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
@@ -36,17 +40,24 @@ class Report:
     vmstatus: str = ""
     vm_before: str = ""
     vm_after: str = ""
+    digit: str = ""  # PBX_DIGIT: the key pressed at a callback offer (read by the server, not an argument)
 
     @classmethod
     def from_args(cls, args: list[str]) -> "Report":
         return cls(*(args + [""] * 8)[:8])
 
 
+class Requests(Protocol):
+    """Where a callback request goes (the AMI callback service); None: FastAGI offers no callback."""
+
+    async def add(self, request: CallbackRequest) -> None: ...
+
+
 @dataclass
 class Instruction:
     """What the dialplan does next: ``do`` is the label it jumps to in its extension ``to``."""
 
-    do: str  # ring | announce | voicemail | busy | hangup
+    do: str  # ring | announce | voicemail | offer | callback | busy | hangup
     variables: dict[str, str] = field(default_factory=dict)
     cdr_off: bool = False  # set CDR_PROP(disable) first: no CDR row for what is left
 
@@ -55,8 +66,11 @@ class Instruction:
 
 
 class AgiFlow:
-    def __init__(self, plan: Plan, call_id: str, journal: Journal, clock: Callable[[], datetime], cursor: Cursor | None = None):
+    def __init__(self, plan: Plan, call_id: str, journal: Journal, clock: Callable[[], datetime], cursor: Cursor | None = None,
+                 callbacks: Requests | None = None, caller: str = ""):
         self.plan = plan
+        self.callbacks = callbacks
+        self.caller = caller  # the client's number (CALLERID(num)): whom a callback calls
         self.call_id = call_id
         self.journal = journal
         self.clock = clock
@@ -107,6 +121,10 @@ class AgiFlow:
                 await self.end("dropped", "message, then hangup")
                 return self.finish("hangup")
             return await self.carry_out(cursor.branch, cursor.index + 1)
+        if isinstance(step, Offer):
+            if await self.offer_taken(step, report.digit):
+                return self.finish("callback")
+            return await self.carry_out(cursor.branch, cursor.index + 1)
         if isinstance(step, Voicemail):
             left = message_left(report.vm_before, report.vm_after)
             await self.end_leg(cursor.leg, "message_left" if left else "no_message", cause=report.vmstatus)
@@ -127,6 +145,9 @@ class AgiFlow:
             else:
                 await self.end_leg(leg, "caller_hung_up")
                 await self.end("caller_hung_up", "the caller hung up")
+        elif isinstance(step, Offer):
+            await self.end_leg(leg, "caller_hung_up", cause="answered for the offer")
+            await self.end("caller_hung_up", "the caller hung up")
         elif isinstance(step, Voicemail):
             # Hanging up is how a caller ends a message; the h extension counted the box again.
             left = message_left(report.vm_before, report.vm_after)
@@ -149,8 +170,15 @@ class AgiFlow:
             # A branch always ends in a drop or voicemail; this is a plan we did not expect.
             return await self.drop(Drop(kind="busy"))
         step = steps[start]
-        if isinstance(step, Offer):  # FastAGI mode offers no callbacks: the offer's fallback runs
-            return await self.carry_out(branch, start + 1)
+        if isinstance(step, Offer):
+            if self.callbacks is None or not normalise_number(self.caller):
+                log.info("call %s: no callback offer (%s)", self.call_id,
+                         "no AMI for callbacks" if self.callbacks is None else "the caller's number is unknown")
+                return await self.carry_out(branch, start + 1)  # the offer's fallback runs
+            leg = await self.start_leg("callback_offer", (step.extension,))
+            return Instruction("offer", {"PBX_LEG": f"{self.call_id}:{leg}:callback_offer:{step.extension}:answered",
+                                         "PBX_SOUND": playback_name(step.sound),
+                                         "PBX_OFFER_TIMEOUT": str(step.digit_timeout)})
         if isinstance(step, Ring):
             return await self.ring(step)
         if isinstance(step, Announce):
@@ -161,6 +189,26 @@ class AgiFlow:
             return Instruction("voicemail", {"PBX_TO": step.extension, "PBX_MAILBOX": step.mailbox,
                                              "PBX_LEG": f"{self.call_id}:{leg}:voicemail:{step.extension}"})
         return await self.drop(step)
+
+    async def offer_taken(self, step: Offer, digit: str) -> bool:
+        """The client answered the offer with ``digit``. True: they pressed 1 and the request is
+        stored (the call ends); False: the plan goes on with the offer's fallback."""
+        leg = self.cursor.leg
+        if digit != "1":
+            await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
+            return False
+        client = normalise_number(self.caller)
+        # The outbound guard ("may we call this number back?") plugs in here, before the request is stored.
+        request = offered(step, self.call_id, client, leg, self.clock(), busy=self.cursor.branch == "busy")
+        try:
+            await self.callbacks.add(request)  # type: ignore[union-attr]
+        except StoreError as exc:
+            log.error("call %s: the callback request could not be stored (%s); the offer's fallback runs", self.call_id, exc)
+            await self.end_leg(leg, "failed", cause=f"answered for the offer; pressed 1; not stored: {exc}"[:200])
+            return False
+        await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
+        await self.end("callback_requested", f"callback requested: {step.extension} calls {client} back")
+        return True
 
     async def ring(self, step: Ring) -> Instruction:
         leg = await self.start_leg(step.role, tuple(t.extension for t in step.targets), step.department)

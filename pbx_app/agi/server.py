@@ -15,6 +15,7 @@ capped, and one request's headers too (protocol.py), so no peer can make us hold
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections import OrderedDict
@@ -27,7 +28,8 @@ from ..history.events import Journal
 from ..memory import give_back_now
 from ..policy import Policy
 from ..routing.decide import CallContext, decide
-from .flow import AgiFlow, Instruction, Report
+from ..routing.plan import Offer
+from .flow import AgiFlow, Instruction, Report, Requests
 from .peers import AllowList, RefusalLog
 from .protocol import MAX_LINE, AgiError, AgiRequest
 from .secret import challenge, proves, state_key
@@ -69,6 +71,7 @@ class AgiServer:
         crm: CrmProvider | None = None,
         clock: Callable[[], datetime] = _utcnow,
         *,
+        callbacks: Requests | None = None,
         secret: bytes | None = None,
         allowed: AllowList | None = None,
         max_connections: int = MAX_CONNECTIONS,
@@ -84,6 +87,7 @@ class AgiServer:
         self.max_connections = max_connections
         self.seen = seen or SeenCalls()
         self.refusals = RefusalLog()
+        self.callbacks = callbacks  # where callback requests go (AMI serves them); None: no offers
         self.requests = 0  # connections open now (for /health)
         self.proving: OrderedDict[asyncio.StreamWriter, float] = OrderedDict()  # not through yet, oldest first
         self.since_trim = 0
@@ -188,7 +192,7 @@ class AgiServer:
         crm = await crm_lookup(self.crm, policy, caller)  # bounded by the CRM deadline, never raises
         context = CallContext(extension=extension, caller=caller, at=now, crm=crm.rule, crm_note=crm.note)
         plan = decide(policy, context, random.Random())
-        flow = AgiFlow(plan, call_id, self.journal, self.clock)
+        flow = AgiFlow(plan, call_id, self.journal, self.clock, callbacks=self.callbacks, caller=caller)
         try:
             plan_vars = encode_plan(plan)
         except PlanTooLarge as exc:
@@ -212,11 +216,14 @@ class AgiServer:
             log.error("call %s: %s %s refused: %s", call_id, route, state[:40], exc)
             return await self.answer(request, None, Instruction("busy"), packed) if route == "next" else None
         try:
-            flow = AgiFlow(decode_plan(packed), call_id, self.journal, self.clock, Cursor.decode(cursor))
+            flow = AgiFlow(decode_plan(packed), call_id, self.journal, self.clock, Cursor.decode(cursor),
+                           callbacks=self.callbacks, caller=request.headers.get("agi_callerid", ""))
         except Exception as exc:
             log.error("call %s: its state on the channel is not readable (%s); busy", call_id, exc)
             return await self.answer(request, None, Instruction("busy"), packed)
         report = Report.from_args(args[2:])
+        if isinstance(flow.pending(), Offer):  # the key pressed is on the channel, not among the arguments
+            report = dataclasses.replace(report, digit=await request.get_variable("PBX_DIGIT") or "")
         if route == "hangup":
             return await flow.hangup(report)
         try:

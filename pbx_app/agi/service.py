@@ -21,6 +21,7 @@ from ..signals import handle_signals
 from .peers import AllowList
 from .secret import SecretError, read_secret
 from .seen import SeenCalls
+from .callbacks import AgiCallbacks
 from .server import AgiServer
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,14 @@ class AgiState:
         yield reloads
 
 
-def add_health(webapp: web.Application, server: AgiServer, calls: CallCount, policy: PolicyStore, bind: str) -> None:
+def add_health(webapp: web.Application, server: AgiServer, calls: CallCount, policy: PolicyStore, bind: str,
+               callbacks: AgiCallbacks | None = None) -> None:
     async def health(request: web.Request) -> web.Response:
         current = policy()
         return web.json_response({
             "status": "ok", "agi": bind, "policy_loaded": current is not None, "policy": getattr(current, "source", None),
             "calls_in_progress": calls.in_progress, "requests_in_progress": server.requests,
+            **(callbacks.health() if callbacks is not None else {"callback": "off (no PBX_AMI_URL)"}),
         })
 
     webapp.router.add_get("/health", health)
@@ -100,7 +103,8 @@ async def run_agi(settings: Settings) -> int:
     metrics = observability.Metrics()
     calls = CallCount(metrics.observing(journal))
     crm = CrmDirectory()
-    server = AgiServer(policy, calls, crm=crm, secret=secret, allowed=allowed,
+    callbacks = AgiCallbacks(settings, policy, calls) if settings.ami_url else None
+    server = AgiServer(policy, calls, crm=crm, secret=secret, allowed=allowed, callbacks=callbacks,
                        max_connections=settings.agi_max_connections, seen=SeenCalls(journal.store.call))
     host, _, port = settings.agi_bind.rpartition(":")
     try:
@@ -108,22 +112,28 @@ async def run_agi(settings: Settings) -> int:
         webapp = web.Application()
         metrics.registry.register(AgiState(server, calls, policy))
         webapp.router.add_get("/metrics", observability.metrics_handler(metrics))
-        add_health(webapp, server, calls, policy, settings.agi_bind)
+        add_health(webapp, server, calls, policy, settings.agi_bind, callbacks)
         web_runner = await observability.serve(webapp, settings.engine_bind)
     except OSError as exc:
         log.error("cannot listen (PBX_AGI_BIND=%s, PBX_ENGINE_BIND=%s): %s", settings.agi_bind, settings.engine_bind,
                   exc.strerror or exc)
         await crm.close()
+        if callbacks is not None:
+            await callbacks.stop()
         await journal.close()
         return 2
     stop = handle_signals(policy)
     log.info("pbx_app FastAGI on agi://%s/ (routes call, next, hangup), policy %s; peers allowed: %s, at most %d "
              "connections", settings.agi_bind, settings.policy_path, allowed, settings.agi_max_connections)
     watcher = asyncio.create_task(policy.watch())
+    if callbacks is not None:
+        callbacks.start()
     await stop.wait()
     watcher.cancel()
     listening.close()
     await listening.wait_closed()  # the requests in progress finish: each is one short step
+    if callbacks is not None:
+        await callbacks.stop()  # a callback in progress ends on the PBX; its lease runs out
     await crm.close()
     await journal.close()
     await web_runner.cleanup()

@@ -13,8 +13,10 @@ States: waiting → calling → done (answered by the employee and the client) |
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
+
+from ..routing.plan import Offer
 
 State = Literal["waiting", "calling", "done", "client_no_answer", "expired"]
 FINAL: tuple[State, ...] = ("done", "client_no_answer", "expired")
@@ -43,6 +45,16 @@ class CallbackRequest:
     @property
     def dial(self) -> str:
         return self.route.replace("{number}", self.client)
+
+
+def offered(step: Offer, call_id: str, client: str, leg: int, now: datetime, busy: bool) -> CallbackRequest:
+    """The request a client makes by pressing 1 at ``step`` (both modes, ARI and FastAGI).
+    Busy: the employee is on another call and free when it ends. Not answered: not at once again."""
+    first_try = now if busy else now + timedelta(seconds=step.retry_after)
+    return CallbackRequest(
+        id=call_id, employee=step.extension, endpoint=step.endpoint, client=client, route=step.route,
+        requested_at=now, expires_at=now + timedelta(seconds=step.expires_after), next_try_at=first_try,
+        max_attempts=step.attempts, retry_after=step.retry_after, leg=leg)
 
 
 COLUMNS = ("id", "employee", "endpoint", "client", "route", "requested_at", "expires_at", "next_try_at",

@@ -1,14 +1,15 @@
-"""Serves callback requests from inside an engine: when an employee with a waiting request is
-free (at work by their schedule, and no channel on their phone), claim the oldest request,
-ring the employee (their channel enters our app when they answer), and hand the channel to the
-dialplan (pbx-callback): the employee hears "a client called you, press 1", and pressing 1 dials
-the client through the route with the employee's number as caller ID, bridged by Dial().
+"""Serves callback requests: when an employee with a waiting request is free (at work by their
+schedule, and no channel on their phone), claim the oldest request, ring the employee, and once
+they answer let the dialplan (pbx-callback) say "a client called you, press 1": pressing 1
+dials the client through the route with the employee's number as caller ID, bridged by Dial().
 
-The service looks every ``interval`` seconds and at once when a watched phone goes idle
-(DeviceStateChanged → NOT_INUSE; events can be missed, the periodic look cannot). One coroutine
-per callback; the request's lease is renewed while it runs. What happened is written to the
-journal as legs of the call that asked, so history tells the request and the callback as one
-story; the employee's channel carries the same CDR userfield (callid:leg:callback:employee)."""
+How the PBX is asked — whether a phone is in use, a word when it goes idle, the call to the
+employee and what happens on it — is a Phones (phones.py): ARI in the engines (ari_phones.py),
+AMI beside FastAGI (pbx_app/ami). The service looks every ``interval`` seconds and at once when
+a watched phone goes idle (events can be missed, the periodic look cannot). One coroutine per
+callback; the request's lease is renewed while it runs. What happened is written to the journal
+as legs of the call that asked, so history tells the request and the callback as one story; the
+employee's channel carries the same CDR userfield (callid:leg:callback:employee)."""
 
 from __future__ import annotations
 
@@ -19,20 +20,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from ..ari import AriError
-from ..ari.client import AriVerbs
 from .. import contract as dp
 from ..history.events import CallEnded, Journal, LegEnded, LegOutcome, LegStarted
 from ..history.store import StoreError
 from ..policy import Policy
 from ..routing.availability import availability
+from .ari_phones import AriPhones
+from .phones import PhoneError, PhoneEvent, Phones
 from .requests import CallbackRequest, CallbackStore
 
 log = logging.getLogger(__name__)
 
-EMPLOYEE_ANSWERS = 5  # s beyond the ring time for the answered channel to reach our app
+EMPLOYEE_ANSWERS = 5  # s beyond the ring time for the answered channel to reach us
 PROMPT_TIME = 20  # s the employee may take over the prompt (two readings, 5 s each to press 1)
-BRIDGE_POLL = 1.0  # s between looks for Dial()'s bridge while the client's phone rings (GET /bridges)
+BRIDGE_POLL = 1.0  # s between looks for Dial()'s bridge while the client's phone rings
+ALIVE_POLL = 10.0  # s between looks at a quiet channel during the talk: its end may have been missed
 MAX_WATCHED = 1000  # phones whose device state we subscribe to
 
 # Hangup causes of a ring that was never answered.
@@ -53,16 +55,12 @@ class _Attempt:
     answered_at: datetime | None = None  # the client answered
 
 
-def _channel_ids(event: dict) -> list[str]:
-    return [ch["id"] for key in ("channel", "caller") if isinstance(ch := event.get(key), dict) and "id" in ch]
-
-
 class CallbackService:
-    def __init__(self, ari: AriVerbs, store: CallbackStore, policy: Callable[[], Policy], journal: Journal,
+    def __init__(self, phones: Phones, store: CallbackStore, policy: Callable[[], Policy], journal: Journal,
                  clock: Callable[[], datetime] = _utcnow, interval: float = 5.0, lease: float = 60.0,
                  ring_time: int = 30):
-        self.ari = ari
-        self.app: str = ari.app  # type: ignore[attr-defined]
+        self.phones = phones
+        self.app: str = phones.owner  # the leases' owner
         self.store = store
         self.policy = policy
         self.journal = journal
@@ -80,18 +78,22 @@ class CallbackService:
     # ---- events (the engine hands us ours first) --------------------------------------------------
 
     def take(self, event: dict) -> bool:
-        """True when the event is ours: a watched phone's state, or one of our channels."""
-        if event.get("type") == "DeviceStateChanged":
-            log.debug("callbacks: device state %s", event.get("device_state"))
-            if (event.get("device_state") or {}).get("state") == "NOT_INUSE":
+        """An ARI engine's event: True when it is ours (a watched phone's state, one of our channels)."""
+        if not self.attempts and event.get("type") != "DeviceStateChanged":
+            return False  # the common case, on every event of every call: no callback in progress
+        return any([self.deliver(e) for e in AriPhones.translate(event)])
+
+    def deliver(self, event: PhoneEvent) -> bool:
+        """True when the event is ours: a phone's state (idle wakes the loop), or one of our calls."""
+        if event.kind == "device":
+            if event.value == "NOT_INUSE":
                 self.wake.set()
             return True
-        for cid in _channel_ids(event):
-            attempt = self.attempts.get(cid)
-            if attempt is not None:
-                attempt.queue.put_nowait(event)
-                return True
-        return False
+        attempt = self.attempts.get(event.channel)
+        if attempt is None:
+            return False
+        attempt.queue.put_nowait(event)
+        return True
 
     async def add(self, request: CallbackRequest) -> None:
         """A flow of this engine stores a request: look at once (to watch the employee's phone)."""
@@ -148,22 +150,17 @@ class CallbackService:
         if employee is not None and not availability(employee, now, policy.site.timezone).working:
             return False
         try:
-            endpoint = await self.ari.get(f"/endpoints/{request.endpoint}")
-        except AriError as exc:
+            return not await self.phones.in_use(request.endpoint)
+        except PhoneError as exc:
             log.warning("callback %s: cannot see %s (%s)", request.id, request.endpoint, exc)
             return False
-        return not (endpoint or {}).get("channel_ids")
 
     async def _watch(self, endpoint: str) -> None:
-        """Subscribe to the phone's device state once: its going idle wakes the loop."""
+        """Ask for the phone's device state once: its going idle wakes the loop."""
         if endpoint in self.watched or len(self.watched) >= MAX_WATCHED:
             return
         self.watched.add(endpoint)
-        try:
-            await self.ari.post(f"/applications/{self.app}/subscription", eventSource=f"deviceState:{endpoint}")
-            log.debug("callbacks: watching the device state of %s", endpoint)
-        except AriError as exc:
-            log.info("callbacks: no device state events for %s (%s); the periodic look serves it", endpoint, exc)
+        await self.phones.watch(endpoint)
 
     # ---- one callback -------------------------------------------------------------------------------
 
@@ -197,62 +194,60 @@ class CallbackService:
     async def _call(self, attempt: _Attempt, channel_id: str) -> tuple[LegOutcome, str]:
         """Rings the employee; when they answer, the dialplan asks them for 1 and calls the client."""
         r = attempt.request
+        variables = {dp.CB_LEG: f"{r.id}:{attempt.leg}:callback:{r.employee}", dp.CB_DIAL: r.dial,
+                     dp.CB_RINGTIME: str(self.ring_time), dp.CB_CALLERID: self._caller_id(r)}
         try:
-            await self.ari.post("/channels", endpoint=r.endpoint, app=self.app, appArgs=dp.CALLBACK_ARG,
-                                channelId=channel_id, callerId=f'"Callback {r.client}" <{r.client}>',
-                                timeout=self.ring_time)
-        except AriError as exc:
+            await self.phones.ring(channel_id, r, f'"Callback {r.client}" <{r.client}>', self.ring_time, variables)
+        except PhoneError as exc:
             return "employee_unreachable", str(exc)[:200]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ring_time + EMPLOYEE_ANSWERS
         while True:  # the employee's phone rings
             event = await self._next(attempt, deadline - loop.time())
             if event is None:
-                await self._hangup(channel_id)
+                await self.phones.hangup(channel_id)
                 return "employee_no_answer", "no answer in time"
-            kind = event.get("type")
-            if kind == "StasisStart":
+            if event.kind == "answered":
                 break
-            if kind == "ChannelDestroyed":
-                cause = int(event.get("cause") or 0)
+            if event.kind in ("pressed", "client", "client_answered"):
+                attempt.queue.put_nowait(event)  # the dialplan ran before word of the answer came: it was answered
+                break
+            if event.kind == "ended":
+                cause = int(event.value or 0) if event.value.isdigit() else 0
                 return _NOT_ANSWERED.get(cause, "employee_unreachable"), f"cause {cause}"
         try:
-            await self.ari.post(f"/applications/{self.app}/subscription", eventSource=f"channel:{channel_id}")
-            await self.ari.post(f"/channels/{channel_id}/variables", {"variables": {
-                dp.CB_LEG: f"{r.id}:{attempt.leg}:callback:{r.employee}",
-                dp.CB_DIAL: r.dial,
-                dp.CB_RINGTIME: str(self.ring_time),
-                dp.CB_CALLERID: self._caller_id(r),
-            }})
-            await self.ari.post(f"/channels/{channel_id}/continue", context=dp.CALLBACK, extension=r.client, priority=1)
-        except AriError as exc:
-            await self._hangup(channel_id)
-            return "employee_declined", f"hung up at once ({exc.status})"
+            await self.phones.answered(channel_id)
+        except PhoneError as exc:
+            await self.phones.hangup(channel_id)
+            return "employee_declined", str(exc)[:200]
         pressed, client = None, ""
         deadline = loop.time() + PROMPT_TIME
         while True:  # the prompt, the client's ring, the talk: until the employee's channel ends
             if pressed is None:
-                timeout: float | None = deadline - loop.time()
+                timeout: float = deadline - loop.time()
             elif pressed == "1" and attempt.answered_at is None:
-                timeout = BRIDGE_POLL  # the client's answer raises no event we are sent: look for Dial()'s bridge
+                timeout = BRIDGE_POLL  # the client's answer may raise no event we are sent: look for Dial()'s bridge
             else:
-                timeout = None
+                timeout = ALIVE_POLL
             event = await self._next(attempt, timeout)
             if event is None:
                 if pressed == "1" and attempt.answered_at is None:
-                    if await self._bridged(channel_id):
+                    if await self.phones.bridged(channel_id):
                         await self._client_answered(attempt)
+                    elif not await self.phones.alive(channel_id):
+                        break  # its end was missed (the PBX link was down)
                     continue
-                await self._hangup(channel_id)
+                if pressed is not None and await self.phones.alive(channel_id):
+                    continue
+                await self.phones.hangup(channel_id)
                 break
-            kind, report = event.get("type"), dp.report(event)
-            if report and report[0] == dp.CB_PRESSED:
-                pressed = report[1]
-            elif report and report[0] == dp.CB_CLIENT:
-                client = report[1]
-                if client == "ANSWER" and attempt.answered_at is None:  # they talked before a look saw it
-                    await self._client_answered(attempt)
-            elif kind == "ChannelDestroyed":
+            if event.kind == "pressed":
+                pressed = event.value
+            elif event.kind == "client":
+                client = event.value
+            elif event.kind == "client_answered" and attempt.answered_at is None:
+                await self._client_answered(attempt)
+            elif event.kind == "ended":
                 break
         if attempt.answered_at is not None:
             return "answered", "client answered"
@@ -260,16 +255,7 @@ class CallbackService:
             return "employee_declined", f"pressed {pressed or 'nothing'}"
         return _CLIENT.get(client, "client_unreachable"), client or "no dial status"
 
-    async def _bridged(self, channel_id: str) -> bool:
-        """Dial() has bridged the employee with the client: the client answered."""
-        try:
-            bridges = await self.ari.get("/bridges") or []
-        except AriError as exc:
-            log.warning("callbacks: cannot list bridges (%s)", exc)
-            return False
-        return any(channel_id in (b.get("channels") or []) for b in bridges)
-
-    async def _next(self, attempt: _Attempt, timeout: float | None) -> dict | None:
+    async def _next(self, attempt: _Attempt, timeout: float | None) -> PhoneEvent | None:
         try:
             return await asyncio.wait_for(attempt.queue.get(), None if timeout is None else max(timeout, 0))
         except TimeoutError:
@@ -314,14 +300,8 @@ class CallbackService:
     def _caller_id(self, request: CallbackRequest) -> str:
         employee = self.policy().employee(request.employee)
         name = employee.name if employee is not None else request.employee
-        name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>\\')[:60]
+        name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>\\,')[:60]
         return f'"{name}" <{request.employee}>'
-
-    async def _hangup(self, channel_id: str) -> None:
-        try:
-            await self.ari.delete(f"/channels/{channel_id}")
-        except AriError:
-            pass
 
     async def drain(self, timeout: float = 5.0) -> None:
         if self.tasks:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable, Protocol
 
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
 from ..callback import CallbackRequest
+from ..callback.requests import offered
 from ..history.store import StoreError
 from ..policy.model import normalise_number
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
@@ -228,13 +229,8 @@ class CallFlow:
         if digit != "1":
             await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
             return False
-        now = self.clock()
-        # Busy: they are on another call and free when it ends. Not answered: not at once again.
-        first_try = now if self.cursor.branch == "busy" else now + timedelta(seconds=step.retry_after)
-        request = CallbackRequest(
-            id=self.call_id, employee=step.extension, endpoint=step.endpoint, client=normalise_number(self.call.caller),
-            route=step.route, requested_at=now, expires_at=now + timedelta(seconds=step.expires_after),
-            next_try_at=first_try, max_attempts=step.attempts, retry_after=step.retry_after, leg=leg)
+        request = offered(step, self.call_id, normalise_number(self.call.caller), leg, self.clock(),
+                          busy=self.cursor.branch == "busy")
         try:
             await self.callbacks.add(request)  # type: ignore[union-attr]
         except StoreError as exc:

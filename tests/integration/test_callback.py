@@ -9,6 +9,7 @@ import pytest
 
 from pbx_app.ari import AriClient
 from pbx_app.callback import open_callbacks
+from pbx_app.callback.ari_phones import AriPhones
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
@@ -42,7 +43,7 @@ async def callbacks(tmp_path, ari):
     services: list[tuple[CallbackService, asyncio.Task]] = []
 
     def start(app, interval=30.0, ring_time=10, attach=True) -> CallbackService:
-        service = CallbackService(ari, store, app.app.policy, MemoryJournal(), interval=interval,
+        service = CallbackService(AriPhones(ari), store, app.app.policy, MemoryJournal(), interval=interval,
                                   lease=15, ring_time=ring_time)
         if attach:
             app.app.callbacks = service

@@ -195,13 +195,13 @@ class SipBed:
         return self._spawn(f"client-{behaviour}", args)
 
     def call_pressing(self, ext: str, key_after_ms: int = 1500, stay_ms: int = 15000, caller: str = "79001234567",
-                      pcap: Path = KEY_1) -> Sipp:
+                      pcap: Path = KEY_1, source_ip: str = "127.0.0.1") -> Sipp:
         """A client calls ``ext``; once answered (for a callback offer) they press 1 after
         ``key_after_ms`` and stay until Asterisk hangs up (at most ``stay_ms`` more)."""
         local_port = 5201 + self._n
         values = {"talk": stay_ms, "pcap": pcap, "pcap_delay": key_after_ms}
-        args = [ASTERISK_SIP, "-sf", self._scenario("caller_dtmf.xml", values), "-s", ext, "-i", "127.0.0.1",
-                "-p", str(local_port), "-m", "1", "-mi", "127.0.0.1", "-mp", str(30000 + self._n * 10),
+        args = [ASTERISK_SIP, "-sf", self._scenario("caller_dtmf.xml", values), "-s", ext, "-i", source_ip,
+                "-p", str(local_port), "-m", "1", "-mi", source_ip, "-mp", str(30000 + self._n * 10),
                 "-key", "caller", caller, "-timeout", "300s"]
         return self._spawn(f"call{ext}-keys", args)
 

@@ -12,6 +12,7 @@ import pytest
 from pbx_app.agi.flow import AgiFlow, Report
 from pbx_app.agi.state import Cursor, PlanTooLarge, decode_plan, encode_plan
 from pbx_app.history.events import CallEnded, LegEnded, LegStarted, MemoryJournal
+from pbx_app.history.store import StoreError
 from pbx_app.policy import parse_policy
 from pbx_app.routing import Plan, Ring, Target, decide
 from pbx_app.routing.decide import CallContext
@@ -186,16 +187,98 @@ async def test_a_call_whose_plan_cannot_ride_on_the_channel_is_journalled_as_fai
     assert call.story() == [("ended", "failed", "internal error, busy given")]
 
 
-async def test_fastagi_mode_skips_a_callback_offer_and_runs_its_then_action():
-    policy = parse_policy("""
+OFFER_POLICY = parse_policy("""
 site: {callback_route: "PJSIP/{number}@trunk"}
 employees:
-  "107": {name: Pavel, ring_time: 2, on_no_answer: {action: callback, then: {action: voicemail}}}
+  "107": {name: Pavel, ring_time: 2, on_no_answer: {action: callback, then: {action: voicemail}, retry_after: 60}}
 """)
-    plan = decide(policy, CallContext("107", "7900", NOW))
+
+
+async def test_fastagi_mode_without_ami_skips_a_callback_offer_and_runs_its_then_action():
+    plan = decide(OFFER_POLICY, CallContext("107", "7900", NOW))
     journal = MemoryJournal()
     flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None)
     await flow.start("7900", "1.1", "PJSIP/c-1")
     after = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state))
     step = await after.next(Report(dialstatus="NOANSWER"))
     assert (step.do, step.variables["PBX_MAILBOX"]) == ("voicemail", "107@default")
+
+
+class Stored:
+    def __init__(self, fail: bool = False):
+        self.requests, self.fail = [], fail
+
+    async def add(self, request):
+        if self.fail:
+            raise StoreError("database is locked")
+        self.requests.append(request)
+
+
+async def offered_call(callbacks, caller="79001234567"):
+    plan = decide(OFFER_POLICY, CallContext("107", caller, NOW))
+    journal = MemoryJournal()
+    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None, callbacks=callbacks, caller=caller)
+    await flow.start(caller, "1.1", "PJSIP/c-1")
+
+    async def step(**report):
+        nonlocal flow
+        flow = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=callbacks, caller=caller)
+        return await flow.next(Report(**report))
+
+    return step, journal
+
+
+async def test_with_ami_the_offer_is_made_and_pressing_1_stores_the_request_and_ends_the_call():
+    store = Stored()
+    step, journal = await offered_call(store)
+    offer = await step(dialstatus="NOANSWER")
+    assert offer.do == "offer"
+    assert offer.variables["PBX_LEG"] == "1.1:2:callback_offer:107:answered"
+    assert offer.variables["PBX_OFFER_TIMEOUT"] == "5"
+    done = await step(digit="1")
+    assert done.do == "callback" and done.variables == {}
+    [request] = store.requests
+    assert (request.id, request.employee, request.client, request.leg) == ("1.1", "107", "79001234567", 2)
+    assert request.next_try_at == NOW + timedelta(seconds=60), "not answered: not at once again"
+    ended = [e for e in journal.events if isinstance(e, (LegEnded, CallEnded))]
+    assert [(getattr(e, "outcome", None) or e.result) for e in ended] == ["no_answer", "callback_requested",
+                                                                           "callback_requested"]
+
+
+@pytest.mark.parametrize("digit, outcome", [("", "no_digit"), ("2", "declined")])
+async def test_no_1_at_the_offer_runs_its_then_action(digit, outcome):
+    store = Stored()
+    step, journal = await offered_call(store)
+    await step(dialstatus="NOANSWER")
+    then = await step(digit=digit)
+    assert then.do == "voicemail" and store.requests == []
+    assert [e.outcome for e in journal.events if isinstance(e, LegEnded)][1] == outcome
+
+
+async def test_a_request_that_cannot_be_stored_runs_the_then_action_and_says_so():
+    step, journal = await offered_call(Stored(fail=True))
+    await step(dialstatus="NOANSWER")
+    then = await step(digit="1")
+    assert then.do == "voicemail"
+    failed = [e for e in journal.events if isinstance(e, LegEnded)][1]
+    assert failed.outcome == "failed" and "database is locked" in failed.cause
+
+
+async def test_an_unknown_caller_number_gets_no_offer():
+    step, journal = await offered_call(Stored(), caller="anonymous")
+    assert (await step(dialstatus="NOANSWER")).do == "voicemail"
+
+
+async def test_the_caller_hanging_up_during_the_offer_ends_its_leg_and_the_call():
+    store = Stored()
+    plan = decide(OFFER_POLICY, CallContext("107", "79001234567", NOW))
+    journal = MemoryJournal()
+    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None, callbacks=store, caller="79001234567")
+    await flow.start("79001234567", "1.1", "PJSIP/c-1")
+    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
+    assert (await flow.next(Report(dialstatus="NOANSWER"))).do == "offer"
+    h = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
+    await h.hangup(Report())
+    assert h.state == "end" and store.requests == []
+    ended = [e for e in journal.events if isinstance(e, (LegEnded, CallEnded))]
+    assert [(getattr(e, "outcome", None) or e.result) for e in ended] == ["no_answer", "caller_hung_up", "caller_hung_up"]

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pbx_app.callback import open_callbacks
+from pbx_app.callback.ari_phones import AriPhones
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import MemoryJournal
 from pbx_app.history.rows import history_row
@@ -63,7 +64,7 @@ async def requests(tmp_path):
 
 def service_on(fake, store, policy_text=POLICY):
     policy = parse_policy(policy_text)
-    return CallbackService(fake, store, lambda: policy, MemoryJournal(), clock=CLOCK)
+    return CallbackService(AriPhones(fake), store, lambda: policy, MemoryJournal(), clock=CLOCK)
 
 
 async def test_pressing_1_stores_the_request_and_ends_the_call(requests):

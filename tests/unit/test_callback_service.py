@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pbx_app.callback import CallbackRequest, open_callbacks
+from pbx_app.callback.ari_phones import AriPhones
 from pbx_app.callback.service import CallbackService
 from pbx_app.callback import service as callback_service
 from pbx_app.history.events import LegEnded, MemoryJournal
@@ -114,7 +115,7 @@ def request(call_id="c1", employee="101", at=T0, **kw):
 def make(store, clock, **script):
     holder = {}
     ari = ScriptedAri(lambda: holder["s"], **script)
-    service = CallbackService(ari, store, lambda: POLICY, MemoryJournal(), clock=clock)
+    service = CallbackService(AriPhones(ari), store, lambda: POLICY, MemoryJournal(), clock=clock)
     holder["s"] = service
     return service, ari
 

@@ -133,6 +133,13 @@ def code_settings() -> str:
 CODE_SETTINGS = code_settings()
 
 
+def is_sound(name: str) -> bool:
+    """Asterisk plays the app's sounds as pbx_app/NAME (sounds/<lang>/NAME.wav, installed under
+    Asterisk's sounds folder): such a name is a sound, not a repository path."""
+    sound = name.removeprefix("pbx_app/")
+    return sound != name and bool(glob.glob(str(ROOT / "sounds" / "*" / f"{sound}.wav")))
+
+
 def path_problems(text: str) -> list[str]:
     problems = []
     for found in sorted(set(PATH.findall(text))):
@@ -140,7 +147,7 @@ def path_problems(text: str) -> list[str]:
         if path in RUNTIME:
             continue
         pattern = re.sub(r"<[^>]*>|\{[^}]*\}|\*+|\bNAME\b|…", "*", path)
-        if not glob.glob(str(ROOT / pattern)):
+        if not glob.glob(str(ROOT / pattern)) and not is_sound(path):
             problems.append(f"names {path}, which is not in the repository")
     return problems
 
@@ -264,4 +271,11 @@ def test_placeholders_in_paths_match_any_name() -> None:
     assert _problems_of("`sounds/<lang>/callback-offer.wav`, `pbx_app/locale/<lang>/`\n") == []
     assert _problems_of("`sounds/<lang>/no-such-message.wav`\n") == [
         "example.md: names sounds/<lang>/no-such-message.wav, which is not in the repository"
+    ]
+
+
+def test_a_sound_asterisk_plays_is_a_sound_name_only_if_the_sound_exists() -> None:
+    assert _problems_of("the caller hears `pbx_app/callback-confirm`\n") == []
+    assert _problems_of("the caller hears `pbx_app/callback-goodbye`\n") == [
+        "example.md: names pbx_app/callback-goodbye, which is not in the repository"
     ]
