@@ -380,7 +380,7 @@ def apply_action(body: CommentedMap, slot: str, setting: NoAnswerSetting | None)
 
 
 def _apply_callback(node: CommentedMap, setting: NoAnswerSetting) -> None:
-    """The shape README's example has: action, then, announcement, attempts, retry_after,
+    """The shape docs/callback.md's example has: action, then, announcement, attempts, retry_after,
     expires_after; ``route`` and ``digit_timeout`` stay as the administrator wrote them."""
     callback = setting.callback or CallbackChoice()
     for key in ("to", "drop"):

@@ -1,5 +1,5 @@
 """Issue 18: the callback offer set on the self-service page — written into the sysadmin's YAML in
-the shape README's "Callback" example has, with the page's rules (only one's own or an admin;
+the shape docs/callback.md's example has, with the page's rules (only one's own or an admin;
 version → 409; audit; the loader has the last word), and every input bounded."""
 
 from __future__ import annotations
