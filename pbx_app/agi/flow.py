@@ -12,14 +12,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Callable
 
-from ..callback import CallbackRequest
-from ..callback.requests import offered
-from ..outbound.guard import Verdict
+from ..callback.offer import Requests, answer_offer
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
-from ..history.store import StoreError
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
@@ -45,14 +42,6 @@ class Report:
     @classmethod
     def from_args(cls, args: list[str]) -> "Report":
         return cls(*(args + [""] * 8)[:8])
-
-
-class Requests(Protocol):
-    """Where a callback request goes (the AMI callback service); None: FastAGI offers no callback."""
-
-    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict: ...
-
-    async def add(self, request: CallbackRequest) -> bool: ...
 
 
 @dataclass
@@ -198,29 +187,14 @@ class AgiFlow:
     async def offer_taken(self, step: Offer, digit: str) -> bool:
         """The client answered the offer with ``digit``. True: they pressed 1 and the request is
         stored (the call ends); False: the plan goes on with the offer's fallback."""
+        assert self.callbacks is not None  # no store: no offer was made
         leg = self.cursor.leg
-        if digit != "1":
-            await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
+        answer = await answer_offer(self.callbacks, step, digit, self.caller, self.call_id, leg, self.clock(),
+                                    busy=self.cursor.branch == "busy")
+        await self.end_leg(leg, answer.outcome, cause=answer.cause)  # type: ignore[arg-type]
+        if answer.request is None:
             return False
-        callbacks = self.callbacks
-        assert callbacks is not None  # no store: no offer was made
-        # Counted now: the request reserves its first call out; a limit reached meanwhile refuses.
-        verdict = await callbacks.vet(self.caller, step.extension, self.call_id, reserve=True)
-        if not verdict.allowed:
-            await self.end_leg(leg, verdict.leg_outcome, cause=f"pressed 1; {verdict.why}")
-            return False
-        request = offered(step, self.call_id, verdict.number, leg, self.clock(), busy=self.cursor.branch == "busy")
-        try:
-            added = await callbacks.add(request)
-        except StoreError as exc:
-            log.error("call %s: the callback request could not be stored (%s); the offer's fallback runs", self.call_id, exc)
-            await self.end_leg(leg, "failed", cause=f"answered for the offer; pressed 1; not stored: {exc}"[:200])
-            return False
-        if added:
-            await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
-        else:
-            await self.end_leg(leg, "already_requested", cause="answered for the offer; pressed 1; one was waiting")
-        await self.end("callback_requested", f"callback requested: {step.extension} calls {request.client} back")
+        await self.end("callback_requested", f"callback requested: {step.extension} calls {answer.request.client} back")
         return True
 
     async def ring(self, step: Ring) -> Instruction:

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Callable
 
+from ..callback.offer import Requests
 from ..crm import CrmProvider
 from ..crm import lookup as crm_lookup
 from ..history.events import Journal
@@ -29,7 +30,7 @@ from ..memory import give_back_now
 from ..policy import Policy
 from ..routing.decide import CallContext, decide
 from ..routing.plan import Offer
-from .flow import AgiFlow, Instruction, Report, Requests
+from .flow import AgiFlow, Instruction, Report
 from .peers import AllowList, RefusalLog
 from .protocol import MAX_LINE, AgiError, AgiRequest
 from .secret import challenge, proves, state_key

@@ -11,14 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Callable
 
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
-from ..callback import CallbackRequest
-from ..callback.requests import offered
-from ..history.store import StoreError
-from ..outbound.guard import Verdict
+from ..callback.offer import Requests, answer_offer
 from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
 from ..routing.plan import Offer, branch_name
 from ..sounds import playback_name
@@ -27,15 +24,6 @@ from .channel import CallChannel, CallerGone
 from .fallback import next_fallback
 
 log = logging.getLogger(__name__)
-
-
-class Requests(Protocol):
-    """Where a callback request goes (the engine's CallbackService): the outbound guard's word on
-    the number first, then the request (False: one for the number was waiting already)."""
-
-    async def vet(self, number: str, employee: str, call_id: str, reserve: bool = False) -> Verdict: ...
-
-    async def add(self, request: CallbackRequest) -> bool: ...
 
 
 # Why the outbound guard said no, as the offer's leg tells it (history: "no callback offer: …").
@@ -234,29 +222,14 @@ class CallFlow:
             raise
 
     async def _offer_answered(self, step: Offer, leg: int, digit: str) -> bool:
-        if digit != "1":
-            await self.end_leg(leg, "declined" if digit else "no_digit", cause=f"answered for the offer; pressed {digit or 'nothing'}")
+        assert self.callbacks is not None  # no store: no offer was made
+        answer = await answer_offer(self.callbacks, step, digit, self.call.caller, self.call_id, leg, self.clock(),
+                                    busy=self.cursor.branch == "busy")
+        await self.end_leg(leg, answer.outcome, cause=answer.cause)  # type: ignore[arg-type]
+        if answer.request is None:
             return False
-        callbacks = self.callbacks
-        assert callbacks is not None  # no store: no offer was made
-        # Counted now: the request reserves its first call out; a limit reached meanwhile refuses.
-        verdict = await callbacks.vet(self.call.caller, step.extension, self.call_id, reserve=True)
-        if not verdict.allowed:
-            await self.end_leg(leg, verdict.leg_outcome, cause=f"pressed 1; {verdict.why}")
-            return False
-        request = offered(step, self.call_id, verdict.number, leg, self.clock(), busy=self.cursor.branch == "busy")
-        try:
-            added = await callbacks.add(request)
-        except StoreError as exc:
-            log.error("call %s: the callback request could not be stored (%s); the offer's fallback runs", self.call_id, exc)
-            await self.end_leg(leg, "failed", cause=f"answered for the offer; pressed 1; not stored: {exc}"[:200])
-            return False
-        if added:
-            await self.end_leg(leg, "callback_requested", cause="answered for the offer; pressed 1")
-        else:
-            await self.end_leg(leg, "already_requested", cause="answered for the offer; pressed 1; one was waiting")
         await self.call.continue_to(dp.END, "callback")
-        await self.end("callback_requested", f"callback requested: {step.extension} calls {request.client} back")
+        await self.end("callback_requested", f"callback requested: {step.extension} calls {answer.request.client} back")
         return True
 
     async def voicemail(self, step: Voicemail, announce: Announce | None = None) -> None:
