@@ -16,16 +16,19 @@ RUN sh /tmp/asterisk-packages.sh && rm /tmp/asterisk-packages.sh
 RUN apt-get -o Acquire::Check-Valid-Until=false update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-setuptools python3-aiohttp python3-ruamel.yaml python3-psycopg \
-    python3-prometheus-client python3-argon2 python3-jinja2 python3-babel python3-panoramisk sox espeak-ng \
+    python3-prometheus-client python3-argon2 python3-jinja2 python3-babel python3-panoramisk python3-yaml \
+    python3-ldap3 sox espeak-ng \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/pbx_app
 COPY pyproject.toml README.md ./
 COPY pbx_app ./pbx_app
 COPY sounds ./sounds
+# The wheel carries the dialplan too (`pbx-app asterisk install` copies it into a site's config).
+COPY dialplan ./dialplan
 RUN python3 -m venv --system-site-packages /opt/pbx_app/venv \
  && /opt/pbx_app/venv/bin/pip install -q --no-cache-dir --disable-pip-version-check --no-index --no-deps --no-build-isolation . \
- && rm -rf /opt/pbx_app/pbx_app /opt/pbx_app/sounds /opt/pbx_app/build \
+ && rm -rf /opt/pbx_app/pbx_app /opt/pbx_app/sounds /opt/pbx_app/dialplan /opt/pbx_app/build \
  && cd / && /opt/pbx_app/venv/bin/python -c "import pbx_app.runner, pbx_app.history.postgres_store, pbx_app.users.store" \
  && ln -s /opt/pbx_app/venv/bin/pbx-app /usr/local/bin/pbx-app
 
