@@ -54,7 +54,14 @@ def open_private(path: Path, flags: int) -> int:
 
 def private_sqlite(path: str) -> None:
     """A SQLite database and its -wal/-shm/-journal companions (SQLite gives those the
-    database's own mode when it makes them)."""
-    private_file(Path(path))
-    for suffix in ("-wal", "-shm", "-journal"):
-        _tighten(Path(path + suffix), FILE_MODE)
+    database's own mode when it makes them). A database that exists is only chmod'ed, never
+    opened: closing any descriptor of a file drops every POSIX lock this process holds on it,
+    SQLite's included, and another store of this process may have it open (the journal, the
+    callback requests and the accounts share one file)."""
+    db = Path(path)
+    try:
+        os.close(os.open(db, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))  # new: nobody has it open
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        _tighten(Path(name), FILE_MODE)

@@ -68,3 +68,30 @@ async def test_a_journal_left_world_readable_is_tightened_when_opened(tmp_path):
     await journal.close()
     assert (mode(db), mode(tmp_path / "spool")) == (0o600, 0o700)
     assert not wal.exists() or mode(wal) == 0o600
+
+
+def test_making_a_database_private_keeps_the_locks_sqlite_holds_on_it(tmp_path):
+    """Closing any descriptor of a file drops this process's POSIX locks on it. Without its lock
+    on the database file, another process that closes its connection believes it is the last,
+    checkpoints and removes the WAL: this process's next commits go to a removed file, and
+    nobody else ever sees them (engines read stale history until they stopped)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from pbx_app.private_files import private_sqlite
+
+    def count_from_another_process() -> str:
+        code = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('SELECT count(*) FROM t').fetchone()[0]); c.close()"
+        return subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=30).stdout.strip()
+
+    path = str(tmp_path / "journal.db")
+    private_sqlite(path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("INSERT INTO t VALUES (1)")
+    private_sqlite(path)  # a second store of this process opening the same file
+    assert count_from_another_process() == "1"
+    writer.execute("INSERT INTO t VALUES (2)")
+    assert count_from_another_process() == "2", "a commit of this process was lost to the others"
