@@ -120,11 +120,22 @@ def retire(policy) -> None:
 _retiring: set[asyncio.Task] = set()
 
 
+def _held_by_one_name() -> int:
+    """What sys.getrefcount says of an object that only one local name holds: 2 up to Python
+    3.13 (the name and the call's argument), 1 from 3.14 on (the argument is borrowed). Counting
+    against a fixed 2 took apart, on 3.14, a policy that a call in progress still held."""
+    probe = object()
+    return sys.getrefcount(probe)
+
+
+_ONE_NAME = _held_by_one_name()
+
+
 async def _take_apart(box: list) -> None:
     policy = box.pop()
     waited = 0.0
-    # References while waiting: this frame and getrefcount's argument.
-    while sys.getrefcount(policy) > 2:
+    # Held by this frame alone: no call in progress reads it any more.
+    while sys.getrefcount(policy) > _ONE_NAME:
         if waited > RETIRE_WAIT:
             return
         await asyncio.sleep(RETIRE_POLL)
@@ -132,7 +143,7 @@ async def _take_apart(box: list) -> None:
     tables = [policy.employees, policy.departments, policy.crm.clients]
     del policy
     for table in tables:
-        if sys.getrefcount(table) > 3:  # the list, this loop and the argument: someone else reads it
+        if sys.getrefcount(table) > _ONE_NAME + 1:  # more than the list and this loop: someone else reads it
             continue
         while table:
             for _ in range(min(TAKE_APART, len(table))):

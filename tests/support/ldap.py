@@ -1,5 +1,7 @@
 """A real OpenLDAP server (Debian's slapd) for the directory sign-in tests: started on
-127.0.0.1 with LDAPS and StartTLS (a certificate made by openssl for the test), filled with two
+127.0.0.1 with LDAPS and StartTLS (a certificate made by openssl for the test, for the name
+localhost: ldap3 2.9.1 on Python 3.12+ checks a certificate against a host name only, never an
+IP address, so the URLs name localhost as a site names its directory's host), filled with two
 groups and three people, stopped at the end. ``Silent`` is a server that accepts connections and
 never answers, as a directory behind a dead network path does."""
 
@@ -51,11 +53,11 @@ class Slapd:
 
     @property
     def ldaps_url(self) -> str:
-        return f"ldaps://127.0.0.1:{self.tls_port}"
+        return f"ldaps://localhost:{self.tls_port}"
 
     @property
     def starttls_url(self) -> str:
-        return f"ldap://127.0.0.1:{self.port}"
+        return f"ldap://localhost:{self.port}"
 
     def env(self, url: str | None = None) -> dict[str, str]:
         return {"PBX_LDAP_URL": url or self.ldaps_url, "PBX_LDAP_USER_DN": f"uid={{name}},{PEOPLE}",
@@ -79,7 +81,7 @@ class Slapd:
             "access to attrs=userPassword by anonymous auth by self write by * none",
             "access to * by users read by * none", ""]))
         self.proc = subprocess.Popen([slapd, "-d", "0", "-f", str(conf),
-                                      "-h", f"{self.starttls_url}/ {self.ldaps_url}/"],
+                                      "-h", f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.tls_port}/"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while True:
