@@ -19,6 +19,7 @@ from pbx_app.history.rows import history_row
 from tests.integration.conftest import TESTBED, asterisk_root
 from tests.integration.conftest import testbed as run_testbed
 from tests.integration.test_history_calls import Cdr
+from tests.support.sipp import phone_secret
 from tests.support.engines import EngineProcess, all_ended
 from tests.support.wait import until
 
@@ -66,9 +67,16 @@ PHONE = """
 [{n}](caller-template)
 context = default
 aors = {n}
+auth = {n}
+[{n}]
+type = auth
+auth_type = userpass
+username = {n}
+password = {secret}
 [{n}]
 type = aor
-contact = sip:{n}@127.0.0.1:51{n2}
+max_contacts = 2
+remove_existing = yes
 """
 SITE_EXTENSIONS = """
 [from-trunk]
@@ -95,7 +103,7 @@ def prepare_site() -> None:
     assert found, "the stock asterisk.conf has a [directories](!) template"
     (ETC / "asterisk.conf").write_text(conf)
     with open(ETC / "pjsip.conf", "a") as f:
-        f.write(SITE_PJSIP + "".join(PHONE.format(n=n, n2=n[1:]) for n in ("101", "102", "104")))
+        f.write(SITE_PJSIP + "".join(PHONE.format(n=n, secret=phone_secret(n)) for n in ("101", "102", "104")))
     with open(ETC / "extensions.conf", "a") as f:
         f.write(SITE_EXTENSIONS)
     with open(ETC / "voicemail.conf", "a") as f:
