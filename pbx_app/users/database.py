@@ -164,11 +164,12 @@ class AccountsDatabase:
 
     def shared_secret(self, key: str) -> bytes:
         """A random key every process using this database shares (made by the first to ask)."""
+        # Insert-if-absent, then read: two processes starting together on a new database both
+        # end up with the one key that won (a read-then-insert let each keep its own).
         with self.transaction() as run:
-            rows = run("SELECT value FROM accounts_meta WHERE key = :key", {"key": key})
-            if not rows:
-                rows = [{"value": secrets.token_hex(32)}]
-                run("INSERT INTO accounts_meta (key, value) VALUES (:key, :value)", {"key": key, "value": rows[0]["value"]})
+            run("INSERT INTO accounts_meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING",
+                {"key": key, "value": secrets.token_hex(32)})
+        rows = self.rows("SELECT value FROM accounts_meta WHERE key = :key", {"key": key})
         return bytes.fromhex(rows[0]["value"])
 
     def close(self) -> None:
