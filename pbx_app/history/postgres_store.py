@@ -18,7 +18,7 @@ from .postgres_schema import pg_sql
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import (GET_POSITION, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,
+from .store import (GET_POSITION, page_batches, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,
                     SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, SELECT_TOUCHED_CALLS_ANY, SELECT_TOUCHED_LEGS_ANY,
                     UPDATE_SUMMARY, UPSERT, CallFilter, count_sql, event_params, filter_params, page_sql, prune_sql,
                     records, summary)
@@ -146,16 +146,8 @@ class PostgresStore(PostgresConnection):
                                                (count_sql(missed), filter_params(missed, _same, cap=cap)))
         return total["n"], lost["n"]
 
-    async def batches(self, f: CallFilter, size: int) -> AsyncIterator[list[CallRecord]]:
-        after = None
-        while True:
-            found = await self.page(f, size, after=after)
-            if not found:
-                return
-            yield found
-            if len(found) < size:
-                return
-            after = (found[-1].started_at, found[-1].call_id)  # type: ignore[assignment]
+    def batches(self, f: CallFilter, size: int) -> AsyncIterator[list[CallRecord]]:
+        return page_batches(self.page, f, size)
 
     async def prune(self, before: datetime, batch: int) -> int:
         async with self._turn:

@@ -14,7 +14,7 @@ from .sqlite_thread import SqliteOnThread
 from .events import JournalEvent
 from .records import CallRecord
 from .spool import Position
-from .store import (GET_POSITION, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,
+from .store import (GET_POSITION, page_batches, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,
                     SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, SELECT_TOUCHED_CALLS, SELECT_TOUCHED_LEGS,
                     UPDATE_SUMMARY, UPSERT, CallFilter, count_sql, event_params, filter_params, page_sql, prune_sql,
                     records, summary)
@@ -96,16 +96,8 @@ class SqliteStore(SqliteOnThread):
                                               (count_sql(missed), filter_params(missed, iso, cap=cap)))
         return total["n"], lost["n"]
 
-    async def batches(self, f: CallFilter, size: int) -> AsyncIterator[list[CallRecord]]:
-        after = None
-        while True:
-            found = await self.page(f, size, after=after)
-            if not found:
-                return
-            yield found
-            if len(found) < size:
-                return
-            after = (found[-1].started_at, found[-1].call_id)  # type: ignore[assignment]
+    def batches(self, f: CallFilter, size: int) -> AsyncIterator[list[CallRecord]]:
+        return page_batches(self.page, f, size)
 
     async def prune(self, before: datetime, batch: int) -> int:
         return await self._run(self._prune, iso(before), batch)

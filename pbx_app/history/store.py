@@ -138,6 +138,20 @@ class CallFilter:
     newest_first: bool = True
 
 
+async def page_batches(page, f: CallFilter, size: int) -> AsyncIterator[list[CallRecord]]:
+    """Every call ``f`` keeps, ``size`` at a time, each page after the last one's (time, id): the
+    same SQL for both backends' ``page``, never an OFFSET that grows with the export."""
+    after = None
+    while True:
+        found = await page(f, size, after=after)
+        if not found:
+            return
+        yield found
+        if len(found) < size:
+            return
+        after = (found[-1].started_at, found[-1].call_id)
+
+
 def _where(f: CallFilter, after: bool, who: str | None = None) -> str:
     # Literal status/label values: the partial indexes calls_missed and calls_voicemail match them.
     parts = ["started_at >= :start", "started_at < :end"]
