@@ -246,13 +246,7 @@ class AgiFlow:
 
     @staticmethod
     def answered_by(report: Report, step: Ring) -> str | None:
-        peer = report.peer or None
-        if peer is None:
-            return None
-        for target in step.targets:
-            if peer.startswith(target.endpoint + "-"):
-                return target.extension
-        return peer
+        return step.answered_by(report.peer)
 
     def answered_at(self, report: Report, outcome: Outcome) -> datetime | None:
         """Dial() tells how long the answered leg lasted; it ended just now."""

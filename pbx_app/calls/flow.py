@@ -333,13 +333,7 @@ class CallFlow:
         return steps[cursor.index] if cursor.index < len(steps) else None
 
     def _answered_by(self, step: Ring) -> str | None:
-        peer = self.call.dial.answered_peer
-        if peer is None:
-            return None
-        for target in step.targets:
-            if peer.startswith(target.endpoint + "-"):
-                return target.extension
-        return peer
+        return step.answered_by(self.call.dial.answered_peer)
 
     async def _started(self) -> None:
         # At the channel's creation time, so that an engine taking the call over writes the same row.

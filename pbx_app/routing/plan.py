@@ -58,6 +58,17 @@ class Ring:
     department: str | None = None
     type: Literal["ring"] = "ring"
 
+    def answered_by(self, peer: str | None) -> str | None:
+        """Who of the targets picked up, from the answering channel's name (DIALEDPEERNAME or
+        the bridge peer): ``PJSIP/101-0000002a`` is target PJSIP/101's; a channel that is none
+        of them is named as it is."""
+        if not peer:
+            return None
+        for target in self.targets:
+            if peer.startswith(target.endpoint + "-"):
+                return target.extension
+        return peer
+
 
 @dataclass(frozen=True)
 class Announce:
