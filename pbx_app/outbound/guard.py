@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from typing import Awaitable, Callable, Literal
 
 from ..history.store import StoreError
+from ..policy.external import pattern_refusal
 from ..policy.model import OutboundSettings, Policy, normalise_number
 from .limits import SITE_LIMIT_TOLD, WINDOW, OutboundCall, OutboundLimits, Quota
-from .patterns import first_match
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,7 @@ def screen(settings: OutboundSettings, number: str) -> Verdict:
     digits = normalise_number(number)
     if not digits or number.strip().lower() in HIDDEN:
         return Verdict("", "hidden")
-    if not settings.allow:
-        return Verdict(digits, "no_patterns")
-    if first_match(settings.deny, digits) is not None:
-        return Verdict(digits, "denied")
-    if first_match(settings.allow, digits) is None:
-        return Verdict(digits, "not_allowed")
-    return Verdict(digits)
+    return Verdict(digits, pattern_refusal(settings, digits))  # type: ignore[arg-type]
 
 
 def _utcnow() -> datetime:

@@ -9,7 +9,8 @@ from typing import Any
 
 
 from .document import locate, place
-from .model import Action, Policy, normalise_number
+from .external import outside_number
+from .model import MOBILE, Action, Policy, is_outside, normalise_number
 from .problems import Problem
 from .reader import Reader
 
@@ -32,6 +33,7 @@ def check_policy(r: Reader, doc: dict, policy: Policy, announcements: Path | Non
         _loops(r, doc, policy, actions)
     _announcements(r, doc, policy, announcements)
     _callbacks(r, doc, policy, actions)
+    _outside(r, doc, policy, actions)
     _warnings(r, doc, policy, actions)
 
 
@@ -46,6 +48,7 @@ def check_employee(r: Reader, doc: dict, policy: Policy, ext: str, announcements
         _loops(r, doc, policy, everyone, only=ext)
     _announcements(r, doc, policy, announcements, only=ext)
     _callbacks(r, doc, policy, own)
+    _outside(r, doc, policy, own, only=ext)
 
 
 def _employee_actions(policy: Policy, ext: str) -> list[ActionAt]:
@@ -77,6 +80,43 @@ def _callbacks(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt]) ->
         if settings.attempts > 1 and settings.retry_after * (settings.attempts - 1) > settings.expires_after:
             _problem(r, doc, a.path, f"{where}: {settings.attempts} attempts {settings.retry_after} s apart do not fit "
                                      f"in expires_after {settings.expires_after} s", "warning")
+
+
+def _outside(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], only: str | None = None) -> None:
+    """Forwards to a mobile or an outside number, and "ring my mobile too": the number must be
+    one the site lets the PBX dial, through its trunk, for an employee not barred from it."""
+    for a in actions:
+        target = a.action.target
+        if a.action.kind != "forward" or target is None or target in policy.employees or target in policy.departments \
+                or not is_outside(target):
+            continue
+        owner = policy.employees.get(a.owner) if a.owner is not None else None
+        where = ".".join(a.path)
+        if owner is None and target == MOBILE:
+            continue  # the site default: each employee's own mobile, checked with each employee
+        number = outside_number(policy, owner, target)
+        if number.refusal is not None:
+            _problem(r, doc, a.path + ("to",), f"{where}.to: {target} cannot be dialled: {number.refusal}")
+        elif a.action.whisper:
+            _problem(r, doc, a.path + ("whisper",), f"{where}.whisper: a whisper is for forwards to colleagues; an "
+                                                    f"outside leg hears the confirm prompt instead", "warning")
+    for ext, emp in (policy.employees.items() if only is None else [(only, policy.employees[only])]):
+        if emp.ring_mobile is not None:
+            number = outside_number(policy, emp, MOBILE)
+            ring = emp.ring_time or policy.site.ring_time
+            if number.refusal is not None:
+                # A number the site does not allow is the mobile's fault; the rest, ring_mobile's.
+                key = "mobile" if number.problem == "pattern" and _written(doc, ("employees", ext, "mobile")) else "ring_mobile"
+                _problem(r, doc, ("employees", ext, key),
+                         f"employees.{ext}.{key}: the mobile cannot be rung: {number.refusal}")
+            elif emp.ring_mobile.after >= ring:
+                _problem(r, doc, ("employees", ext, "ring_mobile", "after"),
+                         f"employees.{ext}.ring_mobile.after: {emp.ring_mobile.after} s is not within the ring time "
+                         f"({ring} s): the mobile would never ring")
+        elif emp.mobile is not None and emp.external_forwarding and policy.site.outbound.trunk is not None:
+            number = outside_number(policy, emp, MOBILE)
+            if number.refusal is not None:
+                _problem(r, doc, ("employees", ext, "mobile"), f"employees.{ext}.mobile: {number.refusal}", "warning")
 
 
 def _written(doc: Any, path: tuple[str, ...]) -> bool:
@@ -120,8 +160,8 @@ def _references(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], o
             elif member in dep.members[:i]:
                 _problem(r, doc, ("departments", dep_id, "members", i), f"departments.{dep_id}.members: '{member}' is listed twice")
     for a in actions:
-        if a.action.kind != "forward" or a.action.target is None:
-            continue
+        if a.action.kind != "forward" or a.action.target is None or (a.action.target not in known and is_outside(a.action.target)):
+            continue  # outside targets: _outside
         where = ".".join(a.path)
         if a.action.target not in known:
             _problem(r, doc, a.path + ("to",), f"{where}.to: unknown extension or department '{a.action.target}' (expected one of the employees or departments)")

@@ -21,9 +21,11 @@ from .model import (
     CrmSettings,
     Department,
     Employee,
+    MobileRing,
     Policy,
     SiteDefaults,
     WebhookSettings,
+    is_outside,
     normalise_number,
 )
 from .numbers import NumberOwner, normalise_did
@@ -31,11 +33,11 @@ from .outbound import outbound
 from .problems import PolicyError, Problem
 from .reader import Reader
 
-ACTION_KEYS = {"action", "drop", "to", "announcement", "answer_first"}
+ACTION_KEYS = {"action", "drop", "to", "announcement", "answer_first", "confirm", "whisper"}
 CALLBACK_KEYS = {"then", "route", "attempts", "retry_after", "expires_after", "digit_timeout"}
 ACTIONS = ("drop", "forward", "voicemail", "callback")
 ACTION_SLOTS = ("on_no_answer", "on_busy", "on_unreachable", "on_absent")
-EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", "email", "voicemail_to", "numbers", *ACTION_SLOTS}
+EMPLOYEE_KEYS = {"name", "endpoint", "ring_time", "mailbox", "language", "announcement", "schedule", "absences", "email", "voicemail_to", "numbers", "mobile", "ring_mobile", "external_forwarding", *ACTION_SLOTS}
 DEPARTMENT_KEYS = {"name", "members", "strategy", "ring_time", "numbers"}
 SITE_KEYS = {"ring_time", "on_no_answer", "language", "max_forwards", "timezone", "announcements_dir", "callback_route", "outbound"}
 CRM_KEYS = {"clients", "webhook"}
@@ -99,7 +101,13 @@ def action(r: Reader, parent: dict, key: str, where: str, default_announcement: 
         answer_first=r.boolean(node, "answer_first", w),
         callback=callback,
         then=then,
+        confirm=_flag(r, node, "confirm", w, True),
+        whisper=r.boolean(node, "whisper", w),
     )
+
+
+def _flag(r: Reader, node: dict, key: str, where: str, default: bool) -> bool:
+    return r.boolean(node, key, where) if key in node else default
 
 
 MAX_CALLBACK_ATTEMPTS = 10
@@ -196,8 +204,42 @@ def read_employee(r: Reader, node: dict, ext: Any) -> Employee | None:
         email=_email(r, body, where),
         voicemail_to=_recipients(r, body, where),
         numbers=_numbers(r, body, where),
+        mobile=_mobile(r, body, where),
+        ring_mobile=_ring_mobile(r, body, where),
+        external_forwarding=_flag(r, body, "external_forwarding", where, True),
         **slots,  # type: ignore[arg-type]
     )
+
+
+RING_MOBILE_KEYS = {"after", "confirm"}
+
+
+def _mobile(r: Reader, body: dict, where: str) -> str | None:
+    """``mobile: "+7 900 123-45-67"``: any usual written form (the allowed patterns are checked
+    across the policy, checks.py)."""
+    value = r.string(body, "mobile", where)
+    if value is not None and not is_outside(value.strip()):
+        r.error(body, "mobile", f"{where}.mobile: '{value[:40]}' is not a telephone number "
+                                f"(expected e.g. \"+7 900 123-45-67\")")
+        return None
+    return value.strip() if value is not None else None
+
+
+def _ring_mobile(r: Reader, body: dict, where: str) -> MobileRing | None:
+    """``ring_mobile: true`` (with the desk phone, at once), ``ring_mobile: {after: 10}`` (joining
+    10 s into the ring), ``{confirm: false}`` to put the client through without the press of 1."""
+    value = body.get("ring_mobile")
+    w = f"{where}.ring_mobile"
+    if value is None or value is False:
+        return None
+    if value is True:
+        return MobileRing()
+    if not isinstance(value, dict):
+        r.error(body, "ring_mobile", f"{w}: expected true, false or a mapping {{after: SECONDS}}, got {kind(value)}")
+        return None
+    r.unknown_keys(value, RING_MOBILE_KEYS, w)
+    after = r.integer(value, "after", w, 0, MAX_RING_TIME - 1)
+    return MobileRing(after=after or 0, confirm=_flag(r, value, "confirm", w, True))
 
 
 MAX_ADDRESS = 254  # RFC 5321's limit for a forward path

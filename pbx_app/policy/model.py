@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 from typing import Literal
 
 from ..outbound.patterns import Pattern
-from .numbers import NumberOwner, normalise_did
+from .numbers import COUNTRY_CODE, NATIONAL_PREFIX, NumberOwner, normalise_did
 
 ActionKind = Literal["drop", "forward", "voicemail", "callback"]
 DropKind = Literal["busy", "message"]
@@ -52,7 +52,9 @@ class Action:
 
     kind: ActionKind = "drop"
     drop: DropKind = "busy"  # for drop, and how the call ends when a forward fails too
-    target: str | None = None  # forward: an extension or a department id
+    # forward: an extension, a department id, MOBILE (the owner's own mobile) or an outside
+    # number as written (is_outside tells which).
+    target: str | None = None
     announcement: Announcement = field(default_factory=Announcement)
     # Trunks that drop early media need the caller answered before the announcement.
     answer_first: bool = False
@@ -60,6 +62,36 @@ class Action:
     # happens when the client does not press 1 (a forward, voicemail or drop; None: busy).
     callback: CallbackSettings | None = None
     then: "Action | None" = None
+    # An outside forward: whoever answers presses 1 before the client is put through, so that a
+    # mobile's own voicemail does not take the call.
+    confirm: bool = True
+    # An internal forward: the colleague hears "forwarded call for <owner>" before the client.
+    whisper: bool = False
+
+
+MOBILE = "mobile"  # ``to: mobile``: the owner's own mobile number
+MIN_OUTSIDE_DIGITS = 7  # an extension is shorter; a telephone number outside is not
+
+
+def is_outside(target: str | None) -> bool:
+    """A forward target that leaves the PBX: ``mobile`` or a telephone number (7 digits or more,
+    written with nothing but digits, spaces, '+', '-', '(' and ')')."""
+    if target is None:
+        return False
+    if target == MOBILE:
+        return True
+    text = target.strip()
+    digits = sum(ch.isdigit() for ch in text)
+    return digits >= MIN_OUTSIDE_DIGITS and all(ch.isdigit() or ch in " +-()." for ch in text)
+
+
+@dataclass(frozen=True)
+class MobileRing:
+    """"Ring my mobile too": the mobile joins the desk phone's ring ``after`` s (0: at once),
+    within the same ring time; the first to answer takes the call."""
+
+    after: int = 0
+    confirm: bool = True  # the mobile's answerer presses 1 before the client is put through
 
 
 @dataclass(frozen=True)
@@ -136,6 +168,10 @@ class Employee:
     # Who else is told of a voicemail message in their mailbox: extensions, department ids or
     # e-mail addresses. The owner always is (when they have an e-mail).
     voicemail_to: tuple[str, ...] = ()
+    mobile: str | None = None  # their own mobile number, as written
+    ring_mobile: MobileRing | None = None  # None: the desk phone(s) alone
+    # The administrator's switch: False forbids their calls leaving the PBX (mobile, outside forwards).
+    external_forwarding: bool = True
 
 
 @dataclass(frozen=True)
@@ -177,6 +213,34 @@ class CrmSettings:
     webhook: WebhookSettings | None = None
 
 
+Present = Literal["client", "company"]
+NumberFormat = Literal["international", "plus", "national"]
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """The carrier that outside forwards go through: its PJSIP endpoint, how it wants a number
+    written (``format`` of the number's international digits, then ``prefix`` in front), and which
+    calling number it is shown: the client's, or ``number`` (the company's) for carriers that
+    refuse a calling number that is not the company's own."""
+
+    endpoint: str
+    format: NumberFormat = "international"  # 79001234567; plus: +79001234567; national: 89001234567
+    prefix: str = ""
+    present: Present = "client"
+    number: str | None = None  # the company's number, for present: company
+
+    def dialled(self, digits: str) -> str:
+        """``digits`` (international, as canonical_number gives them) as this trunk wants them."""
+        if self.format == "plus":
+            written = "+" + digits
+        elif self.format == "national" and digits.startswith(COUNTRY_CODE) and len(digits) == len(COUNTRY_CODE) + 10:
+            written = NATIONAL_PREFIX + digits[len(COUNTRY_CODE):]
+        else:
+            written = digits
+        return self.prefix + written
+
+
 @dataclass(frozen=True)
 class OutboundSettings:
     """What the PBX may dial out (callbacks, forwards to outside numbers): numbers matching one of
@@ -190,6 +254,7 @@ class OutboundSettings:
     per_employee: int = 30
     per_site: int = 100
     notify: tuple[str, ...] = ()  # administrators' e-mail addresses: told when the site's limit is reached
+    trunk: Trunk | None = None  # None: nothing is forwarded outside (callbacks name their own route)
 
 
 @dataclass(frozen=True)

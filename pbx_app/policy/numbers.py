@@ -9,6 +9,8 @@ from typing import Literal
 # A Russian number: the country prefix (+7, 7 or the trunk prefix 8) before 10 digits.
 _NATIONAL_DIGITS = 10
 _COUNTRY_PREFIXES = ("7", "8")
+COUNTRY_CODE = "7"
+NATIONAL_PREFIX = "8"
 
 
 def normalise_did(text: str) -> str:
@@ -37,3 +39,16 @@ class NumberOwner:
     id: str  # the extension or the department id
     written: str  # as the policy writes it
     place: str  # file:line:column of that item
+
+
+def canonical_number(text: str) -> str:
+    """An outside number in its international digits, whatever usual form it is written in:
+    '+7 900 123-45-67', '8 (900) 123 45 67', '79001234567' and '9001234567' are all
+    '79001234567'. Numbers of other countries are written with their country code ('+44 …')
+    and keep their digits."""
+    digits = "".join(ch for ch in str(text) if ch.isdigit())
+    if len(digits) == _NATIONAL_DIGITS + 1 and digits[0] in _COUNTRY_PREFIXES:
+        return COUNTRY_CODE + digits[1:]
+    if len(digits) == _NATIONAL_DIGITS and not str(text).strip().startswith("+"):
+        return COUNTRY_CODE + digits
+    return digits

@@ -5,17 +5,22 @@ a '+', a letter, a reversed range); one that lets any number of some length thro
 
 from __future__ import annotations
 
+import re
+
 from ruamel.yaml.comments import CommentedMap
 
 from ..outbound.patterns import Pattern, PatternError, compile_pattern
 from .document import kind
-from .model import OutboundSettings
+from .model import MIN_OUTSIDE_DIGITS, OutboundSettings, Trunk
+from .numbers import canonical_number
 from .reader import Reader
 
-OUTBOUND_KEYS = {"allow", "deny", "per_hour", "notify"}
+OUTBOUND_KEYS = {"allow", "deny", "per_hour", "notify", "trunk"}
+TRUNK_KEYS = {"endpoint", "format", "prefix", "present", "number"}
 PER_HOUR_KEYS = {"number", "employee", "site"}
 MAX_PATTERNS = 200
 MAX_PER_HOUR = 100_000
+_ENDPOINT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # also safe inside a Local channel's extension
 
 
 def outbound(r: Reader, site: CommentedMap | None) -> OutboundSettings:
@@ -37,11 +42,44 @@ def outbound(r: Reader, site: CommentedMap | None) -> OutboundSettings:
     outcome = OutboundSettings(allow=allow, deny=deny, notify=_addresses(r, node),
                                per_number=per.get("number", default.per_number),
                                per_employee=per.get("employee", default.per_employee),
-                               per_site=per.get("site", default.per_site))
+                               per_site=per.get("site", default.per_site), trunk=_trunk(r, node))
     if outcome.per_number > outcome.per_site:
         r.warning(limits, "number", f"site.outbound.per_hour.number: {outcome.per_number} calls to one number is more than the "
                                     f"site's {outcome.per_site}; the site's limit stops them first")
     return outcome
+
+
+def _trunk(r: Reader, node: CommentedMap) -> Trunk | None:
+    """``trunk: {endpoint: carrier, format: national, prefix: "", present: company, number: ...}``."""
+    w = "site.outbound.trunk"
+    body = r.mapping(node, "trunk", w)
+    if body is None:
+        return None
+    r.unknown_keys(body, TRUNK_KEYS, w)
+    endpoint = r.string(body, "endpoint", w, required=True)
+    if endpoint is not None and not _ENDPOINT.match(endpoint):
+        r.error(body, "endpoint", f"{w}.endpoint: '{endpoint[:40]}' is not a PJSIP endpoint name (letters, digits, "
+                                  f"'_', '-', '.')")
+        endpoint = None
+    prefix = r.string(body, "prefix", w) or ""
+    if prefix and not prefix.isdigit():
+        r.error(body, "prefix", f"{w}.prefix: '{prefix[:20]}' is not digits (what the carrier wants before the number)")
+        prefix = ""
+    present = r.choice(body, "present", w, ("client", "company"), "client")
+    number = r.string(body, "number", w)
+    if number is not None and len(canonical_number(number)) < MIN_OUTSIDE_DIGITS:
+        r.error(body, "number", f"{w}.number: '{number[:40]}' is not a telephone number (the company's, shown to "
+                                f"whoever is called)")
+        number = None
+    if present == "company" and number is None:
+        r.error(body, "present" if "number" not in body else "number",
+                f"{w}: present: company needs 'number' (the company's number the carrier accepts as calling number)")
+        present = "client"
+    if endpoint is None:
+        return None
+    return Trunk(endpoint=endpoint, format=r.choice(body, "format", w, ("international", "plus", "national"),  # type: ignore[arg-type]
+                                                    "international"),
+                 prefix=prefix, present=present, number=number)  # type: ignore[arg-type]
 
 
 def _patterns(r: Reader, node: CommentedMap, key: str) -> tuple[Pattern, ...]:
