@@ -28,6 +28,7 @@ from ..crm import lookup as crm_lookup
 from ..history.events import Journal
 from ..memory import give_back_now
 from ..policy import Policy
+from ..outbound.forwards import vet_plan
 from ..routing.decide import CallContext, decide
 from ..routing.plan import Offer
 from .flow import AgiFlow, Instruction, Report
@@ -192,7 +193,7 @@ class AgiServer:
         now = self.clock()
         crm = await crm_lookup(self.crm, policy, caller)  # bounded by the CRM deadline, never raises
         context = CallContext(extension=extension, caller=caller, at=now, crm=crm.rule, crm_note=crm.note)
-        plan = decide(policy, context, random.Random())
+        plan = await vet_plan(decide(policy, context, random.Random()), self.callbacks and self.callbacks.guard, policy, call_id)
         flow = AgiFlow(plan, call_id, self.journal, self.clock, callbacks=self.callbacks, caller=caller)
         try:
             plan_vars = encode_plan(plan)

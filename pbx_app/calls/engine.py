@@ -18,6 +18,7 @@ from ..crm import CrmProvider
 from ..crm import lookup as crm_lookup
 from ..history.events import Journal, MemoryJournal
 from ..policy import Policy
+from ..outbound.forwards import vet_plan
 from ..routing import Plan
 from ..routing.decide import CallContext, decide
 from .. import contract as dp
@@ -170,7 +171,7 @@ class CallEngine:
         # The caller already hears ringing (pbx-direct's Ringing()); the CRM has its own deadline.
         crm = await crm_lookup(self.crm, policy, call.caller)  # never raises
         context = CallContext(extension=extension, caller=call.caller, at=self.clock(), crm=crm.rule, crm_note=crm.note)
-        plan = decide(policy, context, random.Random())
+        plan = await vet_plan(decide(policy, context, random.Random()), self.callbacks and self.callbacks.guard, policy, call.id)
         await CallFlow(call, plan, self.journal, self.clock, self.ari.app, self._requests()).run()
 
     async def _take_over(self, call: CallChannel, entry: dp.Entry) -> None:

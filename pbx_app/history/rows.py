@@ -25,11 +25,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable, Iterable, Literal
 
+from ..answered import where_answered
 from .records import WHILE_DOWN, CallRecord, LegRecord
 
 Status = Literal["answered", "missed", "in progress"]
 VOICEMAIL = "Voicemail"
 CALLBACK = "Callback"
+MOBILE = "mobile"  # routing/plan.py's label of an employee's own mobile
 
 _PEER = re.compile(r"^[A-Za-z]+/(?P<ext>[^-/]+)-[0-9a-f]+$")  # PJSIP/102-0000001a
 
@@ -104,7 +106,7 @@ class HistoryRow:
 
 def who_answered(leg: LegRecord) -> str:
     """The extension that picked up; a resumed call may only know the peer channel, or nothing."""
-    by = leg.answered_by or ""
+    by = where_answered(leg.answered_by or "")[0]
     if by in leg.targets:
         return by
     m = _PEER.match(by)
@@ -113,6 +115,20 @@ def who_answered(leg: LegRecord) -> str:
     if len(leg.targets) == 1:
         return leg.targets[0]
     return by or "?"
+
+
+def answered_place(leg: LegRecord) -> str:
+    """Where it was answered when not on a desk phone: "mobile" or an outside number; else ""."""
+    return where_answered(leg.answered_by or "")[1]
+
+
+def _answered(leg: LegRecord) -> Step:
+    place = answered_place(leg)
+    if place == MOBILE:
+        return Step("answered on mobile", at=leg.started_at)
+    if place:
+        return Step("answered on {number}", (("number", place),), leg.started_at)
+    return Step("answered", at=leg.started_at)
 
 
 def _ring_legs(call: CallRecord) -> list[LegRecord]:
@@ -158,10 +174,15 @@ def steps(call: CallRecord) -> list[Step]:
     for leg in call.legs:
         at = leg.started_at
         if leg.role == "employee":
-            parts.append(replace(Step("answered") if leg.outcome == "answered" else _why(leg.outcome), at=at))
+            parts.append(_answered(leg) if leg.outcome == "answered" else replace(_why(leg.outcome), at=at))
         elif leg.role == "forward":
-            where = (("where", leg.department or "+".join(leg.targets)),)
-            if leg.outcome == "answered":
+            where = (("where", leg.department or "+".join(dict.fromkeys(leg.targets))),)
+            place = answered_place(leg)
+            if leg.outcome == "answered" and place == MOBILE:
+                parts.append(Step("forwarded to the mobile of {who}, answered", (("who", who_answered(leg)),), at))
+            elif leg.outcome == "answered" and place:
+                parts.append(Step("forwarded to {number}, answered", (("number", place),), at))
+            elif leg.outcome == "answered":
                 parts.append(Step("forwarded to {where}, answered by {who}", (*where, ("who", who_answered(leg))), at))
             elif leg.outcome == "caller_hung_up":
                 parts.append(Step("forwarded to {where}, caller hung up while it rang", where, at))

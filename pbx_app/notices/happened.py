@@ -21,7 +21,8 @@ def _where(facts: dict, leg: dict) -> str:
     department = leg.get("department")
     if department:
         return facts.get("departments", {}).get(department) or department
-    return ", ".join(person(facts, t) for t in leg.get("targets") or ()) or "?"
+    # dict.fromkeys: a desk phone and a mobile ringing together are one person
+    return ", ".join(person(facts, t) for t in dict.fromkeys(leg.get("targets") or ())) or "?"
 
 
 def what_happened(facts: dict, t: NullTranslations) -> list[str]:
@@ -32,7 +33,15 @@ def what_happened(facts: dict, t: NullTranslations) -> list[str]:
         lines.append(_("not rung: away, or a rule sent the call elsewhere"))
     for leg in legs:
         role, outcome = leg.get("role"), leg.get("outcome")
-        if role == "employee":
+        place = leg.get("answered_on") if outcome == "answered" else None
+        if role == "employee" and place:
+            lines.append(_("{who} answered on the mobile").format(who=_where(facts, leg)) if place == "mobile" else
+                         _("{who} answered on {number}").format(who=_where(facts, leg), number=place))
+        elif role == "forward" and place:
+            who = person(facts, leg.get("answered_by"))
+            lines.append(_("forwarded to the mobile of {who}, answered").format(who=who) if place == "mobile" else
+                         _("forwarded to {number}, answered").format(number=place))
+        elif role == "employee":
             who = _where(facts, leg)
             lines.append({
                 "answered": _("{who} answered"),

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Literal
 
 from ..history.records import CallRecord
-from ..history.rows import history_row, who_answered
+from ..history.rows import answered_place, history_row, who_answered
 from ..policy.model import Policy
 from .recipients import mailbox_recipients, person_recipient
 
@@ -87,7 +87,8 @@ def printable(text: str, most: int) -> str:
 def _leg(leg) -> dict:
     return {"leg": leg.leg, "role": leg.role, "targets": list(leg.targets), "department": leg.department,
             "outcome": leg.outcome, "answered_by": who_answered(leg) if leg.outcome == "answered" else None,
-            "answered_at": _iso(leg.answered_at)}
+            "answered_at": _iso(leg.answered_at),
+            **({"answered_on": answered_place(leg)} if leg.outcome == "answered" and answered_place(leg) else {})}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -96,7 +96,8 @@ def _outside(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], only
             continue  # the site default: each employee's own mobile, checked with each employee
         number = outside_number(policy, owner, target)
         if number.refusal is not None:
-            _problem(r, doc, a.path + ("to",), f"{where}.to: {target} cannot be dialled: {number.refusal}")
+            _problem(r, doc, a.path + ("to",), f"{where}.to: {target} cannot be dialled: {number.refusal}"
+                                               f"{IGNORED if number.problem == 'forbidden' else ''}", _severity(number))
         elif a.action.whisper:
             _problem(r, doc, a.path + ("whisper",), f"{where}.whisper: a whisper is for forwards to colleagues; an "
                                                     f"outside leg hears the confirm prompt instead", "warning")
@@ -108,7 +109,8 @@ def _outside(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], only
                 # A number the site does not allow is the mobile's fault; the rest, ring_mobile's.
                 key = "mobile" if number.problem == "pattern" and _written(doc, ("employees", ext, "mobile")) else "ring_mobile"
                 _problem(r, doc, ("employees", ext, key),
-                         f"employees.{ext}.{key}: the mobile cannot be rung: {number.refusal}")
+                         f"employees.{ext}.{key}: the mobile cannot be rung: {number.refusal}"
+                         f"{IGNORED if number.problem == 'forbidden' else ''}", _severity(number))
             elif emp.ring_mobile.after >= ring:
                 _problem(r, doc, ("employees", ext, "ring_mobile", "after"),
                          f"employees.{ext}.ring_mobile.after: {emp.ring_mobile.after} s is not within the ring time "
@@ -117,6 +119,15 @@ def _outside(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], only
             number = outside_number(policy, emp, MOBILE)
             if number.refusal is not None:
                 _problem(r, doc, ("employees", ext, "mobile"), f"employees.{ext}.mobile: {number.refusal}", "warning")
+
+
+# The administrator's switch wins over the employee's own settings without breaking the policy:
+# the decision leaves the leg out (and says why), the page refuses to add one.
+IGNORED = "; ignored: calls ring the desk phone only"
+
+
+def _severity(number) -> str:
+    return "warning" if number.problem == "forbidden" else "error"
 
 
 def _written(doc: Any, path: tuple[str, ...]) -> bool:

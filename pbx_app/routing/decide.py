@@ -24,7 +24,10 @@ import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ..policy.model import Action, Announcement, CrmRule, Department, Employee, Policy
+from ..outbound.external_leg import ExternalLeg, dial_string
+from ..policy.external import outside_number
+from ..policy.model import MOBILE, Action, Announcement, CrmRule, Department, Employee, Policy, is_outside
+from ..policy.numbers import canonical_number
 from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, announcement_sound
 from .availability import availability
 from .describe import action_words
@@ -80,7 +83,7 @@ def decide(policy: Policy, call: CallContext, rng: random.Random | None = None) 
     d.reasons.append(here.detail)
     first = None
     if here.working:
-        first = Ring(targets=(Target(ext, employee.endpoint),), timeout=_ring_time(policy, employee), role="employee")
+        first = Ring(targets=_phones(d, employee), timeout=_ring_time(policy, employee), role="employee")
 
     own = employee.on_no_answer
     own_words = f"{ext}'s own setting ({action_words(policy, own)})" if own else f"the site default ({action_words(policy, site.on_no_answer)})"
@@ -175,7 +178,7 @@ def _to_responsible_manager(d: _Decision, dialled: Employee, manager: Employee, 
         answer_first = own.answer_first if own else False
         if sound is not None:
             steps.append(Announce(sound=sound, answer_first=answer_first))
-        steps.append(_ring_one(policy, manager))
+        steps.append(_ring_one(d, manager))
     else:
         d.reasons.append(d.why_off(manager))
     onward = rule.on_no_answer or manager.on_no_answer or policy.site.on_no_answer
@@ -190,8 +193,48 @@ def _ring_time(policy: Policy, employee: Employee) -> int:
     return employee.ring_time or policy.site.ring_time
 
 
-def _ring_one(policy: Policy, employee: Employee) -> Ring:
-    return Ring(targets=(Target(employee.extension, employee.endpoint),), timeout=_ring_time(policy, employee), role="forward")
+def _ring_one(d: _Decision, employee: Employee) -> Ring:
+    return Ring(targets=_phones(d, employee), timeout=_ring_time(d.policy, employee), role="forward")
+
+
+def _phones(d: _Decision, employee: Employee) -> tuple[Target, ...]:
+    """The desk phone, and the mobile too when the employee asks for it (ring_mobile)."""
+    desk = Target(employee.extension, employee.endpoint)
+    together = employee.ring_mobile
+    if together is None:
+        return (desk,)
+    ring = _ring_time(d.policy, employee)
+    if together.after >= ring:
+        d.reasons.append(f"{employee.extension}'s mobile is not rung: it would join after {together.after} s, "
+                         f"past the ring time of {ring} s")
+        return (desk,)
+    mobile = _outside(d, employee, MOBILE, together.after, together.confirm)
+    if mobile is None:
+        return (desk,)
+    when = "at once" if not together.after else f"joining after {together.after} s"
+    d.reasons.append(f"{employee.extension}'s mobile rings with the desk phone, {when}")
+    return (desk, mobile)
+
+
+def _outside(d: _Decision, owner: Employee, target: str, delay: int, confirm: bool) -> Target | None:
+    """A leg through the site's trunk to ``owner``'s mobile or an outside number; None (and the
+    reason) when the policy does not let it be dialled."""
+    number = outside_number(d.policy, owner, target)
+    what = f"{owner.extension}'s mobile" if target == MOBILE else f"the outside number {target}"
+    trunk = d.policy.site.outbound.trunk
+    if number.refusal is not None or trunk is None:
+        d.reasons.append(f"{what} is not rung: {number.refusal}")
+        return None
+    present = canonical_number(trunk.number) if trunk.present == "company" and trunk.number else ""
+    leg = ExternalLeg(employee=owner.extension, digits=trunk.dialled(number.digits), trunk=trunk.endpoint,
+                      delay=delay, confirm=confirm, present=present)
+    try:
+        endpoint = dial_string(leg)
+    except ValueError as exc:  # an extension with characters that cannot travel in a Local channel
+        d.reasons.append(f"{what} is not rung: {exc}")
+        return None
+    return Target(owner.extension, endpoint, label=MOBILE if target == MOBILE else number.written,
+                  number=number.digits, delay=delay, confirm=confirm)
 
 
 def _drop(action: Action) -> Drop:
@@ -222,11 +265,17 @@ def _action_steps(
     rings: list[Step] = []
     department = policy.departments.get(action.target)
     colleague = policy.employee(action.target)
+    if department is None and colleague is None and is_outside(action.target):
+        leg = _outside(d, owner, action.target, 0, action.confirm)
+        if leg is not None:
+            rings.append(Ring(targets=(leg,), timeout=_ring_time(policy, owner), role="forward"))
+        return _announced(action, rings, _drop(action))
+    whisper = owner.name if action.whisper else ""
     if department is not None:
-        rings.extend(_department_rings(d, department, visited))
+        rings.extend(replace(r, whisper=whisper) for r in _department_rings(d, department, visited))
     elif colleague is not None:
         if d.working(colleague):
-            rings.append(_ring_one(policy, colleague))
+            rings.append(replace(_ring_one(d, colleague), whisper=whisper))
         else:
             d.reasons.append(d.why_off(colleague))
         onward = colleague.on_no_answer if d.working(colleague) else (colleague.on_absent or colleague.on_no_answer)

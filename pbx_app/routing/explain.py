@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..policy.model import WEEKDAYS, Policy
+from ..policy.model import MOBILE, WEEKDAYS, Policy
 from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, FORWARD_NOTICE
-from .plan import Announce, Drop, Offer, Plan, Ring, Step, Voicemail
+from .plan import Announce, Drop, Offer, Plan, Ring, Step, Target, Voicemail
 
 RULES = {
     "crm": "the CRM rule for this caller",
@@ -32,13 +32,31 @@ def _sound(uri: str) -> str:
     return f"the announcement {uri.removeprefix('sound:')}"
 
 
+def _target_words(policy: Policy, target: Target) -> str:
+    if not target.outside:
+        return f"{_who(policy, target.extension)} on {target.endpoint}"
+    trunk = policy.site.outbound.trunk
+    where = f"{_who(policy, target.extension)}'s mobile {target.number}" if target.label == MOBILE else \
+        f"the outside number {target.label} ({target.number})"
+    how = [f"through the trunk {trunk.endpoint}" if trunk is not None else "through the trunk"]
+    if trunk is not None and trunk.present == "company":
+        how.append(f"showing the company's number {trunk.number}")
+    if target.delay:
+        how.append(f"joining after {target.delay} s")
+    if target.confirm:
+        how.append("the answerer presses 1 to take the call")
+    return f"{where} ({', '.join(how)})"
+
+
 def step_words(policy: Policy, step: Step) -> str:
     if isinstance(step, Ring):
-        people = ", ".join(f"{_who(policy, t.extension)} on {t.endpoint}" for t in step.targets)
+        people = " and ".join(_target_words(policy, t) for t in step.targets)
         if step.department:
             together = " together" if len(step.targets) > 1 else ""
             return f"Ring department {step.department}: {people}{together}, for {step.timeout} s."
-        return f"Ring {people} for {step.timeout} s."
+        who = f"{step.targets[0].extension} hears" if len(step.targets) == 1 else "they hear"
+        heard = f" ({who} \"forwarded call for {step.whisper}\" first)" if step.whisper else ""
+        return f"Ring {people} for {step.timeout} s{heard}."
     if isinstance(step, Announce):
         how = "the caller is answered first (answer_first)" if step.answer_first else "as early media: the caller is not answered for it"
         return f"Play {_sound(step.sound)}, {how}."

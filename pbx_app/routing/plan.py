@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
+from ..answered import answered_on
+
 
 class Outcome(str, enum.Enum):
     """How one ring step ended, as the caller's side sees it."""
@@ -44,10 +46,20 @@ def branch_name(outcome: "Outcome | None") -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """A person to ring: their extension (for history) and their Dial() string."""
+    """A person to ring: their extension (for history) and their Dial() string. A leg outside the
+    PBX (outbound/external_leg.py) says where it rings: ``label`` "mobile" (the employee's own)
+    or the outside number as written, and ``number``, its digits, for the hourly limit."""
 
     extension: str
     endpoint: str
+    label: str = ""  # "": the desk phone
+    number: str = ""  # an outside leg: the international digits dialled
+    delay: int = 0  # an outside leg: seconds into the ring before it joins
+    confirm: bool = False  # an outside leg: the answerer presses 1 before the client is put through
+
+    @property
+    def outside(self) -> bool:
+        return bool(self.number)
 
 
 @dataclass(frozen=True)
@@ -57,16 +69,22 @@ class Ring:
     role: Literal["employee", "forward"]
     department: str | None = None
     type: Literal["ring"] = "ring"
+    # A forward to a colleague: they hear "forwarded call for <whisper>" (the employee whose call
+    # it is) before the client is put through; "" none.
+    whisper: str = ""
 
     def answered_by(self, peer: str | None) -> str | None:
         """Who of the targets picked up, from the answering channel's name (DIALEDPEERNAME or
         the bridge peer): ``PJSIP/101-0000002a`` is target PJSIP/101's; a channel that is none
-        of them is named as it is."""
+        of them is named as it is. An outside leg answering reads "101 on mobile"
+        (answered.answered_on)."""
         if not peer:
             return None
         for target in self.targets:
-            if peer.startswith(target.endpoint + "-"):
-                return target.extension
+            # A channel is named tech/resource-<id> (a Local one: …-<id>;1), without the
+            # target's options (Local/…@context/n).
+            if peer.startswith("/".join(target.endpoint.split("/", 2)[:2]) + "-"):
+                return answered_on(target.extension, target.label)
         return peer
 
 
@@ -111,6 +129,10 @@ Step = Union[Ring, Announce, Voicemail, Drop, Offer]
 
 
 def _fields(value: object) -> dict:
+    if isinstance(value, Target) and not value.label and not value.number:
+        return {"extension": value.extension, "endpoint": value.endpoint}  # a desk phone: as plans always were
+    if isinstance(value, Ring) and not value.whisper:
+        return {k: v for k, v in value.__dict__.items() if k != "whisper"}
     if hasattr(value, "__dataclass_fields__"):
         return value.__dict__
     raise TypeError(f"{type(value).__name__} is not part of a plan")

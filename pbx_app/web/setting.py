@@ -10,7 +10,8 @@ from typing import Any, Callable
 from ..i18n import N_
 from ..policy import Policy
 from ..policy.loader import MAX_CALLBACK_ATTEMPTS, MAX_CALLBACK_WAIT
-from ..policy.model import MAX_RING_TIME, MIN_RING_TIME, Action, CallbackSettings, Employee
+from ..policy.external import outside_number
+from ..policy.model import MAX_RING_TIME, MIN_RING_TIME, MOBILE, Action, CallbackSettings, Employee
 from .bodies import writable
 
 ACTIONS = ("forward", "voicemail", "drop", "callback")
@@ -143,10 +144,34 @@ def setting_from_json(data: Any, policy: Policy, extension: str, file_exists: Ca
 def _target(to: Any, policy: Policy, extension: str, problems: dict[str, str], key: str) -> None:
     if not isinstance(to, str) or not to:
         problems[key] = "choose a colleague or a department"
+    elif to == MOBILE:
+        reason = outside_target(policy, extension)
+        if reason is not None:
+            problems[key] = reason
     elif to == extension:
         problems[key] = "an employee cannot forward to themselves"
     elif to not in policy.employees and to not in policy.departments:
         problems[key] = f"'{to[:40]}' is not a colleague or department in the policy"
+
+
+def outside_target(policy: Policy, extension: str, employee: Employee | None = None, target: str = MOBILE) -> str | None:
+    """Why ``target`` (the mobile, or an outside number) cannot be rung for ``extension``
+    (``employee``: their entry as it is being saved; None: the policy's); None if it can."""
+    employee = employee or policy.employee(extension) or Employee(extension, extension, f"PJSIP/{extension}")
+    number = outside_number(policy, employee, target)
+    if number.refusal is None:
+        return None
+    return OUTSIDE_REFUSED.get(number.problem or "", OUTSIDE_REFUSED["pattern"])
+
+
+# Why the page refuses a mobile or an outside number, in words an employee can act on (the
+# details are `pbx-app check`'s, for the administrator). Translated by the page (app.js).
+OUTSIDE_REFUSED = {
+    "forbidden": N_("an administrator has turned off forwarding your calls outside the office"),
+    "no_mobile": N_("enter your mobile number first"),
+    "no_trunk": N_("the office has no line for calls outside yet; ask an administrator"),
+    "pattern": N_("the office may not call this number; ask an administrator which numbers it may call"),
+}
 
 
 def _callback(data: Any, policy: Policy, extension: str, slot: str, problems: dict[str, str]) -> CallbackChoice | None:
@@ -240,7 +265,8 @@ def _what(setting: NoAnswerSetting | ThenChoice, policy: Policy, gettext: Callab
         target = policy.employees.get(setting.to or "")
         department = policy.departments.get(setting.to or "")
         who = (f"{target.name} ({target.extension})" if target
-               else gettext("department {0}").format(department.name) if department else setting.to)
+               else gettext("department {0}").format(department.name) if department
+               else gettext("my mobile") if setting.to == MOBILE else setting.to)
         if isinstance(setting, ThenChoice):
             return gettext("forward to {0}").format(who)
         return gettext("forward to {0}, {1}").format(who, gettext(HEARS[setting.announcement.kind]))

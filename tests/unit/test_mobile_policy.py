@@ -77,9 +77,6 @@ CHECK_ERRORS = [
     # to: mobile with no mobile
     ("""  "101":\n    on_no_answer: {action: forward, to: mobile}\n""",
      8, 41, "101 has no mobile number (employees.101.mobile)"),
-    # the administrator's switch
-    ("""  "101":\n    mobile: "+7 900 123-45-67"\n    external_forwarding: false\n    ring_mobile: true\n""",
-     10, 18, "employees.101.ring_mobile: the mobile cannot be rung: an administrator has forbidden forwarding 101's calls"),
     # joining after the ring is over
     ("""  "101":\n    mobile: "+7 900 123-45-67"\n    ring_time: 20\n    ring_mobile: {after: 20}\n""",
      10, 26, "ring_mobile.after: 20 s is not within the ring time (20 s)"),
@@ -136,3 +133,14 @@ def test_an_allowed_setup_checks_clean(tmp_path, capsys):
     on_busy: {action: forward, to: 8 900 111 22 33}
 """)
     assert main(["check", str(path)]) == 0, capsys.readouterr()
+
+
+def test_the_administrators_switch_wins_with_a_warning_not_a_broken_policy(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(SITE + """employees:\n  "101":\n    mobile: "+7 900 123-45-67"\n    external_forwarding: false
+    ring_mobile: true\n    on_no_answer: {action: forward, to: mobile}\n""")
+    analysis = analyse_file(path)
+    assert not analysis.errors
+    assert [(w.line, w.column) for w in analysis.warnings] == [(10, 18), (11, 41)]
+    assert "an administrator has forbidden forwarding 101's calls outside" in analysis.warnings[0].message
+    assert analysis.warnings[0].message.endswith("ignored: calls ring the desk phone only")

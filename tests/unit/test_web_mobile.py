@@ -1,0 +1,88 @@
+"""The page's mobile setting: the number, "ring my mobile too" (at once / after N s), "forward
+to my mobile", the administrator's switch; refused numbers get a message naming the field, and
+what is saved is what a sysadmin would write by hand."""
+
+import io
+
+import pytest
+from ruamel.yaml import YAML
+
+from pbx_app.policy import parse_policy
+from pbx_app.web.mobile_setting import MobileSetting, apply_mobile, mobile_from_json, mobile_from_policy
+from pbx_app.web.setting import SettingError, setting_from_json
+
+POLICY = parse_policy("""site:
+  ring_time: 20
+  outbound:
+    allow: [_79XXXXXXXXX]
+    trunk: {endpoint: carrier}
+employees:
+  "101": {name: Ivan}
+  "102": {name: Petr, mobile: "+7 900 765-43-21", external_forwarding: false}
+  "103": {name: Anna, mobile: "+7 900 000-00-03", ring_mobile: {after: 5}}
+""")
+
+
+def problems(data, ext="101", admin=False, policy=POLICY):
+    with pytest.raises(SettingError) as caught:
+        mobile_from_json(data, policy, ext, admin)
+    return caught.value.problems
+
+
+def test_the_employee_enters_a_mobile_and_rings_it_too():
+    assert mobile_from_json({"mobile": " 8 (900) 123-45-67 ", "ring": "together"}, POLICY, "101", False) == \
+        MobileSetting("8 (900) 123-45-67", "together", 0)
+    assert mobile_from_json({"mobile": "+79001234567", "ring": "after", "after": 10}, POLICY, "101", False).after == 10
+    assert mobile_from_policy(POLICY.employees["103"]) == MobileSetting("+7 900 000-00-03", "after", 5)
+
+
+def test_refused_numbers_and_bad_fields_get_a_clear_message():
+    assert problems({"mobile": "+44 20 7123 4567", "ring": "together"}) == {
+        "mobile": "the office may not call this number; ask an administrator which numbers it may call"}
+    assert problems({"mobile": "call me"}) == {"mobile": "a telephone number such as +7 900 123-45-67, or empty"}
+    assert problems({"ring": "together"}) == {"ring": "enter your mobile number first"}
+    assert problems({"mobile": "+79001234567", "ring": "after", "after": 20}) == {
+        "after": "a whole number of seconds, 1..19 (within the ring time of 20 s)"}
+    assert problems({"mobile": "+79001234567", "ring": "sometimes"})["ring"] == "choose one of off, together, after"
+
+
+def test_only_an_administrator_turns_external_forwarding_off_or_on():
+    assert problems({"mobile": "+7 900 765-43-21", "ring": "together"}, "102") == {
+        "mobile": "an administrator has turned off forwarding your calls outside the office"}
+    assert mobile_from_json({"mobile": "+7 900 765-43-21", "external_forwarding": True}, POLICY, "102", False) \
+        .external_forwarding is False, "an employee cannot lift the administrator's switch"
+    assert mobile_from_json({"mobile": "+7 900 765-43-21", "ring": "together", "external_forwarding": True},
+                            POLICY, "102", True).external_forwarding is True
+
+
+def test_forward_to_my_mobile_is_a_no_answer_target():
+    ok = setting_from_json({"action": "forward", "to": "mobile"}, POLICY, "103", lambda name: False)
+    assert ok.to == "mobile"
+    with pytest.raises(SettingError) as caught:
+        setting_from_json({"action": "forward", "to": "mobile"}, POLICY, "101", lambda name: False)
+    assert caught.value.problems == {"to": "enter your mobile number first"}
+    with pytest.raises(SettingError) as caught:
+        setting_from_json({"action": "forward", "to": "mobile"}, POLICY, "102", lambda name: False)
+    assert "an administrator has turned off" in caught.value.problems["to"]
+
+
+def written(before: str, setting: MobileSetting) -> str:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    doc = yaml.load(before)
+    apply_mobile(doc["employees"]["101"], setting)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue()
+
+
+def test_it_is_written_as_a_sysadmin_would():
+    before = 'employees:\n  "101":\n    name: Ivan   # the boss\n'
+    after = written(before, MobileSetting("+7 900 123-45-67", "after", 10, external_forwarding=False))
+    assert after == ('employees:\n  "101":\n    name: Ivan   # the boss\n    mobile: "+7 900 123-45-67"\n'
+                     '    ring_mobile: {after: 10}\n    external_forwarding: false\n')
+    assert parse_policy(after).employees["101"].ring_mobile.after == 10
+    together = written(after, MobileSetting("+7 900 123-45-67", "together"))
+    assert together == 'employees:\n  "101":\n    name: Ivan   # the boss\n    mobile: "+7 900 123-45-67"\n    ring_mobile: true\n'
+    assert written(together, MobileSetting()) == before
+    assert written(together, MobileSetting("+7 900 123-45-67", "together")) == together, "unchanged: same bytes"
