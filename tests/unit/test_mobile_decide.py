@@ -2,9 +2,12 @@
 once or the mobile joining later), forwards to the mobile and to outside numbers, the hourly
 limit applied at the call (vet_plan), and where a call was answered in history and notices."""
 
+import asyncio
 from datetime import datetime, timezone
 from gettext import NullTranslations
 
+from pbx_app.agi import AgiServer
+from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import CallRecord, LegRecord
 from pbx_app.history.rows import history_row, steps
 from pbx_app.notices.happened import what_happened
@@ -170,3 +173,37 @@ async def test_vet_plan_drops_legs_over_the_hourly_limit_and_says_why(tmp_path):
 async def test_vet_plan_without_a_guard_keeps_the_legs_and_says_they_are_not_counted():
     plan = await vet_plan(plan_for(), None, parse_policy(POLICY))
     assert plan.first == plan_for().first and "not counted" in plan.reasons[-1]
+
+
+class Callbacks:
+    """What the FastAGI server holds its guard in (agi/callbacks.py AgiCallbacks)."""
+
+    def __init__(self, guard):
+        self.guard = guard
+
+
+async def agi_call(port: int, call_id: str) -> None:
+    """One `call` request, every command answered with success, until the server closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((f"agi_network: yes\nagi_network_script: call\nagi_uniqueid: {call_id}\nagi_channel: PJSIP/c-1\n"
+                  f"agi_arg_1: 101\nagi_arg_2: 79160001122\n\n").encode())
+    while await asyncio.wait_for(reader.readline(), 5):
+        writer.write(b"200 result=1\n")
+    writer.close()
+
+
+async def test_the_fastagi_server_applies_the_hourly_limit_to_a_new_call(tmp_path):
+    policy = parse_policy(POLICY)
+    guard = OutboundGuard(open_limits(f"sqlite:///{tmp_path}/journal.db"), lambda: AT)
+    journal = MemoryJournal()
+    server = AgiServer(lambda: policy, journal, callbacks=Callbacks(guard))  # type: ignore[arg-type]
+    listening = await server.serve("127.0.0.1", 0)
+    try:
+        for call_id in ("1.1", "1.2"):
+            await agi_call(listening.sockets[0].getsockname()[1], call_id)
+    finally:
+        listening.close()
+        await guard.close()
+    first, second = (e for e in journal.events if isinstance(e, CallStarted))
+    assert not any("dropped" in r for r in first.reasons)
+    assert any("the outside leg to 79001234567 for 101 is dropped: the hour's limit" in r for r in second.reasons)
