@@ -18,6 +18,7 @@ from ..announcements import AnnouncementError
 from ..users import User
 from .bodies import BadInput, read_json, text
 from .guard import api, client_address, error, state
+from .mobile_setting import apply_mobile, mobile_from_json
 from .notices_setting import apply_notices, notices_from_json
 from .policy_file import (FileChanged, InvalidEdit, PolicyBroken, Snapshot, StaleVersion, UnknownEmployee, apply_action,
                           apply_setting)
@@ -45,6 +46,7 @@ def add_routes(webapp: web.Application) -> None:
     r.add_put("/api/employees/{ext}/reception", put_reception)
     r.add_put("/api/employees/{ext}/schedule", put_schedule)
     r.add_put("/api/employees/{ext}/notices", put_notices)
+    r.add_put("/api/employees/{ext}/mobile", put_mobile)
     r.add_post("/api/announcements", upload_announcement)
     r.add_post("/api/announcements/tts", tts_announcement)
     r.add_get("/api/announcements/{name}", play_announcement)
@@ -198,6 +200,18 @@ async def put_notices(request: web.Request, session: Session, user: User) -> web
     return await _save(request, user, "{version, email, voicemail_to}", edit)
 
 
+@api(mutating=True)
+async def put_mobile(request: web.Request, session: Session, user: User) -> web.Response:
+    """The employee's mobile and "ring my mobile too": {version, mobile, ring, after}; an
+    administrator also sends external_forwarding (an employee's is ignored)."""
+
+    def edit(snapshot: Snapshot, body: dict, keep, ext: str):
+        setting = mobile_from_json(body, snapshot.policy, ext, user.is_admin)
+        return (lambda entry: apply_mobile(entry, setting)), [("set_mobile", _mobile_json, _mobile_json)]
+
+    return await _save(request, user, "{version, mobile, ring, after}", edit)
+
+
 RECEPTION = ("on_no_answer", "on_busy", "on_unreachable")
 AUDIT_ACTIONS = {"on_no_answer": "set_no_answer", "on_busy": "set_busy", "on_unreachable": "set_unreachable"}
 
@@ -216,6 +230,10 @@ def _schedule_json(view: dict) -> dict:
 
 def _notices_json(view: dict) -> dict:
     return view["notices"]
+
+
+def _mobile_json(view: dict) -> dict:
+    return view["mobile"]
 
 
 async def _save(request: web.Request, user: User, shape: str, edit) -> web.Response:

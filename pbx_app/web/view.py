@@ -8,6 +8,7 @@ from typing import Any, Callable
 from ..policy import Policy
 from ..routing.availability import availability
 from ..users import User
+from .mobile_setting import mobile_from_policy
 from .policy_file import Snapshot
 from .schedule_setting import absences_json, hours_json
 from .setting import describe, describe_action, setting_from_policy, site_setting, slot_setting
@@ -102,6 +103,7 @@ def employee_view(snapshot: Snapshot, extension: str, gettext: Callable[[str], s
         "site_timezone": policy.site.timezone,
         "mailbox": employee.mailbox,
         "notices": {"email": employee.email, "voicemail_to": list(employee.voicemail_to)},
+        "mobile": mobile_from_policy(employee).to_json(),
         "targets": targets(policy, extension),
     }
 

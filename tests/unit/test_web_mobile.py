@@ -3,6 +3,8 @@ to my mobile", the administrator's switch; refused numbers get a message naming 
 what is saved is what a sysadmin would write by hand."""
 
 import io
+import json
+import re
 
 import pytest
 from ruamel.yaml import YAML
@@ -10,6 +12,7 @@ from ruamel.yaml import YAML
 from pbx_app.policy import parse_policy
 from pbx_app.web.mobile_setting import MobileSetting, apply_mobile, mobile_from_json, mobile_from_policy
 from pbx_app.web.setting import SettingError, setting_from_json
+from tests.unit.test_web_api import WebBed
 
 POLICY = parse_policy("""site:
   ring_time: 20
@@ -86,3 +89,87 @@ def test_it_is_written_as_a_sysadmin_would():
     assert together == 'employees:\n  "101":\n    name: Ivan   # the boss\n    mobile: "+7 900 123-45-67"\n    ring_mobile: true\n'
     assert written(together, MobileSetting()) == before
     assert written(together, MobileSetting("+7 900 123-45-67", "together")) == together, "unchanged: same bytes"
+
+
+# ---- on the page ---------------------------------------------------------------------------------
+
+PAGE_POLICY = """site:
+  ring_time: 20
+  outbound:
+    allow: [_79XXXXXXXXX]
+    trunk: {endpoint: carrier}
+employees:
+  "101":
+    name: Ivan Petrov
+  "102":
+    name: Petr Ivanov
+  "103":
+    name: Anna Smirnova   # sales
+"""
+
+
+@pytest.fixture
+async def bed(tmp_path, monkeypatch):
+    monkeypatch.setenv("PBX_ANNOUNCEMENTS_DIR", str(tmp_path / "sounds"))
+    b = WebBed(tmp_path, PAGE_POLICY)
+    yield b
+    await b.close()
+
+
+async def save_mobile(browser, ext, **body):
+    version = (await browser.setting(ext))["version"]
+    return await browser.put(f"/api/employees/{ext}/mobile", {"version": version, **body})
+
+
+async def test_an_employee_enters_their_mobile_rings_it_too_and_forwards_to_it(bed):
+    anna = await bed.login("anna")
+    response = await save_mobile(anna, "103", mobile="8 (900) 123-45-67", ring="after", after=10)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["mobile"] == {"mobile": "8 (900) 123-45-67", "ring": "after", "after": 10,
+                                                 "external_forwarding": True}
+    anna_now = bed.policy().employee("103")
+    assert (anna_now.mobile, anna_now.ring_mobile.after) == ("8 (900) 123-45-67", 10)
+    assert '    name: Anna Smirnova   # sales\n    mobile: "8 (900) 123-45-67"\n    ring_mobile: {after: 10}\n' in bed.text
+    [entry] = bed.audit("set_mobile")
+    assert entry["user"] == "anna" and entry["after"]["ring"] == "after"
+    response = await anna.save("103", {"action": "forward", "to": "mobile", "announcement": {"kind": "standard"}})
+    assert response.status == 200, await response.text()
+    assert (await response.json())["summary"] == "After 20 s: forward to my mobile, standard message"
+    assert bed.policy().employee("103").on_no_answer.target == "mobile"
+
+
+async def test_a_refused_number_gets_a_clear_message_and_nothing_is_saved(bed):
+    anna = await bed.login("anna")
+    before = bed.text
+    response = await save_mobile(anna, "103", mobile="+44 20 7123 4567", ring="together")
+    assert response.status == 400
+    assert (await response.json())["problems"] == {
+        "mobile": "the office may not call this number; ask an administrator which numbers it may call"}
+    response = await anna.save("103", {"action": "forward", "to": "mobile", "announcement": {"kind": "standard"}})
+    assert response.status == 400 and (await response.json())["problems"] == {"to": "enter your mobile number first"}
+    assert bed.text == before and not bed.audit("set_mobile")
+
+
+async def test_only_an_administrator_forbids_external_forwarding(bed):
+    anna, boss = await bed.login("anna"), await bed.login("boss")
+    assert (await save_mobile(anna, "103", mobile="+79001234567", external_forwarding=False)).status == 200
+    assert bed.policy().employee("103").external_forwarding, "an employee's own word does not count"
+    response = await save_mobile(boss, "103", mobile="+79001234567", external_forwarding=False)
+    assert response.status == 200, await response.text()
+    assert bed.policy().employee("103").external_forwarding is False
+    response = await save_mobile(anna, "103", mobile="+79001234567", ring="together")
+    assert (await response.json())["problems"] == {
+        "mobile": "an administrator has turned off forwarding your calls outside the office"}
+    page = await (await boss.get("/employees/103")).text()
+    assert 'id="external-forwarding"' in page
+    assert 'id="external-forwarding"' not in await (await anna.get("/employees/103")).text()
+
+
+async def test_the_page_says_it_in_russian(bed):
+    anna = await bed.login("anna")
+    html = await (await anna.client.get("/employees/103", headers={"Accept-Language": "ru"})).text()
+    assert "Мобильный" in html and "Звонить и на мобильный, сразу" in html and "Мой мобильный" in html
+    # the refusals app.js shows, in the reader's language (window.PBX_T)
+    texts = json.loads(re.search(r'<script type="application/json" id="pbx-t">(.*?)</script>', html, re.S).group(1))
+    assert texts["the office may not call this number; ask an administrator which numbers it may call"].startswith(
+        "офису нельзя звонить на этот номер")

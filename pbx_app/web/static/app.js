@@ -31,7 +31,7 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     if (s.action === "forward") {
       const c = view.targets.colleagues.find((x) => x.id === s.to);
       const d = view.targets.departments.find((x) => x.id === s.to);
-      const who = c ? `${c.name} (${c.id})` : d ? fmt(t("department {0}"), d.name) : s.to;
+      const who = c ? `${c.name} (${c.id})` : d ? fmt(t("department {0}"), d.name) : s.to === "mobile" ? t("my mobile") : s.to;
       if (fallback) return fmt(t("forward to {0}"), who);
       return fmt(t("forward to {0}, {1}"), who, ANN[s.announcement.kind]);
     }
@@ -78,7 +78,8 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
   function explain(data) {
     const problems = data.problems;
     if (!problems) return data.error || t("something went wrong");
-    const list = Array.isArray(problems) ? problems : Object.entries(problems).map(([k, v]) => `${k}: ${v}`);
+    // A field's problem in the reader's language when the page knows it (REFUSED below).
+    const list = Array.isArray(problems) ? problems : Object.entries(problems).map(([k, v]) => `${k}: ${t(v)}`);
     return `${data.error}: ${list.join("; ")}`;
   }
 
@@ -527,6 +528,39 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     $("#save-notices").disabled = false;
   }
 
+  // ---- mobile ---------------------------------------------------------------------------------
+
+  // The server's words for a refused mobile (web/setting.py OUTSIDE_REFUSED, mobile_setting.py),
+  // here so that the page has them in the reader's language: explain() looks each problem up.
+  const REFUSED = [
+    t("an administrator has turned off forwarding your calls outside the office"),
+    t("enter your mobile number first"),
+    t("the office has no line for calls outside yet; ask an administrator"),
+    t("the office may not call this number; ask an administrator which numbers it may call"),
+    t("a telephone number such as +7 900 123-45-67, or empty"),
+  ];
+  void REFUSED;
+
+  function showMobile() {
+    const m = view.mobile;
+    $("#mobile").value = m.mobile || "";
+    $$("input[name=ring-mobile]").forEach((r) => { r.checked = r.value === m.ring; });
+    $("#mobile-after").value = m.ring === "after" ? m.after : "";
+    if ($("#external-forwarding")) $("#external-forwarding").checked = m.external_forwarding;
+    $("#mobile-barred").hidden = m.external_forwarding || !!$("#external-forwarding");
+    $("#to-mobile").hidden = !m.mobile;
+  }
+
+  async function saveMobile() {
+    $("#save-mobile").disabled = true;
+    const chosen = $$("input[name=ring-mobile]").find((r) => r.checked);
+    const body = { mobile: $("#mobile").value.trim() || null, ring: chosen ? chosen.value : "off",
+                   after: Number($("#mobile-after").value) || 0 };
+    if ($("#external-forwarding")) body.external_forwarding = $("#external-forwarding").checked;
+    if (await put("mobile", body, "#status-mobile")) showMobile();
+    $("#save-mobile").disabled = false;
+  }
+
   // ---- wiring ---------------------------------------------------------------------------------
 
   $$("[data-tab]").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
@@ -589,10 +623,13 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
   $("#save-schedule").addEventListener("click", saveSchedule);
   $("#revert-schedule").addEventListener("click", () => { showSchedule(); statusOf("#status-schedule", ""); });
   $("#save-notices").addEventListener("click", saveNotices);
+  $("#save-mobile").addEventListener("click", saveMobile);
+  $("#mobile-after").addEventListener("focus", () => { $("input[name=ring-mobile][value=after]").checked = true; });
   if ($("#add-recipient")) $("#add-recipient").addEventListener("click", addRecipient);
   window.addEventListener("beforeunload", (e) => { if (Object.keys(pending).length) { e.preventDefault(); e.returnValue = ""; } });
   if (location.hash.length > 1 && $(`[data-tab="${location.hash.slice(1)}"]`)) showTab(location.hash.slice(1));
   showSchedule();
   showNotices();
+  showMobile();
   showReception();
 })();
