@@ -36,7 +36,7 @@ from .policy.published import PublishedPolicy
 from .policy.store import PolicyStore
 from .settings import Settings
 from .signals import handle_signals
-from .web.edge import allowed_hosts_middleware
+from .web.http.edge import allowed_hosts_middleware
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 import pbx_app  # noqa: E402
 from pbx_app.web.app import setup  # noqa: E402
 from pbx_app.web.config import WebConfig  # noqa: E402
-from pbx_app.web.ratelimit import RequestRate  # noqa: E402
+from pbx_app.web.signin.ratelimit import RequestRate  # noqa: E402
 from pbx_app.users import UserStore  # noqa: E402
 
 POLICY = """\

@@ -78,9 +78,9 @@ print(json.dumps({"rss": rss(), "policy": rss() - base}))
 
 PAGE = r"""
 import json, statistics, sys, time
-from pbx_app.web.policy_file import PolicyFile
-from pbx_app.web.setting import NoAnswerSetting
-from pbx_app.web.view import employee_view, visible_employees
+from pbx_app.web.settings.policy_file import PolicyFile
+from pbx_app.web.settings.no_answer import NoAnswerSetting
+from pbx_app.web.settings.view import employee_view, visible_employees
 from pbx_app.users import User
 path, saves, ext = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 f = PolicyFile(path)
@@ -98,7 +98,7 @@ for i in range(saves):
 admin = User(name="admin", role="admin", extension=None, password_hash="")
 search = []
 try:
-    from pbx_app.web.view import find_employees
+    from pbx_app.web.settings.view import find_employees
     query = "Olga Popov 77"
     for q in (query, ext, "Department 3"):
         t = time.perf_counter(); json.dumps(find_employees(f.read(), admin, q, 1, 50)); search.append(time.perf_counter() - t)

@@ -4,7 +4,7 @@ entry: a group decides the role, an attribute holds the extension.
 
 Every network step has a deadline (PBX_LDAP_TIMEOUT): a directory that does not answer gives
 DirectoryDown, never a hung request. Blocking: the page calls it from a worker thread and waits
-for it with the same deadline (web/signin.py)."""
+for it with the same deadline (web/signin/service.py)."""
 
 from __future__ import annotations
 

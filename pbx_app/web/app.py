@@ -16,13 +16,20 @@ from ..users import AccountsDatabase, DatabaseError, UserError, UserStore
 from ..users.directory import Directory
 from ..users.legacy_file import import_once
 from ..users.links import Links
-from . import account_admin, account_self, api, history, pages
+from .accounts import admin as account_admin
+from .accounts import own as account_self
+from .announcements import handlers as announcements
 from .audit import AuditLog
 from .config import WebConfig
-from .edge import allowed_hosts_middleware
-from .formtoken import FormTokens
-from .policy_file import PolicyFile
-from .sessions import SessionStore
+from .history import handlers as history
+from .http.edge import allowed_hosts_middleware
+from .language import request as language
+from .settings import api as settings_api
+from .settings import pages as settings_pages
+from .settings.policy_file import PolicyFile
+from .signin import handlers as signin
+from .signin.formtoken import FormTokens
+from .signin.sessions import SessionStore
 from .state import WEB, Web
 
 log = logging.getLogger(__name__)
@@ -61,8 +68,11 @@ def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], objec
     )
     webapp[WEB] = state
     webapp.middlewares.append(allowed_hosts_middleware(config.allowed_hosts))
-    pages.add_routes(webapp)
-    api.add_routes(webapp)
+    signin.add_routes(webapp)
+    language.add_routes(webapp)
+    settings_pages.add_routes(webapp)
+    settings_api.add_routes(webapp)
+    announcements.add_routes(webapp)
     account_self.add_routes(webapp)
     account_admin.add_routes(webapp)
     history.setup(webapp, config.database_url, config.voicemail_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..announcements.store import MAX_BYTES
 from ..sounds import CUSTOM_DIR
-from .accounts_config import AccountsConfig
+from .accounts.config import AccountsConfig
 
 # sounds/<lang>/*.wav: in a source checkout next to the package; an installed wheel carries
 # them as data files under its prefix (pyproject's data-files).

@@ -20,11 +20,11 @@ from ..users.directory import Directory
 from ..users.links import Links
 from .audit import AuditLog
 from .config import WebConfig
-from .formtoken import FormTokens
-from .policy_file import PolicyBroken, PolicyFile, Snapshot
-from .ratelimit import LoginLimiter, RequestRate
-from .sessions import SessionStore
-from .view import search_index
+from .settings.policy_file import PolicyBroken, PolicyFile, Snapshot
+from .settings.view import search_index
+from .signin.formtoken import FormTokens
+from .signin.ratelimit import LoginLimiter, RequestRate
+from .signin.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

@@ -15,7 +15,8 @@ from pbx_app.policy.store import PolicyStore
 from pbx_app.users import UserStore
 from pbx_app.web import WebConfig, setup
 
-from .test_web_calls import chromium, screenshots
+from tests.support.browser import chromium, screenshots
+
 from .test_web_schedule_calls import PASSWORDS, saved, sign_in
 
 POLICY = """\

@@ -8,15 +8,11 @@ the test's temporary folder."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -27,6 +23,8 @@ from pbx_app.policy.store import PolicyStore
 from pbx_app.sounds import CUSTOM_DIR
 from pbx_app.users import UserStore
 from pbx_app.web import WebConfig, setup
+
+from tests.support.browser import chromium, screenshots, sign_in
 
 from .conftest import testbed as run_testbed
 
@@ -50,18 +48,6 @@ employees:
 """
 PASSWORD = "ivan's long password"
 RECORDING_SECONDS = 1.5  # the standard message is ~4.6 s: the call proves which one played
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1000"]
-
-
-def chromium() -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={tempfile.mkdtemp(prefix='pbx-chromium-')}"]:
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
 @pytest.fixture
 def sounds_dir():
     """The folder the app writes announcements to: inside the test bed's root, where Asterisk
@@ -98,25 +84,15 @@ async def site(tmp_path, sounds_dir, asterisk, monkeypatch):
     await runner.cleanup()
 
 
-def screenshots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("PBX_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def configure_in_browser(url: str, recording: Path, shots: Path) -> dict:
     """What a person does: sign in, Configure, forward to Petr with my recording, Apply, Save."""
     browser = chromium()
-    wait = WebDriverWait(browser, 20)
     seen: dict = {}
     try:
         browser.get(url + "/")
-        wait.until(EC.title_contains("Sign in"))
-        browser.find_element(By.NAME, "name").send_keys("ivan")
-        browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        summary = wait.until(EC.visibility_of_element_located((By.ID, "summary")))
-        seen["first_summary"] = summary.text
+        WebDriverWait(browser, 20).until(EC.title_contains("Sign in"))
+        wait = sign_in(browser, url, "ivan", PASSWORD)
+        seen["first_summary"] = browser.find_element(By.ID, "summary").text
         seen["badge"] = browser.find_element(By.ID, "inherited").is_displayed()
         browser.save_screenshot(str(shots / "web-profile.png"))
 

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from pbx_app.policy.store import PolicyStore
 from pbx_app.users import UserStore
 from pbx_app.web import WebConfig, setup
 
+from tests.support.browser import chromium, screenshots, sign_in
+
 from .conftest import asterisk_root
 from .test_history_calls import journaled_app  # noqa: F401 (a fixture: the app with a real journal)
-from .test_web_calls import CHROMIUM_FLAGS, screenshots
 
 FORWARD = """\
 site:
@@ -40,16 +38,6 @@ employees:
 VOICEMAIL = FORWARD.replace('{action: forward, to: "102", announcement: none}', '{action: voicemail}')
 PASSWORD = "ivan's long password"
 VOICEMAIL_DIR = asterisk_root() / "var/spool/asterisk/voicemail"
-
-
-def chromium(language: str = "en") -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={tempfile.mkdtemp(prefix='pbx-chromium-')}", f"--lang={language}",
-                                  "--autoplay-policy=no-user-gesture-required"]:
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "ru-RU,ru" if language == "ru" else "en-US,en"})
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
 @pytest.fixture
@@ -72,14 +60,6 @@ async def site(tmp_path, journaled_app):  # noqa: F811
     await runner.cleanup()
 
 
-def sign_in(browser: webdriver.Chrome, url: str, wait: WebDriverWait) -> None:
-    browser.get(url + "/login")
-    browser.find_element(By.NAME, "name").send_keys("ivan")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    wait.until(EC.presence_of_element_located((By.ID, "profile")))
-
-
 def read_rows(browser: webdriver.Chrome) -> dict[str, dict]:
     rows = {}
     for tr in browser.find_elements(By.CSS_SELECTOR, "#calls tbody tr"):
@@ -98,10 +78,9 @@ def read_rows(browser: webdriver.Chrome) -> dict[str, dict]:
 
 def in_english(url: str, calls: list[str], shots: Path) -> dict:
     browser = chromium("en")
-    wait = WebDriverWait(browser, 20)
     seen: dict = {}
     try:
-        sign_in(browser, url, wait)
+        wait = sign_in(browser, url, "ivan", PASSWORD)
         browser.find_element(By.ID, "nav-history").click()
         wait.until(EC.presence_of_element_located((By.ID, "calls")))
         rows = read_rows(browser)
@@ -134,12 +113,11 @@ def in_english(url: str, calls: list[str], shots: Path) -> dict:
 
 def in_russian(url: str, calls: list[str], shots: Path) -> dict:
     browser = chromium("ru")
-    wait = WebDriverWait(browser, 20)
     seen: dict = {}
     try:
         browser.get(url + "/login")
         seen["login"] = browser.find_element(By.TAG_NAME, "h1").text
-        sign_in(browser, url, wait)
+        wait = sign_in(browser, url, "ivan", PASSWORD)
         seen["profile_nav"] = [a.text for a in browser.find_elements(By.CSS_SELECTOR, ".topnav a")]
         seen["profile_lang"] = browser.find_element(By.TAG_NAME, "html").get_attribute("lang")
         seen["profile_summary"] = browser.find_element(By.ID, "summary").text

@@ -22,7 +22,8 @@ from pbx_app.policy.store import PolicyStore
 from pbx_app.users import UserStore
 from pbx_app.web import WebConfig, setup
 
-from .test_web_calls import chromium, screenshots
+from tests.support.browser import chromium, screenshots
+from tests.support.browser import sign_in as browser_sign_in
 
 POLICY = """\
 # The test bed's policy: the web page edits this file, as it would the sysadmin's.
@@ -80,13 +81,7 @@ async def site(tmp_path, monkeypatch):
 
 
 def sign_in(browser, url: str, name: str) -> WebDriverWait:
-    wait = WebDriverWait(browser, 20)
-    browser.get(url + "/login")
-    browser.find_element(By.NAME, "name").send_keys(name)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORDS[name])
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(EC.visibility_of_element_located((By.ID, "summary")))
-    return wait
+    return browser_sign_in(browser, url, name, PASSWORDS[name])
 
 
 def saved(browser, wait: WebDriverWait, status_id: str) -> str:

@@ -12,8 +12,8 @@ import re
 import pytest
 
 from pbx_app.users import UserStore
-from pbx_app.web.accounts_config import AccountsConfig
-from pbx_app.web.ratelimit import LoginLimiter
+from pbx_app.web.accounts.config import AccountsConfig
+from pbx_app.web.signin.ratelimit import LoginLimiter
 from tests.support.smtp import SmtpServer
 from tests.unit.test_web_fuzz import STRINGS, body, headers
 from tests.unit.test_web_api import PASSWORD, Browser, WebBed, announcements_env  # noqa: F401 (a fixture)

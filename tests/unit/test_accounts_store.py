@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from pbx_app.users import AccountsDatabase, UserError, UserStore
 from pbx_app.users.legacy_file import import_once
 from pbx_app.users.links import Links
-from pbx_app.web.sessions import SessionStore
+from pbx_app.web.signin.sessions import SessionStore
 from tests.support.net import free_port
 from tests.support.wait import until
 from tests.unit.test_web_api import PASSWORD, POLICY, Browser, WebBed, announcements_env  # noqa: F401 (a fixture)

@@ -14,7 +14,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from pbx_app.i18n import translator
-from pbx_app.web.language import js_catalog, js_messages
+from pbx_app.web.language.texts import js_catalog, js_messages
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pbx_app"
 RU_PO = PACKAGE / "locale/ru/LC_MESSAGES/pbx_app.po"

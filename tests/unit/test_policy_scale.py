@@ -16,8 +16,8 @@ from pbx_app.policy import analyse_file, analyse_policy, parse_policy
 from pbx_app.policy import swap
 from pbx_app.policy.published import policy_text
 from pbx_app.policy.store import PolicyStore
-from pbx_app.web.policy_file import InvalidEdit, PolicyFile
-from pbx_app.web.setting import NoAnswerSetting
+from pbx_app.web.settings.policy_file import InvalidEdit, PolicyFile
+from pbx_app.web.settings.no_answer import NoAnswerSetting
 
 GOOD = 'employees:\n  "101": {ring_time: 20, on_no_answer: {action: forward, to: "102"}}\n  "102": {ring_time: 20}\n'
 

@@ -14,7 +14,7 @@ import pytest
 
 from pbx_app.users import UserStore
 from pbx_app.users.directory import DirectorySettings
-from pbx_app.web.accounts_config import AccountsConfig
+from pbx_app.web.accounts.config import AccountsConfig
 from tests.support.ldap import ADMINS, PEOPLE, PERSONS, ROOT_DN, ROOT_PW, Silent, Slapd
 from tests.unit.test_web_api import PASSWORD, Browser, WebBed, announcements_env  # noqa: F401 (a fixture)
 from tests.support.smtp import self_signed

@@ -310,8 +310,8 @@ async def test_the_page_shares_the_apis_request_budget(bed):
 
 
 async def test_past_the_count_cap_the_page_says_over_and_asks_for_a_narrower_period(bed, monkeypatch):
-    from pbx_app.web import history_query
-    monkeypatch.setattr(history_query, "COUNT_CAP", 3)
+    from pbx_app.web.history import query
+    monkeypatch.setattr(query, "COUNT_CAP", 3)
     boss = await bed.login("boss")
     body = await rows(boss, "?per_page=2")
     assert (body["total"], body["more"], body["pages"]) == (3, True, 2), "counted up to the cap, paged up to it"
@@ -322,9 +322,9 @@ async def test_past_the_count_cap_the_page_says_over_and_asks_for_a_narrower_per
 
 
 async def test_the_csv_streams_every_row_across_batches_in_the_pages_order(bed, monkeypatch):
-    from pbx_app.web import history
-    monkeypatch.setattr(history, "CSV_FIRST", 2)
-    monkeypatch.setattr(history, "CSV_BATCH", 2)
+    from pbx_app.web.history import service
+    monkeypatch.setattr(service, "CSV_FIRST", 2)
+    monkeypatch.setattr(service, "CSV_BATCH", 2)
     boss = await bed.login("boss")
     response = await boss.get("/history.csv")
     assert response.status == 200 and response.headers["Content-Type"].startswith("text/csv")

@@ -10,8 +10,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from pbx_app.policy import parse_policy
-from pbx_app.web.mobile_setting import MobileSetting, apply_mobile, mobile_from_json, mobile_from_policy
-from pbx_app.web.setting import SettingError, setting_from_json
+from pbx_app.web.settings.mobile import MobileSetting, apply_mobile, mobile_from_json, mobile_from_policy
+from pbx_app.web.settings.no_answer import SettingError, setting_from_json
 from tests.unit.test_web_api import WebBed
 
 POLICY = parse_policy("""site:

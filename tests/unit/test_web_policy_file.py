@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pbx_app.policy import parse_policy
-from pbx_app.web.policy_file import InvalidEdit, PolicyFile, StaleVersion, write_atomically
-from pbx_app.web.setting import AnnouncementChoice, NoAnswerSetting
+from pbx_app.web.settings.policy_file import InvalidEdit, PolicyFile, StaleVersion, write_atomically
+from pbx_app.web.settings.no_answer import AnnouncementChoice, NoAnswerSetting
 
 POLICY = """\
 # pbx_app policy — edited by hand and by the web page.

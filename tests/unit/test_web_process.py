@@ -16,7 +16,7 @@ import pytest
 
 from pbx_app.settings import Settings
 from pbx_app.users import UserStore
-from pbx_app.web import policy_file
+from pbx_app.web.settings import policy_file
 from pbx_app.users import store as user_store
 from tests.support.net import free_port
 from tests.support.wait import until

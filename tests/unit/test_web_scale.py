@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from pbx_app.web.policy_file import PolicyFile
-from pbx_app.web.setting import NoAnswerSetting
+from pbx_app.web.settings.policy_file import PolicyFile
+from pbx_app.web.settings.no_answer import NoAnswerSetting
 from tests.unit.test_web_api import WebBed, forward
 
 
@@ -75,7 +75,7 @@ def test_an_edit_that_breaks_the_policy_names_the_line_in_the_file(tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text(company(30))
     file = PolicyFile(path)
-    from pbx_app.web.policy_file import InvalidEdit
+    from pbx_app.web.settings.policy_file import InvalidEdit
     with pytest.raises(InvalidEdit) as caught:
         file.edit_now("2012", lambda entry: entry.__setitem__("on_no_answer", {"action": "forward", "to": "9999"}),
                       file.read().version("2012"))

@@ -20,7 +20,7 @@ import pytest
 from pbx_app.announcements.convert import convert_to_asterisk_wav
 from pbx_app.web.app import collect_unused
 from pbx_app.web.config import networks
-from pbx_app.web.ratelimit import LoginLimiter, RequestRate
+from pbx_app.web.signin.ratelimit import LoginLimiter, RequestRate
 from tests.unit.test_announcements import sounds_in, tone
 from tests.unit.test_web_api import PASSWORD, Browser, WebBed, announcements_env, forward  # noqa: F401 (a fixture)
 

@@ -530,7 +530,7 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
 
   // ---- mobile ---------------------------------------------------------------------------------
 
-  // The server's words for a refused mobile (web/setting.py OUTSIDE_REFUSED, mobile_setting.py),
+  // The server's words for a refused mobile (web/settings/no_answer.py OUTSIDE_REFUSED, mobile.py),
   // here so that the page has them in the reader's language: explain() looks each problem up.
   const REFUSED = [
     t("an administrator has turned off forwarding your calls outside the office"),

@@ -1,0 +1,123 @@
+"""Announcements on the page: upload a recording, make one from text, play one back, play the
+standard messages. Bodies are read bounded; sox and espeak-ng run as subprocesses, never on the
+event loop (announcements/store.py); every new sound is in the audit log."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from ...announcements import AnnouncementError
+from ...users import User
+from ..http.bodies import BadInput, read_json, text
+from ..http.guard import api, client_address, error, state
+from ..settings.no_answer import MAX_TEXT
+from ..signin.sessions import Session
+from . import service
+
+CHUNK = 64 * 1024
+MAX_PARTS = 5  # form parts looked at before the file
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def add_routes(webapp: web.Application) -> None:
+    r = webapp.router
+    r.add_post("/api/announcements", upload_announcement)
+    r.add_post("/api/announcements/tts", tts_announcement)
+    r.add_get("/api/announcements/{name}", play_announcement)
+    r.add_get("/api/sounds/standard/{lang}", play_standard)
+
+
+async def _file_part(request: web.Request):
+    """The multipart part named 'file', having skipped at most a few others."""
+    try:
+        reader = await request.multipart()
+        for _ in range(MAX_PARTS):
+            part = await reader.next()
+            if part is None:
+                break
+            if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
+                return part
+    except (ValueError, AssertionError, KeyError, LookupError, HttpProcessingError, RuntimeError):
+        pass
+    raise BadInput(400, "expected a form upload with a 'file' field")
+
+
+def _sound_error(exc: AnnouncementError) -> web.Response:
+    return error(exc.status, str(exc), exc.code, retry_after=exc.retry_after)
+
+
+@api(mutating=True)
+async def upload_announcement(request: web.Request, session: Session, user: User) -> web.Response:
+    web_ = state(request)
+    limit = web_.announcements.max_bytes
+    too_large = f"the file is too large: the limit is {limit / 1024 / 1024:.1f} MiB"
+    # The whole form, every part, is bounded by the length the browser declares.
+    if request.content_length is None:
+        return error(411, "send the upload with a Content-Length", "length_required")
+    if request.content_length > limit + MULTIPART_OVERHEAD:
+        return error(413, too_large, "too_large")
+    part = await _file_part(request)
+    try:
+        sent_as = text(part.filename or "", "file name", 1000)[:200]
+    except (BadInput, ValueError, LookupError):
+        sent_as = "?"
+    # Saved outside the announcements folder first, under our own name: the sender's file name
+    # never becomes a path.
+    with tempfile.TemporaryDirectory(prefix="pbx-upload-") as tmp:
+        upload = Path(tmp) / "upload"
+        size = 0
+        try:
+            with open(upload, "wb") as f:
+                while chunk := await part.read_chunk(CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        return error(413, too_large, "too_large")
+                    f.write(chunk)
+        except (ValueError, AssertionError, HttpProcessingError, RuntimeError):
+            return error(400, "the upload was cut short or is not a valid form", "bad_request")
+        try:
+            stored = await service.upload(web_, user, client_address(request), upload, size, sent_as)
+        except AnnouncementError as exc:
+            return _sound_error(exc)
+    return web.json_response({"file": stored.name, "seconds": stored.seconds, "url": f"/api/announcements/{stored.name}"})
+
+
+@api(mutating=True)
+async def tts_announcement(request: web.Request, session: Session, user: User) -> web.Response:
+    web_ = state(request)
+    body = await read_json(request, "{text, language}")
+    said = text(body.get("text"), "text", MAX_TEXT)
+    language = body.get("language") or "en"
+    if not isinstance(language, str) or len(language) > 10:
+        return error(400, "'language' must be en or ru", "bad_text")
+    try:
+        stored = await service.from_text(web_, user, client_address(request), said, language)
+    except AnnouncementError as exc:
+        if exc.code == "bad_sound":
+            exc.code = "bad_text"
+        return _sound_error(exc)
+    return web.json_response({"file": stored.name, "seconds": stored.seconds, "text": said,
+                              "url": f"/api/announcements/{stored.name}"})
+
+
+@api()
+async def play_announcement(request: web.Request, session: Session, user: User) -> web.StreamResponse:
+    path = await service.playable(state(request), user, request.match_info["name"])
+    if path is None:
+        return error(404, "no such announcement", "not_found")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+
+@api()
+async def play_standard(request: web.Request, session: Session, user: User) -> web.StreamResponse:
+    lang = request.match_info["lang"]
+    if lang not in ("en", "ru"):
+        return error(404, "no such language", "not_found")
+    path = service.standard(state(request), lang, request.query.get("sound"))
+    if path is None:
+        return error(404, "the standard message is not installed here", "not_found")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})

@@ -1,0 +1,1 @@
+"""The page's language: the texts and dates in the visitor's language, and the switch."""
