@@ -9,7 +9,7 @@ from typing import Any
 
 
 from .document import locate, place
-from .external import outside_number
+from .external import OutsideNumber, outside_number
 from .model import MOBILE, Action, Policy, is_outside, normalise_number
 from .problems import Problem
 from .reader import Reader
@@ -126,7 +126,7 @@ def _outside(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], only
 IGNORED = "; ignored: calls ring the desk phone only"
 
 
-def _severity(number) -> str:
+def _severity(number: OutsideNumber) -> str:
     return "warning" if number.problem == "forbidden" else "error"
 
 
