@@ -48,6 +48,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 EMPLOYEE, COLLEAGUE = "101", "102"
 APP_CALLER_IP, BASELINE_CALLER_IP = "127.0.0.1", "127.0.0.3"
 AGI_CALLER_IP = "127.0.0.5"  # endpoint bench-agi → pbx-bench-agi → the FastAGI context
+# The mobile flow: the employee's desk and mobile ring together (the mobile through a Local channel
+# into dialplan/pbx_external.conf and the trunk carrier-out, whose far end is SIPp here).
+CARRIER_OUT = ("127.0.0.8", "5070")
+MOBILE_LEG = "Local/{employee}*0*0*c*79005550101*carrier-out@pbx-external/n"  # external_leg.dial_string
 
 POLICY = """
 employees:
@@ -55,6 +59,8 @@ employees:
           on_no_answer: {{action: forward, to: "{colleague}", announcement: none}}}}
   "{colleague}": {{name: Bench Colleague, endpoint: PJSIP/{colleague}, ring_time: 10}}
 """
+# The same, the employee's mobile ringing with the desk (the extra leg's cost).
+MOBILE_POLICY = POLICY.replace("endpoint: PJSIP/{employee},", f'endpoint: "PJSIP/{{employee}}&{MOBILE_LEG}",')
 
 
 # ---- processes ----------------------------------------------------------------------------------
@@ -332,6 +338,8 @@ async def run_phase(flow: str, rate: int, duration: float, args, workdir: Path, 
     pdir = workdir / f"{flow}-{rate}"
     pdir.mkdir()
     app = None
+    if flow == "mobile":
+        policy = policy.with_name("policy-mobile.yaml")
     if flow in ENGINES:
         app = AppProcess(pdir, policy, args.profile, args.app_entry, engines=ENGINES[flow],
                          command="agi" if flow == "agi" else "engine")
@@ -361,6 +369,11 @@ async def _calls(phase: Phase, flow: str, rate: int, duration: float, calls: int
     employee = phone(pdir, "employee", EMPLOYEE, "phone_ring_forever.xml", {}, 41000, calls)
     colleague = phone(pdir, "colleague", COLLEAGUE, "phone_answer.xml", {"answer_delay": args.answer_ms}, 42000, calls)
     ip = {"baseline": BASELINE_CALLER_IP, "agi": AGI_CALLER_IP}.get(flow, APP_CALLER_IP)
+    carrier = None
+    if flow == "mobile":  # the mobile rings out too, never answers: cancelled with the desk
+        carrier = Sipp(pdir, "carrier", "phone_ring_forever.xml", {},
+                       ["-i", CARRIER_OUT[0], "-p", CARRIER_OUT[1], "-mi", CARRIER_OUT[0], "-mp", "44000",
+                        "-m", str(calls)])
     await asyncio.sleep(0.5)
     ast = asterisk_pid()
     ast_cpu0 = cpu_seconds(ast)
@@ -389,7 +402,7 @@ async def _calls(phase: Phase, flow: str, rate: int, duration: float, calls: int
         await web.stop()  # before the phones stop: the page was loaded for the calls' whole span
         print(f"  the page answered {web.served} GET /api/employees during the calls", file=sys.stderr)
     await asyncio.sleep(1)
-    for p in (employee, colleague):
+    for p in (employee, colleague, *([carrier] if carrier else [])):
         p.stop()
     count_calls(phase, callers)
     phase.asterisk_cpu /= max(1, phase.attempted)
@@ -422,13 +435,15 @@ HEADER = ("| calls/s | flow | attempted | succeeded | failed | forward delay med
           "| Asterisk CPU/call | app CPU/call | ARI requests/call | app RSS max (at the most calls in progress) | left after |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
 # The flows that run engines, and how many.
-ENGINES = {"app": 1, "app×2": 2, "app+web": 1, "agi": 1}  # app+web: one engine, the page hammered meanwhile  # agi: one FastAGI server (dialplan/pbx_agi.conf)
+ENGINES = {"app": 1, "app×2": 2, "app+web": 1, "agi": 1, "mobile": 1}  # app+web: one engine, the page hammered meanwhile  # agi: one FastAGI server (dialplan/pbx_agi.conf)
 
 
 async def main_async(args) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pbx-bench-"))
     policy = workdir / "policy.yaml"
     policy.write_text(POLICY.format(employee=EMPLOYEE, colleague=COLLEAGUE, ring=args.ring))
+    policy.with_name("policy-mobile.yaml").write_text(MOBILE_POLICY.format(employee=EMPLOYEE, colleague=COLLEAGUE,
+                                                                           ring=args.ring))
     print(f"bench: working in {workdir}", file=sys.stderr)
     testbed("restart")
     testbed("cli", f"dialplan set global BENCH_RINGTIME {args.ring}")
@@ -569,6 +584,8 @@ async def main_cluster(args) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pbx-bench-cluster-"))
     policy = workdir / "policy.yaml"
     policy.write_text(POLICY.format(employee=EMPLOYEE, colleague=COLLEAGUE, ring=args.ring))
+    policy.with_name("policy-mobile.yaml").write_text(MOBILE_POLICY.format(employee=EMPLOYEE, colleague=COLLEAGUE,
+                                                                           ring=args.ring))
     print(f"bench: working in {workdir}", file=sys.stderr)
     testbed("stop")
     env_policy = os.environ.get("PBX_POLICY")
@@ -626,7 +643,9 @@ def main() -> int:
     p.add_argument("--app-entry", help="a Python script to run instead of `-m pbx_app` (experiments: patch, then call pbx_app.cli.main)")
     p.add_argument("--soak", type=float, default=0, help="instead: run one flow (app, or the one --flows names) alone at the first rate for this many seconds and report its memory over time")
     p.add_argument("--flows", help="phases at each rate: baseline, app (one engine), app×2 (two), "
-                                   "app+web (one engine, 8 connections on the page's API meanwhile), agi (FastAGI mode); "
+                                   "app+web (one engine, 8 connections on the page's API meanwhile), agi (FastAGI mode), "
+                                   "mobile (one engine, the employee's mobile ringing with the desk through the trunk; "
+                                   "not in the default set); "
                                    "all of them unless given")
     p.add_argument("--cluster", action="store_true",
                    help="instead: one Asterisk node vs two behind Kamailio (scripts/cluster) at each rate")

@@ -18,12 +18,14 @@ from . import conffile
 from .blocks import strip_block, with_block
 from .conffile import ConfError
 
-OWN_FILES = ("pbx_app.conf", "pbx_agi.conf")  # our dialplan, copied whole
+OWN_FILES = ("pbx_app.conf", "pbx_agi.conf", "pbx_external.conf")  # our dialplan, copied whole
 HIDDEN = "********"
 # Asterisk's modules the product needs; a site with autoload=no must load them itself.
 MODULES = ("res_http_websocket.so", "res_stasis.so", "res_ari.so", "res_ari_channels.so", "res_ari_events.so",
            "res_ari_asterisk.so", "res_ari_applications.so", "app_stasis.so", "app_stasis_broadcast.so",
-           "func_env.so", "cdr_sqlite3_custom.so", "app_voicemail.so", "res_agi.so")
+           "func_env.so", "cdr_sqlite3_custom.so", "app_voicemail.so", "res_agi.so",
+           # external legs (dialplan/pbx_external.conf): the Diversion header, REDIRECTING, the confirm
+           "res_pjsip_diversion.so", "func_callerid.so", "app_read.so")
 VOICEMAIL_VARIANTS = ("app_voicemail_odbc.so", "app_voicemail_imap.so")
 # One row per leg in a SQLite file of our own, beside whatever CDR the site keeps (the engines read
 # it back: history/cdr.py's default). The same columns as the test bed's config/asterisk.

@@ -64,7 +64,7 @@ def test_asterisk_install_finds_the_shipped_dialplan(venv, tmp_path):
     shutil.copytree(REPO / "tests/unit/data/debian-etc-asterisk", etc)
     done = sh(venv / "bin" / "pbx-app", "asterisk", "install", "--etc", etc, "--secret-file", tmp_path / "secret", cwd=tmp_path)
     assert (etc / "pbx_app.conf").read_text() == (REPO / "dialplan" / "pbx_app.conf").read_text(), done.stdout
-    assert (etc / "pbx_agi.conf").exists()
+    assert (etc / "pbx_agi.conf").exists() and (etc / "pbx_external.conf").exists()
 
 
 def test_page_serves_login_css_and_the_standard_message(venv, tmp_path):

@@ -36,6 +36,8 @@ PHONES_IP = "127.0.0.21"
 PHONE_PORT = {ext: 5000 + int(ext) for ext in ("101", "102", "103", "104", "105", "109")}
 CARRIER_IP = "127.0.0.6"  # the carrier's trunk (pjsip.conf [carrier]): calls to the company's numbers
 CARRIER_AGI_IP = "127.0.0.7"  # the same carrier into FastAGI mode (pjsip.conf [carrier-agi])
+# The carrier's side of the outbound trunk (pjsip.conf [carrier-out]): where calls to mobiles go.
+CARRIER_OUT = ("127.0.0.8", 5070)
 REGISTER_EXPIRES = 120  # s; a phone killed without unregistering is gone from Asterisk after this
 
 
@@ -278,6 +280,24 @@ class SipBed:
         args = ["-sf", self._scenario(scenario, {"answer_delay": answer_delay_ms}), "-i", "127.0.0.1",
                 "-p", str(CLIENTS_PORT), "-m", "1", "-mi", "127.0.0.1", "-mp", "20910"]
         return self._spawn(f"client-{behaviour}", args)
+
+    def carrier_out(self, behaviour: str, answer_delay_ms: int = 300, key_after_ms: int = 500,
+                    pcap: Path = KEY_1) -> Sipp:
+        """The carrier taking one call out to a mobile (pjsip.conf [carrier-out]); its trace holds
+        the INVITE as Asterisk sent it. behaviour: confirm (answers, then the key ``pcap`` as RFC
+        4733 ``key_after_ms`` later) | answer (answers, sends nothing) | busy (486) | unavailable
+        (503) | ring_forever (180, waits for the CANCEL)."""
+        scenario, values = {
+            "confirm": ("phone_dtmf.xml", {"answer_delay": answer_delay_ms, "dtmf_delay": key_after_ms, "pcap": pcap}),
+            "answer": ("phone_answer.xml", {"answer_delay": answer_delay_ms}),
+            "busy": ("phone_reject.xml", {"code": 486, "reason": "Busy Here"}),
+            "unavailable": ("phone_reject.xml", {"code": 503, "reason": "Service Unavailable"}),
+            "ring_forever": ("phone_ring_forever.xml", {}),
+        }[behaviour]
+        ip, port = CARRIER_OUT
+        args = ["-sf", self._scenario(scenario, values), "-i", ip, "-p", str(port), "-m", "1", "-mi", ip,
+                "-mp", "20950"]
+        return self._spawn(f"carrier-out-{behaviour}", args)
 
     def carrier_call(self, number: str, agi: bool = False, **kwargs) -> Sipp:
         """The carrier delivers a client's call to the company's ``number`` (a DID, in whatever
