@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..policy.model import Policy
-from ..routing.plan import Announce, Plan, Ring, Step
+from ..routing.plan import Announce, OutsideTarget, Plan, Ring, Step
 from .guard import OutboundGuard, Verdict
 
 PURPOSE = "forward"
@@ -23,7 +23,7 @@ async def vet_plan(plan: Plan, guard: OutboundGuard | None, policy: Policy, ref:
     """``plan`` without the outside legs the guard refuses now. ``guard`` None (a process with no
     journal database): the legs stay, and the plan says their calls are not counted."""
     numbers = {(t.extension, t.number) for step in _steps(plan) if isinstance(step, Ring)
-               for t in step.targets if t.outside}
+               for t in step.targets if isinstance(t, OutsideTarget)}
     if not numbers:
         return plan  # the usual call: nothing leaves the PBX, nothing to ask
     if guard is None:
@@ -42,7 +42,7 @@ async def vet_plan(plan: Plan, guard: OutboundGuard | None, policy: Policy, ref:
     def ring(step: Ring | None) -> Ring | None:
         if step is None:
             return None
-        kept = tuple(t for t in step.targets if (t.extension, t.number) not in refused)
+        kept = tuple(t for t in step.targets if not isinstance(t, OutsideTarget) or (t.extension, t.number) not in refused)
         return step if len(kept) == len(step.targets) else (replace(step, targets=kept) if kept else None)
 
     def branch(steps: tuple[Step, ...]) -> tuple[Step, ...]:

@@ -31,7 +31,7 @@ from ..policy.numbers import canonical_number
 from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, announcement_sound
 from .availability import availability
 from .describe import action_words
-from .plan import Announce, Drop, Offer, Plan, Ring, Step, Target, Voicemail
+from .plan import Announce, Drop, Offer, OutsideTarget, Plan, Ring, Step, Target, Voicemail
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def _outside(d: _Decision, owner: Employee, target: str, delay: int, confirm: bo
     except ValueError as exc:  # an extension with characters that cannot travel in a Local channel
         d.reasons.append(f"{what} is not rung: {exc}")
         return None
-    return Target(owner.extension, endpoint, label=MOBILE if target == MOBILE else number.written,
+    return OutsideTarget(owner.extension, endpoint, label=MOBILE if target == MOBILE else number.written,
                   number=number.digits, delay=delay, confirm=confirm)
 
 
@@ -270,12 +270,11 @@ def _action_steps(
         if leg is not None:
             rings.append(Ring(targets=(leg,), timeout=_ring_time(policy, owner), role="forward"))
         return _announced(action, rings, _drop(action))
-    whisper = owner.name if action.whisper else ""
     if department is not None:
-        rings.extend(replace(r, whisper=whisper) for r in _department_rings(d, department, visited))
+        rings.extend(_whispered(action, owner, r) for r in _department_rings(d, department, visited))
     elif colleague is not None:
         if d.working(colleague):
-            rings.append(replace(_ring_one(d, colleague), whisper=whisper))
+            rings.append(_whispered(action, owner, _ring_one(d, colleague)))
         else:
             d.reasons.append(d.why_off(colleague))
         onward = colleague.on_no_answer if d.working(colleague) else (colleague.on_absent or colleague.on_no_answer)
@@ -286,6 +285,12 @@ def _action_steps(
             tail = [s for s in chained if isinstance(s, Drop)]
             return _announced(action, rings, tail[-1] if tail else _drop(action))
     return _announced(action, rings, _drop(action))
+
+
+def _whispered(action: Action, owner: Employee, ring: Ring) -> Ring:
+    """The colleague hears whose call it is first, when the forward asks for it (replace() only
+    then: it is the costly part of a plain decision)."""
+    return replace(ring, whisper=owner.name) if action.whisper else ring
 
 
 def _offer(d: _Decision, owner: Employee, action: Action) -> tuple[Step, ...]:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ..policy.model import MOBILE, WEEKDAYS, Policy
 from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, FORWARD_NOTICE
-from .plan import Announce, Drop, Offer, Plan, Ring, Step, Target, Voicemail
+from .plan import Announce, Drop, Offer, OutsideTarget, Plan, Ring, Step, Target, Voicemail
 
 RULES = {
     "crm": "the CRM rule for this caller",
@@ -33,7 +33,7 @@ def _sound(uri: str) -> str:
 
 
 def _target_words(policy: Policy, target: Target) -> str:
-    if not target.outside:
+    if not isinstance(target, OutsideTarget):
         return f"{_who(policy, target.extension)} on {target.endpoint}"
     trunk = policy.site.outbound.trunk
     where = f"{_who(policy, target.extension)}'s mobile {target.number}" if target.label == MOBILE else \

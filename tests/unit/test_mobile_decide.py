@@ -19,7 +19,7 @@ from pbx_app.calls.app_down import app_down_line
 from pbx_app.policy import parse_policy
 from pbx_app.routing.decide import CallContext, decide
 from pbx_app.routing.explain import explain
-from pbx_app.routing.plan import Announce, Drop, Plan, Ring, Target
+from pbx_app.routing.plan import Announce, Drop, OutsideTarget, Plan, Ring, Target
 
 AT = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
 POLICY = """site:
@@ -57,7 +57,7 @@ def test_desk_and_mobile_ring_together_the_mobile_joining_after_n_seconds():
     first = plan_for().first
     assert first.role == "employee" and first.timeout == 20
     assert first.targets == (Target("101", "PJSIP/101"),
-                             Target("101", MOBILE_101, label="mobile", number="79001234567", delay=8, confirm=True))
+                             OutsideTarget("101", MOBILE_101, label="mobile", number="79001234567", delay=8, confirm=True))
 
 
 def test_forwards_to_the_mobile_and_to_an_outside_number_go_through_the_trunk():
@@ -117,13 +117,15 @@ def test_plan_json_round_trips_outside_legs_and_reads_old_plans():
 def test_answered_by_says_answered_on_mobile():
     first = plan_for().first
     assert first.answered_by("PJSIP/101-0000002a") == "101"
-    assert first.answered_by(MOBILE_101 + "-0000001f;1") == "101 on mobile"
-    with_options = Ring((Target("101", "PJSIP/101"), Target("101", "Local/101*0*1*c*89001234567*carrier@pbx-external/n",
+    # The answering channel: the Local target without its options ("/n"), then "-<id>;1".
+    assert first.answered_by(MOBILE_101.split("@")[0] + "@pbx-external-0000001f;1") == "101 on mobile"
+    with_options = Ring((Target("101", "PJSIP/101"), OutsideTarget("101", "Local/101*0*1*c*89001234567*carrier@pbx-external/n",
                                                             label="mobile", number="79001234567")), 20, "employee")
     assert with_options.answered_by("Local/101*0*1*c*89001234567*carrier@pbx-external-0000001f;1") == "101 on mobile"
     assert with_options.answered_by("PJSIP/101-00000020") == "101"
     outside = next(s for s in plan_for().on_busy if isinstance(s, Ring))
-    assert outside.answered_by(outside.targets[0].endpoint + "-00000003;1") == "101 on 8 (900) 111-22-33"
+    assert outside.answered_by(outside.targets[0].endpoint.split("@")[0] + "@pbx-external-00000003;1") == \
+        "101 on 8 (900) 111-22-33"
 
 
 def test_history_and_notices_say_where_it_was_answered():

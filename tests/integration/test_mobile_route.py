@@ -1,0 +1,35 @@
+"""Issue 24 through the policy's own words on a real call: an employee's ``mobile`` with
+``ring_mobile`` and the site's trunk (site.outbound.trunk), decided by the routing (not a
+hand-written dial string), rung through the carrier played by SIPp; history says where the call
+was answered. The wire details (Diversion, confirm, carrier answers) are test_mobile_forward.py's."""
+
+from __future__ import annotations
+
+
+from .test_history_calls import ended_call, journaled_app  # noqa: F401 (a fixture)
+
+MOBILE = "79005550101"
+CLIENT = "555"
+POLICY = f"""
+site:
+  outbound:
+    allow: [_7900XXXXXXX]
+    trunk: {{endpoint: carrier-out}}
+employees:
+  "101": {{name: Ivan Petrov, ring_time: 8, mobile: "+7 900 555-01-01", ring_mobile: true}}
+"""
+
+
+async def test_ring_my_mobile_too_answered_on_the_mobile_says_so_in_history(journaled_app, sip):
+    app = await journaled_app(POLICY)
+    desk = sip.phone("101", "ring_forever")
+    carrier = sip.carrier_out("confirm", answer_delay_ms=300, key_after_ms=500)
+    caller = sip.call("101", talk_ms=800, caller=CLIENT)
+    assert await caller.wait(30) == 0
+    _, row = await ended_call(app)
+    assert row.status == "answered" and row.employee == "101"
+    assert row.what_happened == "answered on mobile"
+    assert app.ended()[-1].detail == "answered by 101 on mobile"
+    [invite] = carrier.received("INVITE")
+    assert invite.first_line.startswith(f"INVITE sip:{MOBILE}@")
+    assert desk.received("CANCEL"), "the desk stopped ringing"
