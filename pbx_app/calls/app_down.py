@@ -9,7 +9,7 @@ half-edited in its own extensions.conf. A file per employee is read at the call,
 and is replaced atomically. The folder is PBX_FALLBACK_DIR for the engines and the dialplan's
 global of the same name (the same path unless Asterisk runs in a chroot, as in the test bed).
 
-One line, no newline: PBX_RING ^-packed (contract.Ring; empty when the employee is off), "~", and
+One line, no newline: PBX_RING ^-packed (contract.PackedRing; empty when the employee is off), "~", and
 PBX_FB for that ring's outcome (contract.Fallbacks). "{call}" stands for the call's id, which only
 the dialplan knows (the channel's UNIQUEID). The company's numbers (DIDs) get a file each, under
 every form a carrier may send, with their owner's plan."""
@@ -43,7 +43,7 @@ def app_down_line(policy: Policy, extension: str, at: datetime) -> str:
     ring, leg = "", 0
     if plan.first is not None:
         leg = 1
-        ring = dp.Ring("&".join(t.endpoint for t in plan.first.targets), plan.first.timeout,
+        ring = dp.PackedRing("&".join(t.endpoint for t in plan.first.targets), plan.first.timeout,
                        f"{dp.CALL_PLACEHOLDER}:{leg}:employee:{extension}:fallback").encode()
     return ring + dp.APP_DOWN_SEPARATOR + after_first_ring(plan, leg, dp.CALL_PLACEHOLDER).encode()
 

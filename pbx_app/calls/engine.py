@@ -18,11 +18,12 @@ from ..crm import CrmProvider
 from ..crm import lookup as crm_lookup
 from ..history.events import Journal, MemoryJournal
 from ..policy import Policy
-from ..routing import Plan
 from ..routing.decide import CallContext, decide
 from .. import contract as dp
 from .channel import CallChannel
-from .flow import CallFlow, Cursor
+from ..story import Cursor
+from ..story.codec import decode_plan
+from .flow import CallFlow
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,9 @@ class CallEngine:
             log.warning("channel %s came back with no plan of ours; the dialplan fallback takes it", call.id)
             return await self.send_on(call.id, **dp.fallback_for(entry))
         self.taken_over += 1
-        flow = CallFlow(call, Plan.from_json(state[dp.PLAN]), self.journal, self.clock, self.ari.app, self._requests())
-        await flow.resume(Cursor.decode(state[dp.CURSOR]), entry)
+        flow = CallFlow(call, decode_plan(state[dp.PLAN]), self.journal, self.clock, self.ari.app, self._requests(),
+                        Cursor.decode(state[dp.CURSOR]))
+        await flow.resume(entry)
 
     def _requests(self):
         return self.callbacks  # it stores a request and looks at it at once

@@ -21,15 +21,15 @@ employees:
 """
 
 
-def dialplan_view(line: str, call: str = "1700000000.7") -> tuple[dp.Ring, str]:
+def dialplan_view(line: str, call: str = "1700000000.7") -> tuple[dp.PackedRing, str]:
     """What pbx-app-down makes of a line: the first ring and PBX_FB, with the call's id put in."""
     ring, fb = line.replace(dp.CALL_PLACEHOLDER, call).split(dp.APP_DOWN_SEPARATOR)
-    return dp.Ring.decode(ring), fb
+    return dp.PackedRing.decode(ring), fb
 
 
 def test_first_ring_has_the_employees_ring_time_endpoint_and_a_fallback_leg():
     ring, fb = dialplan_view(app_down_line(parse_policy(POLICY), "101", AT))
-    assert ring == dp.Ring("PJSIP/101&PJSIP/101-soft", 4, "1700000000.7:1:employee:101:fallback")
+    assert ring == dp.PackedRing("PJSIP/101&PJSIP/101-soft", 4, "1700000000.7:1:employee:101:fallback")
     no_answer = dp.Fallbacks.pick(fb, "NOANSWER")
     assert (no_answer.dial, no_answer.ringtime, no_answer.exten, no_answer.then) == ("PJSIP/102", 10, "102", "busy")
     assert no_answer.leg == "1700000000.7:2:forward:102:fallback"

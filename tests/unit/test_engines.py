@@ -228,5 +228,5 @@ def test_the_packed_fallbacks_give_each_outcome_its_own_way_on():
     assert dp.Fallbacks.pick(packed, "BUSY") == busy
     assert dp.Fallbacks.pick(packed, "UNREACHABLE") == ring_102  # an empty part: the same as no answer
     assert dp.Fallbacks.pick(dp.Fallbacks(ring_102).encode(), "BUSY") == ring_102
-    ring = dp.Ring("PJSIP/102&PJSIP/105", 20, "c:2:forward:sales")
-    assert dp.Ring.decode(ring.encode()) == ring
+    ring = dp.PackedRing("PJSIP/102&PJSIP/105", 20, "c:2:forward:sales")
+    assert dp.PackedRing.decode(ring.encode()) == ring
