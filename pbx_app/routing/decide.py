@@ -26,7 +26,7 @@ from datetime import datetime
 
 from ..policy.model import Action, Announcement, CrmRule, Department, Employee, Policy
 from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, announcement_sound
-from .availability import availability
+from .availability import at_work, availability
 from .describe import action_words
 from .plan import Announce, Drop, Offer, Plan, Ring, Step, Target, Voicemail
 
@@ -50,7 +50,7 @@ class _Decision:
     reasons: list[str] = field(default_factory=list)
 
     def working(self, employee: Employee) -> bool:
-        return availability(employee, self.at, self.policy.site.timezone).working
+        return at_work(employee, self.at, self.policy.site.timezone)
 
     def why_off(self, employee: Employee) -> str:
         return availability(employee, self.at, self.policy.site.timezone).detail

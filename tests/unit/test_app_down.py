@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import datetime, timezone
 
@@ -59,6 +60,24 @@ def test_files_follow_the_policy_and_only_changes_are_written(tmp_path):
     assert not (tmp_path / "fallback" / "102").exists()
     ring, _ = dialplan_view((tmp_path / "fallback" / "101").read_text())
     assert ring.ringtime == 6
+
+
+def test_the_files_follow_the_clock_when_working_hours_begin_and_end(tmp_path):
+    """Plans are worked out again only when who is away changes: the files must still follow it."""
+    clock = [AT]
+    policy = parse_policy(POLICY)
+    files = AppDownFiles(tmp_path / "fallback", lambda: policy, clock=lambda: clock[0])
+    asyncio.run(files.refresh())
+    anna = tmp_path / "fallback" / "103"
+    assert dialplan_view(anna.read_text())[0].dial == "", "13:00 in Moscow: Anna is off"
+    clock[0] = AT.replace(hour=11)
+    assert asyncio.run(files.refresh()) == 0, "an hour later nobody came or left: nothing rewritten"
+    clock[0] = AT.replace(hour=15, minute=30)  # 18:30 in Moscow
+    assert asyncio.run(files.refresh()) == 1
+    assert dialplan_view(anna.read_text())[0].dial == "PJSIP/103", "in her hours she is rung"
+    clock[0] = AT.replace(hour=16, minute=5)
+    files.write()
+    assert dialplan_view(anna.read_text())[0].dial == "", "after 19:00 she is off again"
 
 
 def test_an_unwritable_folder_is_named_and_does_not_stop_the_engine(tmp_path, caplog):
