@@ -55,7 +55,8 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-SLICE = 0.002  # s: the longest the event loop works on the files' plans before it serves others
+SLICE = 0.001  # s: the longest the event loop works on the files' plans before it serves others (other
+# work may share the same turn of the loop: a policy being rebuilt, an old one taken apart)
 
 
 def off_duty(policy: Policy, at: datetime) -> Iterator[None]:

@@ -167,13 +167,18 @@ except ImportError:  # a PyYAML built without it: the same results, slower
             Composer.__init__(self)
 
 
+# Plain scalar → its tag, shared by every read (a policy directory is 10,000 small files, each
+# with its own loader). Bounded: a long-running page reads many versions of the policy.
+_RESOLVED: dict[str, str] = {}
+_RESOLVED_MAX = 100_000
+
+
 class _Loader(_Parser, _MarkingConstructor, _Resolver12):
     def __init__(self, stream: str):
         _Parser.__init__(self, stream)
         _MarkingConstructor.__init__(self)
         _Resolver12.__init__(self)
         self.duplicates = False  # any seen: only then is the tree walked to report them
-        self._resolved: dict[str, str] = {}
 
     def resolve(self, kind, value, implicit):
         # A policy repeats the same few plain words (forward, ru, ringall…) thousands of times,
@@ -182,11 +187,13 @@ class _Loader(_Parser, _MarkingConstructor, _Resolver12):
             return super().resolve(kind, value, implicit)
         if not implicit[0]:
             return _STR
-        tag = self._resolved.get(value)
+        tag = _RESOLVED.get(value)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
             if len(value) <= 32:
-                self._resolved[value] = tag
+                if len(_RESOLVED) >= _RESOLVED_MAX:
+                    _RESOLVED.clear()
+                _RESOLVED[value] = tag
         return tag
 
 
