@@ -146,7 +146,9 @@ print(json.dumps({"first_read": first, "read": statistics.median(reads), "save":
 
 def run(tree: Path, code: str, *args: str, timeout: float = 3600) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    # cwd: `python -c` and `-m` put the current folder first on sys.path, before PYTHONPATH.
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=tree, capture_output=True, text=True,
+                         timeout=timeout)
     if out.returncode:
         raise SystemExit(f"failed in {tree}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -158,7 +160,8 @@ def check(tree: Path, path: Path) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "pbx_app", "check", str(path)], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pbx_app", "check", str(path)], env=env, cwd=tree, capture_output=True,
+                         text=True)
     took = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode:
@@ -180,6 +183,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"tree {args.tree}  ({'directory' if args.directory else 'one file'}), {time.strftime('%Y-%m-%d %H:%M %Z')}, "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
+    where = subprocess.run([sys.executable, "-c", "import pbx_app; print(pbx_app.__file__)"], cwd=args.tree,
+                           env=dict(os.environ, PYTHONPATH=str(args.tree)), capture_output=True, text=True).stdout.strip()
+    print(f"measuring {where}")
     print("stall: the loop's longest wait past a 1 ms sleep during a reload (wall), its own CPU time in that\n"
           "wait (busy: what the app made it do), and the longest wait with nothing reloading (idle: machine load)")
     print("reload CPU: the engine's and its child's for one reload, the no-engine files included;\n"
