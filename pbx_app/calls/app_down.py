@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 _FILE_NAME = re.compile(r"^[0-9A-Za-z_+]+$")  # an extension that is safe as a file name
 
 
-def app_down_line(policy: Policy, extension: str, at: datetime) -> str:
+def app_down_line(policy: Policy, extension: str, at: datetime, away: frozenset[str] | None = None) -> str:
     """The file's content for ``extension`` at ``at`` (schedules and absences decide the first ring).
-    No CRM: with no engine there is no lookup, so the employee's own policy applies."""
-    plan = decide(policy, CallContext(extension=extension, caller="", at=at))
+    No CRM: with no engine there is no lookup, so the employee's own policy applies. ``away``:
+    who is away at ``at`` (off_duty), where already known."""
+    plan = decide(policy, CallContext(extension=extension, caller="", at=at), away=away)
     ring, leg = "", 0
     if plan.first is not None:
         leg = 1
@@ -74,7 +75,7 @@ def off_duty(policy: Policy, at: datetime) -> Iterator[None]:
     return frozenset(away)
 
 
-def wanted_lines(policy: Policy, at: datetime) -> Iterator[None]:
+def wanted_lines(policy: Policy, at: datetime, away: frozenset[str] | None = None) -> Iterator[None]:
     """Every file's content (returned when done): a generator that yields between slices of
     about ``SLICE`` s, so that an event loop can run it without a stall. 10,000 employees take
     ~1 s of CPU; in a thread they held the GIL against the loop (390 ms stalls, bench/README.md)."""
@@ -86,7 +87,7 @@ def wanted_lines(policy: Policy, at: datetime) -> Iterator[None]:
     deadline = time.perf_counter() + SLICE
     for name in names:
         if name not in wanted:
-            wanted[name] = app_down_line(policy, name, at)
+            wanted[name] = app_down_line(policy, name, at, away)
         if time.perf_counter() > deadline:
             yield
             deadline = time.perf_counter() + SLICE
@@ -100,7 +101,7 @@ def _changes(files: "AppDownFiles") -> Iterator[None]:
     last = files.up_to_date
     if last is not None and last[0] is state[0] and last[1] == state[1]:
         return None
-    return (yield from wanted_lines(policy, at)), state
+    return (yield from wanted_lines(policy, at, state[1])), state
 
 
 def _run_through(slices: Iterator[None]):
