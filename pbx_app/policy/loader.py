@@ -9,6 +9,7 @@ from typing import Any
 
 
 from . import times
+from .collector import collector_paused
 from .document import kind, position, read_yaml, source_of, take_apart
 from .folder import read_folder
 from .model import (
@@ -387,6 +388,7 @@ def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> 
     return Path(os.environ.get("PBX_ANNOUNCEMENTS_DIR") or CUSTOM_DIR)
 
 
+@collector_paused()
 def analyse_policy(
     text: str, source: str = "<policy>", announcements_dir: str | Path | None = None, check_files: bool = False,
     keep_document: bool = False,
@@ -397,6 +399,7 @@ def analyse_policy(
     return analyse_document(doc, problems, source, announcements_dir, check_files, keep_document)
 
 
+@collector_paused()
 def analyse_document(doc: Any, problems: list[Problem], source: str, announcements_dir: str | Path | None = None,
                      check_files: bool = False, keep_document: bool = False) -> Analysis:
     """``analyse_policy`` from the tree already read (one file's, or a directory's merged)."""
@@ -431,6 +434,7 @@ def parse_policy(text: str, source: str = "<policy>", announcements_dir: str | P
     return analysis.policy  # type: ignore[return-value]
 
 
+@collector_paused()
 def analyse_file(path: str | Path, announcements_dir: str | Path | None = None, keep_document: bool = False) -> Analysis:
     """A policy file, or a policy directory (folder.py)."""
     path = Path(path)

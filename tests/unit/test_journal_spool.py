@@ -299,3 +299,17 @@ async def test_an_engine_waits_for_the_disk_only_for_a_calls_start(tmp_path):
     assert await journal.wait_shipped(10)
     await journal.close()
     assert await calls_in(url) == fold([start, *rest])
+
+
+def test_lines_set_aside_never_fill_the_disk(tmp_path, monkeypatch):
+    """A damaged spool sets aside line after line: what is kept for a person stays bounded."""
+    monkeypatch.setattr("pbx_app.history.spool.REJECTED_BYTES", 1000)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    reader = SpoolReader(spool)
+    for i in range(200):
+        reader.reject(b"not an event %03d" % i, "test")
+    kept = sorted(p.name for p in spool.iterdir() if p.name.startswith("rejected"))
+    assert kept == ["rejected.jsonl", "rejected.jsonl.1"]
+    assert sum((spool / name).stat().st_size for name in kept) <= 2000
+    assert (spool / "rejected.jsonl").read_bytes().endswith(b"not an event 199\n"), "the latest is kept"
