@@ -18,11 +18,12 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import AsyncIterator
 
+from ..db.errors import StoreError
 from .backup import BackupError, backup
+from .database import open_store
 from .journal import replay
 from .rows import HistoryRow, history_row
-from .database import open_store
-from .store import CallFilter, StoreError
+from .store import CallFilter
 
 DEFAULT_DAYS = 7
 BATCH = 1000  # calls read at a time

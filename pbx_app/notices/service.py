@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 
 from ..backoff import Backoff
+from ..db.errors import StoreError
 from ..history.journal import safe_url
-from ..history.store import StoreError
 from ..policy import PolicyError
 from ..policy.published import PublishedPolicy
 from ..policy.store import PolicyStore

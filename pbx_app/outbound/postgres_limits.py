@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg.rows import dict_row
 
-from ..history.postgres_connection import PostgresConnection
+from ..db.postgres import PostgresConnection
 from ..history.postgres_store import pg_sql
 from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, OUTBOUND, Quota, over
 

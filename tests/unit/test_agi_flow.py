@@ -16,7 +16,7 @@ from pbx_app.policy.model import OutboundSettings
 from pbx_app.agi.flow import AgiFlow, Report
 from pbx_app.agi.state import Cursor, PlanTooLarge, decode_plan, encode_plan
 from pbx_app.history.events import CallEnded, LegEnded, LegStarted, MemoryJournal
-from pbx_app.history.store import StoreError
+from pbx_app.db.errors import StoreError
 from pbx_app.policy import parse_policy
 from pbx_app.routing import Plan, Ring, Target, decide
 from pbx_app.routing.decide import CallContext

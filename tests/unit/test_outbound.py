@@ -15,7 +15,7 @@ from pbx_app.callback import open_callbacks
 from pbx_app.cli import main
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import MemoryJournal
-from pbx_app.history.store import StoreError
+from pbx_app.db.errors import StoreError
 from pbx_app.notices.admin import AdminNotices
 from pbx_app.notices.database import open_database
 from pbx_app.notices.message import compose
