@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,11 +16,13 @@ from .history.report import cmd_history
 from .notices.service import run_notifier
 from .notices.settings import NoticeSettings
 from .policy import PolicyError
-from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
+from .policy.commands import add_check_arguments, cmd_check
 from .policy.published import publish, publish_on_change
-from .runner import run_engine
+from .engine_process import run_engine
 from .settings import Settings
+from .routing.explain_command import add_explain_arguments, cmd_explain
 from .site.cli import add_asterisk_commands
+from .startup import configure_logging
 from .supervisor import supervise
 from .users.cli import add_user_commands
 from .web.server import serve as serve_web
@@ -143,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_history)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     return args.func(args)
 
 

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..db.postgres import PostgresConnection
-from ..history.postgres_store import pg_sql
+from ..db.postgres_schema import pg_sql
 from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, OUTBOUND, Quota, over
 
 SITE_LOCK = 0x7062785F6F7563  # held while one call is counted and recorded

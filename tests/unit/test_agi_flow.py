@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pbx_app.outbound.guard import Verdict, screen
-from pbx_app.outbound.patterns import compile_pattern
+from pbx_app.policy.patterns import compile_pattern
 from pbx_app.policy.model import OutboundSettings
 
 from pbx_app.agi.flow import AgiFlow, Report
