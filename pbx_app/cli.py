@@ -8,7 +8,8 @@ import logging
 import sys
 from typing import Callable
 
-from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
+from .policy.commands import add_check_arguments, cmd_check
+from .routing.explain_command import add_explain_arguments, cmd_explain
 
 # Each command's code is imported only when that command runs: importing all of it (aiohttp,
 # ldap3, psycopg, argon2, the page's templates) took 0.6 s of CPU, more than half of what

@@ -16,7 +16,7 @@ from .notices.service import run_notifier
 from .notices.settings import NoticeSettings
 from .policy import PolicyError
 from .policy.published import publish, publish_on_change
-from .runner import run_engine
+from .engine_process import run_engine
 from .settings import Settings
 from .supervisor import supervise
 from .web.server import serve as serve_web

@@ -100,7 +100,7 @@ def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-import pbx_app.runner  # what an engine imports anyway
+import pbx_app.engine_process  # what an engine imports anyway
 from pbx_app.policy.store import PolicyStore
 base = rss()
 store = PolicyStore(sys.argv[1])
@@ -110,7 +110,7 @@ print(json.dumps({"rss": rss(), "policy": rss() - base}))
 
 PAGE = r"""
 import json, statistics, sys, time
-from pbx_app.web.settings.policy_file import PolicyFile
+from pbx_app.web.settings.policy_file import PolicyFile, apply_setting
 from pbx_app.web.settings.no_answer import NoAnswerSetting
 from pbx_app.web.settings.view import employee_view, visible_employees
 from pbx_app.users import User
@@ -125,7 +125,7 @@ for i in range(saves):
     snap = f.read()
     setting = NoAnswerSetting(action="forward", to=ext[:-1] + ("1" if ext[-1] == "0" else "0"), ring_time=20 + i)
     t = time.perf_counter()
-    f.save_no_answer_now(ext, setting, snap.version(ext))
+    f.edit_now(ext, lambda entry: apply_setting(entry, setting), snap.version(ext))
     times.append(time.perf_counter() - t)
 admin = User(name="admin", role="admin", extension=None, password_hash="")
 search = []

@@ -30,11 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..backoff import Backoff
+from ..db.errors import StoreError
 from .codec import BadLine, decode, encode
+from .database import open_store
 from .events import JournalEvent
 from .spool import DEFAULT_SEGMENT_BYTES, Position, SpoolReader, SpoolWriter, spool_id
-from .database import open_store
-from .store import Store, StoreError
+from .store import Store
 
 log = logging.getLogger(__name__)
 

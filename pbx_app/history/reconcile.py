@@ -11,11 +11,12 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from ..db.errors import StoreError
 from .cdr import CdrLeg, CdrReader
 from .events import CallEnded, CallResult, Journal, LegEnded, LegOutcome, LegStarted
-from .records import WHILE_DOWN as DOWN
 from .records import CallRecord
-from .store import Store, StoreError
+from .records import WHILE_DOWN as DOWN
+from .store import Store
 
 log = logging.getLogger(__name__)
 

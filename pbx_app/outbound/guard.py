@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Literal
 
-from ..history.store import StoreError
+from ..db.errors import StoreError
 from ..policy.model import OutboundSettings, Policy, normalise_number
 from .limits import SITE_LIMIT_TOLD, WINDOW, OutboundCall, OutboundLimits, Quota
-from .patterns import first_match
+from ..policy.patterns import first_match
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 
 from . import times
+from .checks import check_policy
 from .collector import collector_paused
 from .document import kind, position, read_yaml, source_of, take_apart
 from .folder import read_folder
@@ -17,6 +18,7 @@ from .model import (
     MIN_RING_TIME,
     Action,
     Announcement,
+    CUSTOM_DIR,
     CallbackSettings,
     CrmRule,
     CrmSettings,
@@ -375,8 +377,6 @@ def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> 
     """Where custom announcement files are, as this machine sees them: the argument, else
     ``site.announcements_dir`` (relative to the policy file), else $PBX_ANNOUNCEMENTS_DIR, else the
     folder Asterisk plays them from."""
-    from ..sounds import CUSTOM_DIR
-
     if explicit is not None:
         return Path(explicit)
     if policy.site.announcements_dir:
@@ -403,8 +403,6 @@ def analyse_policy(
 def analyse_document(doc: Any, problems: list[Problem], source: str, announcements_dir: str | Path | None = None,
                      check_files: bool = False, keep_document: bool = False) -> Analysis:
     """``analyse_policy`` from the tree already read (one file's, or a directory's merged)."""
-    from .checks import check_policy
-
     if doc is None and problems:
         return Analysis(None, [p for p in problems if p.severity == "error"])
     if doc is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ruamel.yaml.comments import CommentedMap
 
-from ..outbound.patterns import Pattern, PatternError, compile_pattern
+from .patterns import Pattern, PatternError, compile_pattern
 from .document import kind
 from .model import OutboundSettings
 from .reader import Reader

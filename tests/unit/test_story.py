@@ -10,14 +10,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pbx_app.outbound.guard import Verdict, screen
-from pbx_app.outbound.patterns import compile_pattern
+from pbx_app.policy.patterns import compile_pattern
 from pbx_app.policy.model import OutboundSettings
 
 from pbx_app.story import CallStory, Cursor, Report
 from pbx_app.story.codec import PlanTooLarge, decode_plan, encode_plan
 from pbx_app.agi.steps import channel_variables
 from pbx_app.history.events import CallEnded, LegEnded, LegStarted, MemoryJournal
-from pbx_app.history.store import StoreError
+from pbx_app.db.errors import StoreError
 from pbx_app.policy import parse_policy
 from pbx_app.routing import Plan, Ring, Target, decide
 from pbx_app.routing.decide import CallContext

@@ -11,7 +11,7 @@ from pbx_app.agi.server import AgiServer
 from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted, MemoryJournal
 from pbx_app.history.records import fold
 from pbx_app.outbound.guard import screen
-from pbx_app.outbound.patterns import compile_pattern
+from pbx_app.policy.patterns import compile_pattern
 from pbx_app.policy import parse_policy
 from pbx_app.policy.model import OutboundSettings
 from pbx_app.testing import FakeAsterisk

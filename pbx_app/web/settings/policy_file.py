@@ -55,12 +55,16 @@ class StaleVersion(Exception):
         super().__init__("the setting was changed by someone else since this version")
 
 
-class InvalidEdit(Exception):
-    """The edited policy does not validate (the loader's problems are in ``error``)."""
+class _NotValid(Exception):
+    """A policy that does not validate; the loader's problems are in ``error``."""
 
     def __init__(self, error: PolicyError):
         self.error = error
         super().__init__(str(error))
+
+
+class InvalidEdit(_NotValid):
+    """The edited policy does not validate: the edit is not made."""
 
 
 class FileChanged(Exception):
@@ -72,12 +76,8 @@ class FileChanged(Exception):
         super().__init__("the policy file changed while the save was being made")
 
 
-class PolicyBroken(Exception):
+class PolicyBroken(_NotValid):
     """The file as it stands does not validate: nothing is edited until the sysadmin fixes it."""
-
-    def __init__(self, error: PolicyError):
-        self.error = error
-        super().__init__(str(error))
 
 
 def _yaml_for(text: str) -> YAML:
@@ -207,13 +207,6 @@ class PolicyFile:
         """A script that edits the policy may take this flock too, to never race a save."""
         target = Path(os.path.realpath(self.path))
         return target.with_name(f".{target.name}.lock")
-
-    async def save_no_answer(self, ext: str, setting: NoAnswerSetting, version: str,
-                             before_write=None) -> Saved:
-        return await asyncio.to_thread(self.save_no_answer_now, ext, setting, version, before_write)
-
-    def save_no_answer_now(self, ext: str, setting: NoAnswerSetting, version: str, before_write=None) -> Saved:
-        return self.edit_now(ext, lambda body: apply_setting(body, setting), version, before_write)
 
     async def edit(self, ext: str, change: Callable[[CommentedMap], None], version: str, before_write=None) -> Saved:
         return await asyncio.to_thread(self.edit_now, ext, change, version, before_write)
