@@ -85,7 +85,7 @@ async def run_engine(settings: Settings) -> int:
                 for i, engine in enumerate(engines)]
     # Only the Host names the site allows: a DNS-rebinding page must not read /health or /metrics.
     webapp = web.Application(middlewares=[allowed_hosts_middleware(settings.web_allowed_hosts)])
-    observability.setup(webapp, engines[0] if len(engines) == 1 else group, policy, metrics)
+    observability.setup(webapp, engines[0] if len(engines) == 1 else group, policy, metrics, journal)
     try:
         web_runner = await observability.serve(webapp, settings.engine_bind)
     except OSError as exc:
