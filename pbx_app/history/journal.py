@@ -106,7 +106,10 @@ class SpooledJournal:
         # a commit per event batch was over half of the app's CPU per call under load (bench/).
         ship_interval: float = 0.25,
         retry_min: float = 0.5,
-        retry_max: float = 30.0,
+        # The database is tried again at least this often: each engine ships its own spool, and
+        # the reconciler (grace 10 s) must not end a call from the CDR while another engine's
+        # rows of it still wait for their retry after an outage.
+        retry_max: float = 5.0,
         # A full spool disk is tried again this often at most: lines wait in memory meanwhile,
         # and a write that fails costs a few µs, so space that returns is used within seconds.
         disk_retry_max: float = 2.0,
