@@ -37,7 +37,7 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from loadtest import (APP_CALLER_IP, ARI_PASSWORD, ARI_USER, CLUSTER, CLUSTER_DIR, COLLEAGUE, EMPLOYEE,  # noqa: E402
-                      FRONT_SIP, LOCK, NODE_ARI, POLICY, Sipp, both_nodes_served, cluster, count_calls, phone,
+                      FRONT_SIP, LOCK, NODE_ARI, POLICY, Sipp, both_nodes_served, cluster, count_calls,
                       process_tree, testbed)
 from traces import forward_delays  # noqa: E402
 
@@ -327,6 +327,35 @@ class EnginesKilled(Fault):
         row.recovery = f"engines serving both nodes {time.monotonic() - began:.1f} s after the restart began"
 
 
+PHONES_IP = "127.0.0.21"
+PHONE_MAIN = HERE.parent / "tests" / "sipp" / "phone.xml"
+PHONE_REGISTER = HERE.parent / "tests" / "sipp" / "phone_register.xml"
+
+
+def cluster_phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, media_port: int, calls: int) -> Sipp:
+    """A bench phone registered with both nodes (either may ring it), as tests/support/cluster.py's."""
+    text = (HERE / "sipp" / scenario).read_text()
+    for key, value in values.items():
+        text = text.replace(f"[{key}]", str(value))
+    calls_file = pdir / f"{name}-calls.xml"
+    calls_file.write_text(text)
+    port = 5000 + int(ext)
+    contact = f"<sip:{ext}@{PHONES_IP}:{port}>"
+    secret = f"testbed-{ext}-secret"
+    main = {"ext": ext, "secret": secret, "contact": contact, "clear": "*", "expires": 300, "calls": calls}
+    phone = Sipp(pdir, name, str(PHONE_MAIN), main, ["127.0.0.11:5060", "-oocsf", str(calls_file), "-i", PHONES_IP,
+                                                      "-p", str(port), "-mi", PHONES_IP, "-mp", str(media_port), "-m", "1"])
+    for contact_, expires in (("*", 0), (contact, 300)):
+        reg = PHONE_REGISTER.read_text()
+        for key, value in {"ext": ext, "secret": secret, "contact": contact_, "expires": expires}.items():
+            reg = reg.replace(f"[{key}]", str(value))
+        path = pdir / f"{name}-register.xml"
+        path.write_text(reg)
+        subprocess.run(["sipp", "127.0.0.12:5060", "-sf", str(path), "-i", PHONES_IP, "-p", str(port + 500), "-m", "1",
+                        "-nostdin", "-nd", "-timeout", "5s", "-timeout_error"], cwd=pdir, capture_output=True, timeout=15)
+    return phone
+
+
 # ---- one phase ----------------------------------------------------------------------------------
 
 
@@ -336,9 +365,9 @@ async def run_phase(fault: Fault, rate: int, lead: float, tail: float, workdir: 
     calls = int(rate * duration)
     pdir = workdir / fault.__class__.__name__
     pdir.mkdir()
-    employee = phone(pdir, "employee", EMPLOYEE, "phone_ring_forever.xml", {}, 41000, calls)
-    colleague = phone(pdir, "colleague", COLLEAGUE, "phone_answer.xml", {"answer_delay": 200}, 42000, calls)
-    await asyncio.sleep(0.5)
+    employee = cluster_phone(pdir, "employee", EMPLOYEE, "phone_ring_forever.xml", {}, 41000, calls)
+    colleague = cluster_phone(pdir, "colleague", COLLEAGUE, "phone_answer.xml", {"answer_delay": 200}, 42000, calls)
+    await asyncio.sleep(1)
     since = datetime.now(timezone.utc)
     callers = Sipp(pdir, "callers", "caller.xml", {"talk": 1000},
                    [FRONT_SIP, "-s", EMPLOYEE, "-i", APP_CALLER_IP, "-p", "5290", "-mi", APP_CALLER_IP, "-mp", "43000",
