@@ -81,7 +81,8 @@ async def run_engine(settings: Settings) -> int:
     # while some node could still have its channel — until it is taken as lost.
     listings = NodeListings(len(engines), reconciler.reconcile, max_age=3 * settings.sweep_interval + 5,
                             lost_after=settings.node_lost_after if len(engines) > 1 else None)
-    sweepers = [Sweeper(engine, settings.sweep_interval, on_listing=listings.listener(i))
+    sweepers = [Sweeper(engine, settings.sweep_interval, on_listing=listings.listener(i),
+                        stranded_after=settings.stranded_after)
                 for i, engine in enumerate(engines)]
     # Only the Host names the site allows: a DNS-rebinding page must not read /health or /metrics.
     webapp = web.Application(middlewares=[allowed_hosts_middleware(settings.web_allowed_hosts)])
