@@ -71,13 +71,15 @@ async def run_engine(settings: Settings) -> int:
     reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url),
                             grace=settings.reconcile_grace, busy=group.busy)
     # A listing older than a few sweeps means that node is down or unreachable: no call is ended
-    # while some node could still have its channel.
-    listings = NodeListings(len(engines), reconciler.reconcile, max_age=3 * settings.sweep_interval + 5)
-    sweepers = [Sweeper(engine, settings.sweep_interval, on_listing=listings.listener(i))
+    # while some node could still have its channel — until it is taken as lost.
+    listings = NodeListings(len(engines), reconciler.reconcile, max_age=3 * settings.sweep_interval + 5,
+                            lost_after=settings.node_lost_after if len(engines) > 1 else None)
+    sweepers = [Sweeper(engine, settings.sweep_interval, on_listing=listings.listener(i),
+                        stranded_after=settings.stranded_after)
                 for i, engine in enumerate(engines)]
     # Only the Host names the site allows: a DNS-rebinding page must not read /health or /metrics.
     webapp = web.Application(middlewares=[allowed_hosts_middleware(settings.web_allowed_hosts)])
-    observability.setup(webapp, engines[0] if len(engines) == 1 else group, policy, metrics)
+    observability.setup(webapp, engines[0] if len(engines) == 1 else group, policy, metrics, journal)
     web_runner = await serve_health(webapp, settings)
     if web_runner is None:
         await journal.close()
