@@ -3,128 +3,71 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import logging
 import sys
-from dataclasses import replace
-from pathlib import Path
+from typing import Callable
 
-import psycopg
+from .policy.commands import add_check_arguments, cmd_check
+from .routing.explain_command import add_explain_arguments, cmd_explain
 
-from .agi import run_agi
-from .history.report import add_arguments as add_history_arguments
-from .history.report import cmd_history
-from .notices.service import run_notifier
-from .notices.settings import NoticeSettings
-from .policy import PolicyError
-from .policy.commands import add_check_arguments, add_explain_arguments, cmd_check, cmd_explain
-from .policy.published import publish, publish_on_change
-from .runner import run_engine
-from .settings import Settings
-from .site.cli import add_asterisk_commands
-from .supervisor import supervise
-from .users.cli import add_user_commands
-from .web.server import serve as serve_web
+# Each command's code is imported only when that command runs: importing all of it (aiohttp,
+# ldap3, psycopg, argon2, the page's templates) took 0.6 s of CPU, more than half of what
+# `pbx-app check` may take for a 10,000-employee policy (1 s; bench/README.md "Scale — policy").
+# "command": (module, function that adds its parser(s)) for the commands whose arguments are
+# defined with their code.
+_REGISTERED_ELSEWHERE = {
+    "user": (".users.cli", "add_user_commands"),
+    "asterisk": (".site.cli", "add_asterisk_commands"),
+}
 
 
-def _settings(args: argparse.Namespace, need_ari: bool = True) -> Settings:
-    settings = Settings.from_env(need_ari=need_ari)
-    if args.policy:
-        settings = replace(settings, policy_path=Path(args.policy))
-    return settings
+def _later(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """The handler ``module.function``, imported when its command runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module, __package__), function)(args)
+
+    return run
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(supervise(_settings(args), args.policy))
-    except KeyboardInterrupt:
-        return 0
-
-
-def cmd_engine(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(run_engine(_settings(args)))
-    except KeyboardInterrupt:
-        return 0
-
-
-def cmd_web(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(serve_web(_settings(args, need_ari=False)))
-    except KeyboardInterrupt:
-        return 0
-
-
-def cmd_agi(args: argparse.Namespace) -> int:
-    settings = _settings(args, need_ari=False)  # FastAGI needs no ARI password
-    if args.bind:
-        settings = replace(settings, agi_bind=args.bind)
-    try:
-        return asyncio.run(run_agi(settings))
-    except KeyboardInterrupt:
-        return 0
-
-
-def cmd_notify(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(run_notifier(_settings(args, need_ari=False), NoticeSettings.from_env()))
-    except KeyboardInterrupt:
-        return 0
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    """The policy file, checked, to the store PBX_POLICY_URL names (engines on several hosts)."""
-    settings = _settings(args, need_ari=False)
-    if not settings.policy_url:
-        print("error: set PBX_POLICY_URL=postgresql://... (where the engines read the policy)", file=sys.stderr)
-        return 2
-    try:
-        if args.watch:
-            asyncio.run(publish_on_change(settings.policy_url, settings.policy_path, settings.announcements_dir))
-            return 0
-        version = publish(settings.policy_url, settings.policy_path, settings.announcements_dir)
-    except PolicyError as exc:
-        print(f"error: not published, the policy has errors:\n{exc}", file=sys.stderr)
-        return 1
-    except (psycopg.Error, OSError) as exc:
-        print(f"error: cannot publish: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    print(f"{settings.policy_path}: published as version {version}")
-    return 0
+def _command_in(argv: list[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command_in(argv)
     parser = argparse.ArgumentParser(prog="pbx-app", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run everything on this host: PBX_ENGINES call engines and the web page, as processes")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=_later(".service_commands", "cmd_run"))
 
     p = sub.add_parser("engine", help="run one call engine (ARI app pbx_app-$PBX_ENGINE_NAME; settings from PBX_*)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
-    p.set_defaults(func=cmd_engine)
+    p.set_defaults(func=_later(".service_commands", "cmd_engine"))
 
     p = sub.add_parser("web", help="serve the self-service page in its own process (PBX_WEB_BIND; no ARI needed)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
-    p.set_defaults(func=cmd_web)
+    p.set_defaults(func=_later(".service_commands", "cmd_web"))
 
     p = sub.add_parser("agi", help="run the FastAGI server for dialplan/pbx_agi.conf (docs/fastagi.md)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.add_argument("--bind", help="HOST:PORT to listen on (default: $PBX_AGI_BIND or 127.0.0.1:4573)")
-    p.set_defaults(func=cmd_agi)
+    p.set_defaults(func=_later(".service_commands", "cmd_agi"))
 
     p = sub.add_parser("notify", help="send missed-call and voicemail notices: e-mail (PBX_SMTP_*) and webhook (PBX_NOTICE_WEBHOOK_URL)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
-    p.set_defaults(func=cmd_notify)
+    p.set_defaults(func=_later(".service_commands", "cmd_notify"))
 
     p = sub.add_parser("publish", help="check the policy file and publish it to PBX_POLICY_URL for every engine (docs/cluster.md)")
     p.add_argument("--policy", help="policy file (default: $PBX_POLICY or config/policy.yaml)")
     p.add_argument("--watch", action="store_true", help="keep running: publish the file again whenever it changes")
-    p.set_defaults(func=cmd_publish)
+    p.set_defaults(func=_later(".service_commands", "cmd_publish"))
 
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")
@@ -135,12 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     add_explain_arguments(p)
     p.set_defaults(func=cmd_explain)
 
-    add_user_commands(sub)
-    add_asterisk_commands(sub)
+    # Another command's parsers are built only where they may be shown: its own, or --help and
+    # a mistyped command (usage lists every command).
+    every = command not in {*sub.choices, *_REGISTERED_ELSEWHERE, "history"}
+    for name, (module, adds) in _REGISTERED_ELSEWHERE.items():
+        if every or command == name:
+            getattr(importlib.import_module(module, __package__), adds)(sub)
 
     p = sub.add_parser("history", help="the call history: who missed what (table, --format csv|json)")
-    add_history_arguments(p)
-    p.set_defaults(func=cmd_history)
+    if every or command == "history":
+        importlib.import_module(".history.report", __package__).add_arguments(p)
+    p.set_defaults(func=_later(".history.report", "cmd_history"))
 
     args = parser.parse_args(argv)
     logging.basicConfig(

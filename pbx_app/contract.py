@@ -40,11 +40,14 @@ APP_DOWN = "app-down"  # label in pbx-direct: no engine at all, ring the employe
 # ---- channel variables an engine sets -------------------------------------------------------------
 
 ENGINE = "PBX_ENGINE"  # the ARI app that owns the call: the caller comes back straight to it
-PLAN = "PBX_PLAN"  # the plan, JSON (routing.Plan)
-CURSOR = "PBX_CURSOR"  # where the flow stands in the plan: branch:index:leg
+# The plan, in both modes story/codec.py's packed text: whole in ARI mode, in up to four parts
+# in FastAGI mode (an AGI command is at most 2048 bytes long).
+PLAN = "PBX_PLAN"
+PLAN_PARTS = (PLAN, "PBX_PLAN2", "PBX_PLAN3", "PBX_PLAN4")
+CURSOR = "PBX_CURSOR"  # where the story stands in the plan: story.Cursor.encode()
 # Every variable set on a channel an engine follows costs Asterisk a ChannelVarset message it
 # builds for that engine (and the event filter then drops): a ring's settings travel packed.
-RING = "PBX_RING"  # one ring: Ring.encode()
+RING = "PBX_RING"  # one ring: PackedRing.encode()
 LEG = "PBX_LEG"  # CDR(userfield) of a voicemail leg: callid:leg:role:who[:fallback]
 ANNOUNCE = "PBX_ANNOUNCE"  # a sound to play (early media) before the next Dial()/VoiceMail(); "" none
 ANSWER_FIRST = "PBX_ANSWER_FIRST"  # "1": answer the caller before the announcement
@@ -58,6 +61,20 @@ CB_CALLERID = "PBX_CB_CALLERID"  # what the client sees: the employee's number
 # What the dialplan does if, after a ring, no engine takes the caller back, per Dial() outcome:
 # Fallbacks.encode().
 FALLBACKS = "PBX_FB"
+
+# ---- FastAGI mode (dialplan/pbx_agi.conf): what the server sets, what the dialplan keeps ---------
+DO = "PBX_DO"  # the label of the next step in pbx-agi: ring | announce | voicemail | offer | callback | busy | hangup
+STATE = "PBX_STATE"  # the signed cursor (agi/state.py), or "end" once the call's journal is closed
+TO = "PBX_TO"  # the extension the next step runs under (the CDR's dst)
+DIAL_STRING = "PBX_DIAL"  # a ring's Dial() string
+RINGTIME = "PBX_RINGTIME"
+SOUND = "PBX_SOUND"  # Playback() name: an announcement, the drop message, the callback offer
+ANSWER_NOW = "PBX_ANSWER"  # "1": answer the caller before the announcement
+DIGIT = "PBX_DIGIT"  # the key the client pressed at a callback offer (Read())
+# Story instruction → pbx-agi label (the drop message is played as an announcement).
+AGI_LABELS = {"message": "announce"}
+CDR_OFF = "CDR_PROP(disable)"
+AGI_SECRET = "PBX_AGI_SECRET"  # the shared secret, a global from pbx_agi_secret.conf (agi/secret.py)
 
 # ---- what the dialplan reports to the engine following the caller ---------------------------------
 # UserEvent(PBX,<name>:<value>) reaches a subscribed engine as one ChannelUserevent. Reports are
@@ -99,7 +116,7 @@ CALL_PLACEHOLDER = "{call}"
 
 
 @dataclass(frozen=True)
-class Ring:
+class PackedRing:
     """PBX_RING = dial^ringtime^userfield: what pbx-dial rings, for how long, and the CDR userfield
     of that leg. Dial() targets have '&' between the members of a group."""
 
@@ -111,7 +128,7 @@ class Ring:
         return FALLBACK_SEPARATOR.join((self.dial, str(self.ringtime), self.leg))
 
     @classmethod
-    def decode(cls, text: str) -> "Ring":
+    def decode(cls, text: str) -> "PackedRing":
         dial, ringtime, leg = (text.split(FALLBACK_SEPARATOR) + ["", "", ""])[:3]
         return cls(dial, int(ringtime or 0), leg)
 

@@ -19,36 +19,58 @@ class NodeListings:
     """The channels each node had at its last listing. ``reconcile`` gets their union, and only
     while every node's listing is recent: a node that is down, unreachable or whose listing
     failed could still have the channel of a call the journal has open, so it blocks ending
-    any call until it lists again (its calls are then ended from its own listing). One reconcile
-    at a time: the nodes' sweeps come in together, and the journal's store has one connection."""
+    any call until it lists again (its calls are then ended from its own listing) — for
+    ``lost_after`` seconds at most. Past that the node is taken as lost: its calls cannot be
+    asked about and cannot be carried on by anyone, so waiting longer would leave them "in
+    progress" for good; the union goes on without it and names it (by the system name its
+    channel ids start with) so its calls end as lost with it. One reconcile at a time: the
+    nodes' sweeps come in together, and the journal's store has one connection."""
 
-    def __init__(self, nodes: int, reconcile: Callable[[set[str]], Awaitable[int]], max_age: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, nodes: int, reconcile: Callable[..., Awaitable[int]], max_age: float,
+                 clock: Callable[[], float] = time.monotonic, lost_after: float | None = None):
         self.reconcile = reconcile
         self.max_age = max_age
+        self.lost_after = lost_after
         self.clock = clock
+        self._started = clock()
         self._listings: list[tuple[float, frozenset[str]] | None] = [None] * nodes
+        self._names: list[str] = [f"node{i + 1}" for i in range(nodes)]  # until a listing names it
         self._running = asyncio.Lock()
 
     def listener(self, node: int) -> Callable[[set[str]], Awaitable[None]]:
         async def listed(channels: set[str]) -> None:
             self._listings[node] = (self.clock(), frozenset(channels))
-            union = self.union()
-            if union is not None and not self._running.locked():  # a busy one already sees this
+            name = next((c.split("-", 1)[0] for c in channels if "-" in c), None)
+            if name:
+                self._names[node] = name
+            seen = self.seen()
+            if seen is not None and not self._running.locked():  # a busy one already sees this
+                union, lost = seen
                 async with self._running:
-                    await self.reconcile(union)
+                    await (self.reconcile(union, lost) if lost else self.reconcile(union))
 
         return listed
 
     def union(self) -> set[str] | None:
         """Every node's channels, or None while some node's listing is missing or too old."""
+        seen = self.seen()
+        return None if seen is None or seen[1] else seen[0]
+
+    def seen(self) -> tuple[set[str], frozenset[str]] | None:
+        """The channels of the nodes that answer and the names of the nodes taken as lost; None
+        while some node's listing is missing or too old but it is not lost yet."""
         now = self.clock()
         out: set[str] = set()
-        for listing in self._listings:
-            if listing is None or now - listing[0] > self.max_age:
+        lost: set[str] = set()
+        for i, listing in enumerate(self._listings):
+            if listing is not None and now - listing[0] <= self.max_age:
+                out |= listing[1]
+                continue
+            last = listing[0] if listing is not None else self._started
+            if self.lost_after is None or now - last <= self.lost_after:
                 return None
-            out |= listing[1]
-        return out
+            lost.add(self._names[i])
+        return out, frozenset(lost)
 
 
 class _AnySet:

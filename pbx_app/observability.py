@@ -154,7 +154,7 @@ class LiveState:
         yield reloads
 
 
-def health(app: Any, policy: Any) -> tuple[bool, dict]:
+def health(app: Any, policy: Any, journal: Any = None) -> tuple[bool, dict]:
     """Yes/no and counts only: anyone who reaches /health may read it, so no ARI address, error
     text or file path (the log has those)."""
     current = policy() if callable(policy) else None
@@ -167,6 +167,9 @@ def health(app: Any, policy: Any) -> tuple[bool, dict]:
     store = getattr(policy, "store_status", None)
     if store is not None:  # the policy follows PostgreSQL (PBX_POLICY_URL)
         body["policy_store"] = store
+    spool = getattr(journal, "spool_status", None)
+    if spool is not None:  # calls go on while the spool disk is full: say so, stay healthy
+        body["journal_spool"] = spool
     nodes = getattr(app, "nodes", None)
     if nodes is not None:  # several Asterisk nodes: healthy while any is served, each one shown
         body["ari_nodes"] = nodes
@@ -186,12 +189,12 @@ def metrics_handler(metrics: Metrics):
     return get_metrics
 
 
-def setup(webapp: web.Application, app: Any, policy: Any, metrics: Metrics) -> None:
+def setup(webapp: web.Application, app: Any, policy: Any, metrics: Metrics, journal: Any = None) -> None:
     """Adds GET /metrics (Prometheus text) and GET /health (JSON; 503 while not healthy)."""
     metrics.registry.register(LiveState(app, policy))
 
     async def get_health(request: web.Request) -> web.Response:
-        ok, body = health(app, policy)
+        ok, body = health(app, policy, journal)
         return web.json_response(body, status=200 if ok else 503)
 
     webapp.router.add_get("/metrics", metrics_handler(metrics))

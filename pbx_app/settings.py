@@ -26,6 +26,10 @@ class Settings:
     cdr_url: str | None = None
     reconcile_grace: float = 10.0  # seconds a call's channel must be gone before it is ended from the CDR
     sweep_interval: float = 10.0  # seconds between looks for abandoned callers and calls left in progress
+    # seconds an Asterisk node may stay unlisted before its calls are ended as lost with it
+    node_lost_after: float = 120.0
+    # seconds a caller may wait in an engine's Stasis before another engine rescues it (wedged owner)
+    stranded_after: float = 1.5
     policy_path: Path = Path("config/policy.yaml")
     # Engines on several hosts: follow the policy `pbx-app publish` stores here (postgresql://...),
     # starting from the file's. Unset: the file, polled every second.
@@ -110,6 +114,8 @@ class Settings:
             cdr_url=env.get("PBX_CDR_URL") or None,
             reconcile_grace=env_number(env, "PBX_RECONCILE_GRACE", float, cls.reconcile_grace),
             sweep_interval=env_number(env, "PBX_SWEEP_INTERVAL", float, cls.sweep_interval) or cls.sweep_interval,
+            node_lost_after=env_number(env, "PBX_NODE_LOST_AFTER", float, cls.node_lost_after) or cls.node_lost_after,
+            stranded_after=env_number(env, "PBX_STRANDED_AFTER", float, cls.stranded_after),
             policy_path=Path(env.get("PBX_POLICY", str(cls.policy_path))),
             policy_url=env.get("PBX_POLICY_URL") or None,
             users_path=Path(env.get("PBX_USERS", str(cls.users_path))),

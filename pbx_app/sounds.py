@@ -3,17 +3,13 @@ language, so one name serves Russian and English callers."""
 
 from __future__ import annotations
 
-from .policy.model import Announcement
+from .policy.model import CUSTOM_DIR, Announcement
 
 # sounds/<lang>/<name>.wav in the repository, installed under Asterisk's sounds/<lang>/pbx_app/.
 DROP_MESSAGE = "sound:pbx_app/manager-unavailable"
 FORWARD_NOTICE = "sound:pbx_app/forward-notice"
-# Callbacks: the offer to the client, their confirmation, and the prompt to the employee.
+# Callbacks: the offer to the client (the dialplan plays the rest, pbx-callback).
 CALLBACK_OFFER = "sound:pbx_app/callback-offer"
-CALLBACK_CONFIRM = "sound:pbx_app/callback-confirm"
-CALLBACK_EMPLOYEE = "sound:pbx_app/callback-employee"
-# Custom announcements (uploaded or rendered from text) live outside the language folders.
-CUSTOM_DIR = "/var/lib/pbx_app/sounds"
 
 
 def announcement_sound(announcement: Announcement, standard: str = FORWARD_NOTICE) -> str | None:

@@ -187,7 +187,7 @@ class FakeAsterisk(FakeAri):
         if context == dp.DIAL:
             if where.get("label") == dp.RECLAIM:
                 return await self._back_from_ring(ch, ch.vars["DIALSTATUS"], broadcast_only=True)
-            ring = dp.Ring.decode(ch.vars[dp.RING])
+            ring = dp.PackedRing.decode(ch.vars[dp.RING])
             await self._ring(ch, ring.dial, ring.ringtime, ch.vars.get(dp.ANNOUNCE, ""))
         elif context == dp.VOICEMAIL:
             await self._voicemail(ch, ch.vars[dp.MAILBOX], ch.vars.get(dp.ANNOUNCE, ""))

@@ -26,11 +26,18 @@ ROOT = HERE.parent.parent
 
 # Run inside the measured tree: prints one JSON object.
 RELOAD = r"""
-import asyncio, json, sys, time
+import asyncio, json, resource, sys, tempfile, time
 from pathlib import Path
 from pbx_app.policy.store import PolicyStore
-path = Path(sys.argv[1])
+try:  # what an engine and the FastAGI server run beside the store (runner.py, agi/service.py)
+    from pbx_app.calls.app_down import AppDownFiles
+except ImportError:
+    AppDownFiles = None
+path, site = Path(sys.argv[1]), Path(sys.argv[3])
 store = PolicyStore(path)
+def cpu():
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 async def main():
     stalls, busy = [], []  # wall time past the 1 ms sleep; the loop thread's own CPU time meanwhile
     async def ticker():
@@ -39,26 +46,51 @@ async def main():
             await asyncio.sleep(0.001)
             stalls.append(time.perf_counter() - t - 0.001)
             busy.append(time.thread_time() - c)
-    watcher = asyncio.create_task(store.watch(0.1))
-    tick = asyncio.create_task(ticker())
-    await asyncio.sleep(1.0)
+    tasks = [asyncio.create_task(store.watch(0.1)), asyncio.create_task(ticker())]
+    files = None
+    if AppDownFiles is not None:
+        files = AppDownFiles(Path(tempfile.mkdtemp()), store)
+        await files.refresh() if hasattr(files, "refresh") else await asyncio.to_thread(files.write)
+        tasks.append(asyncio.create_task(files.run()))
+    await asyncio.sleep(1.5)
     idle = max(stalls)  # what the machine's load alone does to this loop
+    # The no-engine files a minute later, nothing changed but the clock (each engine does it every minute).
+    stalls.clear(); busy.clear()
+    minute = {"cpu": None, "busy": None}
+    if files is not None:
+        files.interval = 0.0  # run() does it within the next second, beside the ticker
+        await asyncio.sleep(1.2)
+        files.interval = 60.0
+        minute["busy"] = max(busy or [0])
+        c = time.process_time()
+        files.write()  # the same once more, alone, for its CPU time
+        minute["cpu"] = time.process_time() - c
     before, results = store.current, []
     for run in range(int(sys.argv[2])):
-        text = path.read_text()
-        path.write_text(text.replace("ring_time: 30\n", "ring_time: 31\n", 1) if run % 2 == 0
+        text = site.read_text()
+        site.write_text(text.replace("ring_time: 30\n", "ring_time: 31\n", 1) if run % 2 == 0
                         else text.replace("ring_time: 31\n", "ring_time: 30\n", 1))
+        own, kids = cpu()
+        await asyncio.sleep(0.01)  # the ticker's wait that spans the bench's own write is not the app's
         stalls.clear(); busy.clear()
         t0 = time.perf_counter()
         while store.current is before:
             await asyncio.sleep(0.005)
         took = time.perf_counter() - t0
         before = store.current
-        await asyncio.sleep(1.5)  # the old policy is freed meanwhile
-        results.append((took, max(stalls or [0]), max(busy or [0])))
-    watcher.cancel(); tick.cancel()
+        # The no-engine files follow the new policy (their stalls count too), the old one is freed.
+        for _ in range(600):
+            if getattr(files, "up_to_date", None) is None or files.up_to_date[0] is store.current:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)
+        own2, kids2 = cpu()
+        results.append((took, max(stalls or [0]), max(busy or [0]), own2 - own, kids2 - kids))
+    for t in tasks:
+        t.cancel()
     print(json.dumps({"in_force": [r[0] for r in results], "stall": [r[1] for r in results],
-                      "busy": [r[2] for r in results], "idle": idle}))
+                      "busy": [r[2] for r in results], "idle": idle, "engine_cpu": [r[3] for r in results],
+                      "child_cpu": [r[4] for r in results], "minute": minute}))
 asyncio.run(main())
 """
 
@@ -68,7 +100,7 @@ def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-import pbx_app.runner  # what an engine imports anyway
+import pbx_app.engine_process  # what an engine imports anyway
 from pbx_app.policy.store import PolicyStore
 base = rss()
 store = PolicyStore(sys.argv[1])
@@ -78,7 +110,7 @@ print(json.dumps({"rss": rss(), "policy": rss() - base}))
 
 PAGE = r"""
 import json, statistics, sys, time
-from pbx_app.web.settings.policy_file import PolicyFile
+from pbx_app.web.settings.policy_file import PolicyFile, apply_setting
 from pbx_app.web.settings.no_answer import NoAnswerSetting
 from pbx_app.web.settings.view import employee_view, visible_employees
 from pbx_app.users import User
@@ -93,7 +125,7 @@ for i in range(saves):
     snap = f.read()
     setting = NoAnswerSetting(action="forward", to=ext[:-1] + ("1" if ext[-1] == "0" else "0"), ring_time=20 + i)
     t = time.perf_counter()
-    f.save_no_answer_now(ext, setting, snap.version(ext))
+    f.edit_now(ext, lambda entry: apply_setting(entry, setting), snap.version(ext))
     times.append(time.perf_counter() - t)
 admin = User(name="admin", role="admin", extension=None, password_hash="")
 search = []
@@ -114,7 +146,9 @@ print(json.dumps({"first_read": first, "read": statistics.median(reads), "save":
 
 def run(tree: Path, code: str, *args: str, timeout: float = 3600) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    # cwd: `python -c` and `-m` put the current folder first on sys.path, before PYTHONPATH.
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=tree, capture_output=True, text=True,
+                         timeout=timeout)
     if out.returncode:
         raise SystemExit(f"failed in {tree}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -126,7 +160,8 @@ def check(tree: Path, path: Path) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "pbx_app", "check", str(path)], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pbx_app", "check", str(path)], env=env, cwd=tree, capture_output=True,
+                         text=True)
     took = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode:
@@ -146,10 +181,17 @@ def main() -> None:
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"tree {args.tree}  ({'directory' if args.directory else 'one file'})")
+    print(f"tree {args.tree}  ({'directory' if args.directory else 'one file'}), {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
+    where = subprocess.run([sys.executable, "-c", "import pbx_app; print(pbx_app.__file__)"], cwd=args.tree,
+                           env=dict(os.environ, PYTHONPATH=str(args.tree)), capture_output=True, text=True).stdout.strip()
+    print(f"measuring {where}")
     print("stall: the loop's longest wait past a 1 ms sleep during a reload (wall), its own CPU time in that\n"
           "wait (busy: what the app made it do), and the longest wait with nothing reloading (idle: machine load)")
-    print(f"{'employees':>9} {'check s':>8} {'CPU s':>6} {'in force s':>10} {'stall ms':>8} {'busy ms':>7} {'idle ms':>7} {'save ms':>8} "
+    print("reload CPU: the engine's and its child's for one reload, the no-engine files included;\n"
+          "files/min: the no-engine files' minute with nothing changed (CPU, and the loop's busy ms)")
+    print(f"{'employees':>9} {'check s':>8} {'CPU s':>6} {'in force s':>10} {'stall ms':>8} {'busy ms':>7} {'idle ms':>7} "
+          f"{'reload CPU s':>12} {'files/min ms':>12} {'busy ms':>7} {'save ms':>8} "
           f"{'read ms':>8} {'1st read s':>10} {'search ms':>9} {'RSS MB':>7} {'policy MB':>9}")
     for n in map(int, args.sizes.split(",")):
         path = args.work / (f"policy-{n}" if args.directory else f"policy-{n}.yaml")
@@ -160,18 +202,24 @@ def main() -> None:
         if "check" not in skip:
             row["check"], row["check_cpu"] = check(args.tree, path)
         if "reload" not in skip:
-            reload = run(args.tree, RELOAD, str(site if args.directory else path), str(args.reloads))
+            reload = run(args.tree, RELOAD, str(path), str(args.reloads), str(site))
             row["in_force"], row["stall"] = max(reload["in_force"]), max(reload["stall"])
             row["busy"], row["idle"] = max(reload["busy"]), reload["idle"]
+            row["reload_cpu"] = max(e + c for e, c in zip(reload["engine_cpu"], reload["child_cpu"]))
+            row["reload_engine_cpu"] = max(reload["engine_cpu"])
+            minute = reload["minute"]
+            row["minute_cpu"], row["minute_busy"] = minute["cpu"], minute["busy"]
         if "page" not in skip:
             row.update(run(args.tree, PAGE, str(path), str(args.saves), "100003"))
         if "memory" not in skip:
             row.update(run(args.tree, MEMORY, str(path)))
         fmt = lambda key, scale=1.0, spec=".2f": "-" if row.get(key) is None else format(row[key] * scale, spec)  # noqa: E731
         print(f"{n:>9} {fmt('check'):>8} {fmt('check_cpu'):>6} {fmt('in_force'):>10} {fmt('stall', 1000, '.1f'):>8} {fmt('busy', 1000, '.1f'):>7} "
-              f"{fmt('idle', 1000, '.1f'):>7} {fmt('save', 1000, '.0f'):>8} "
+              f"{fmt('idle', 1000, '.1f'):>7} {fmt('reload_cpu'):>12} {fmt('minute_cpu', 1000, '.0f'):>12} "
+              f"{fmt('minute_busy', 1000, '.1f'):>7} {fmt('save', 1000, '.0f'):>8} "
               f"{fmt('read', 1000, '.1f'):>8} {fmt('first_read'):>10} {fmt('search', 1000, '.1f'):>9} "
-              f"{fmt('rss', 1, '.0f'):>7} {fmt('policy', 1, '.0f'):>9}  {row.get('search_kind', '')}", flush=True)
+              f"{fmt('rss', 1, '.0f'):>7} {fmt('policy', 1, '.0f'):>9}  {row.get('search_kind', '')}"
+              f" (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":

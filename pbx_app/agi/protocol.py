@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 MAX_HEADERS = 256  # Asterisk sends ~25 agi_* lines plus one per argument
 # Stream limit: one header or result line. The longest we send for is the plan argument of
-# `next` (at most 4 × 1,500 characters, state.py).
+# `next` (at most 4 × 1,500 characters, story/codec.py).
 MAX_LINE = 8 * 1024
 # All of one request's headers: a real one is a few KB. With MAX_LINE this bounds what one
 # connection can make us hold, whatever a peer sends (issue 32: 400 peers once took 1.7 GB).

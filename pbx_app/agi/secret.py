@@ -17,7 +17,7 @@ import secrets
 import stat
 from pathlib import Path
 
-NAME = "PBX_AGI_SECRET"
+from ..contract import AGI_SECRET as NAME
 # Characters that pass through the dialplan's ${SHA1(...)} untouched: no comma, brace or quote.
 _VALUE = re.compile(r"[A-Za-z0-9_-]{32,256}")
 

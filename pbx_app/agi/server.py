@@ -31,12 +31,15 @@ from ..policy import Policy
 from ..outbound.forwards import vet_plan
 from ..routing.decide import CallContext, decide
 from ..routing.plan import Offer
-from .flow import AgiFlow, Instruction, Report
+from ..story import CallStory, Cursor, Instruction
+from ..story.codec import PlanTooLarge, decode_plan, encode_plan
+from .. import contract as dp
+from .steps import channel_variables, report_from_args
 from .peers import AllowList, RefusalLog
 from .protocol import MAX_LINE, AgiError, AgiRequest
 from .secret import challenge, proves, state_key
 from .seen import SeenCalls
-from .state import ENDED, BadSignature, Cursor, PlanTooLarge, decode_plan, encode_plan, sign, verify
+from .state import ENDED, BadSignature, sign, verify
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +197,13 @@ class AgiServer:
         crm = await crm_lookup(self.crm, policy, caller)  # bounded by the CRM deadline, never raises
         context = CallContext(extension=extension, caller=caller, at=now, crm=crm.rule, crm_note=crm.note)
         plan = await vet_plan(decide(policy, context, random.Random()), self.callbacks and self.callbacks.guard, policy, call_id)
-        flow = AgiFlow(plan, call_id, self.journal, self.clock, callbacks=self.callbacks, caller=caller)
+        flow = CallStory(plan, call_id, self.journal, self.clock, callbacks=self.callbacks, caller=caller)
         try:
             plan_vars = encode_plan(plan)
         except PlanTooLarge as exc:
             log.error("call %s to %s: %s; the caller gets busy", call_id, extension, exc)
             plan_vars = {}
-        instruction = await flow.start(caller, call_id, request.headers.get("agi_channel", ""), refuse=not plan_vars)
+        instruction = await flow.start(call_id, request.headers.get("agi_channel", ""), refuse=not plan_vars)
         for name, value in plan_vars.items():
             await request.set_variable(name, value)
         await self.answer(request, flow, instruction, "".join(plan_vars.values()))
@@ -218,14 +221,14 @@ class AgiServer:
             log.error("call %s: %s %s refused: %s", call_id, route, state[:40], exc)
             return await self.answer(request, None, Instruction("busy"), packed) if route == "next" else None
         try:
-            flow = AgiFlow(decode_plan(packed), call_id, self.journal, self.clock, Cursor.decode(cursor),
-                           callbacks=self.callbacks, caller=request.headers.get("agi_callerid", ""))
+            flow = CallStory(decode_plan(packed), call_id, self.journal, self.clock, Cursor.decode(cursor),
+                             callbacks=self.callbacks, caller=request.headers.get("agi_callerid", ""))
         except Exception as exc:
             log.error("call %s: its state on the channel is not readable (%s); busy", call_id, exc)
             return await self.answer(request, None, Instruction("busy"), packed)
-        report = Report.from_args(args[2:])
+        report = report_from_args(args[2:])
         if isinstance(flow.pending(), Offer):  # the key pressed is on the channel, not among the arguments
-            report = dataclasses.replace(report, digit=await request.get_variable("PBX_DIGIT") or "")
+            report = dataclasses.replace(report, digit=await request.get_variable(dp.DIGIT) or "")
         if route == "hangup":
             return await flow.hangup(report)
         try:
@@ -235,17 +238,17 @@ class AgiServer:
             instruction = await flow.fail()
         await self.answer(request, flow, instruction, packed)
 
-    def signed(self, call_id: str, flow: AgiFlow | None, plan: str) -> str:
+    def signed(self, call_id: str, flow: CallStory | None, plan: str) -> str:
         state = flow.state if flow is not None else ENDED
         if state == ENDED or self.key is None:
             return state
         return sign(self.key, call_id, state, plan)
 
-    async def answer(self, request: AgiRequest, flow: AgiFlow | None, instruction: Instruction, plan: str) -> None:
+    async def answer(self, request: AgiRequest, flow: CallStory | None, instruction: Instruction, plan: str) -> None:
         if instruction.cdr_off:
-            await request.set_variable("CDR_PROP(disable)", "1")
+            await request.set_variable(dp.CDR_OFF, "1")
         state = self.signed(request.headers.get("agi_uniqueid", ""), flow, plan)
-        variables = instruction.channel_variables(state)
+        variables = channel_variables(instruction, state)
         # One command for all of them where the values allow it (ARRAY splits on commas).
         # Otherwise one by one with PBX_DO last: a request cut short must not leave a step
         # whose variables were never set.
@@ -253,5 +256,5 @@ class AgiServer:
         if all("," not in v and '"' not in v for v in values):
             await request.set_variable(f"ARRAY({','.join(names)})", ",".join(values))
             return
-        for name in sorted(names, key=lambda n: n == "PBX_DO"):
+        for name in sorted(names, key=lambda n: n == dp.DO):
             await request.set_variable(name, variables[name])

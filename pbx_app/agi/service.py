@@ -15,10 +15,9 @@ from ..crm import CrmDirectory
 from ..history.events import CallEnded, CallStarted, Journal, JournalEvent
 from ..history.journal import open_journal
 from ..history.spool import SpoolBusy
-from ..policy import PolicyError
 from ..policy.store import PolicyStore
 from ..settings import Settings
-from ..signals import handle_signals
+from ..startup import CANNOT_START, load_policy, stop_on_signals
 from .peers import AllowList
 from .secret import SecretError, read_secret
 from .seen import SeenCalls
@@ -91,11 +90,9 @@ async def run_agi(settings: Settings) -> int:
     except (SecretError, ValueError) as exc:
         log.error("cannot start: %s (PBX_AGI_SECRET_FILE, PBX_AGI_ALLOWED_PEERS; docs/security.md)", exc)
         return 2
-    try:
-        policy = PolicyStore(settings.policy_path)
-    except PolicyError as exc:
-        log.error("cannot start, the policy is not valid:\n%s", exc)
-        return 2
+    policy = load_policy(settings)  # PBX_POLICY_URL: the published policy, as the engines follow it
+    if policy is None:
+        return CANNOT_START
     try:
         journal = await open_journal(settings.database_url, settings.spool_dir)
     except (SpoolBusy, OSError) as exc:
@@ -124,7 +121,7 @@ async def run_agi(settings: Settings) -> int:
             await callbacks.stop()
         await journal.close()
         return 2
-    stop = handle_signals(policy)
+    stop = stop_on_signals(policy)
     log.info("pbx_app FastAGI on agi://%s/ (routes call, next, hangup), policy %s; peers allowed: %s, at most %d "
              "connections", settings.agi_bind, settings.policy_path, allowed, settings.agi_max_connections)
     watcher = asyncio.create_task(policy.watch())

@@ -5,6 +5,7 @@ and calls the client."""
 
 from __future__ import annotations
 
+from .. import db
 from .postgres_requests import PostgresCallbacks
 from .requests import CallbackRequest, CallbackStore
 from .sqlite_requests import SqliteCallbacks
@@ -12,12 +13,7 @@ from .sqlite_requests import SqliteCallbacks
 
 def open_callbacks(url: str) -> CallbackStore:
     """The request store in the database PBX_DATABASE_URL names (connects on first use)."""
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "sqlite":
-        return SqliteCallbacks(url)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresCallbacks(url)
-    raise ValueError(f"PBX_DATABASE_URL={url!r}: use sqlite:////path/journal.db or postgresql://user@host:port/db")
+    return db.open(url, SqliteCallbacks, PostgresCallbacks)
 
 
 __all__ = ["CallbackRequest", "CallbackStore", "open_callbacks"]

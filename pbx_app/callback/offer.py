@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..history.store import StoreError
+from ..db.errors import StoreError
 from ..outbound.guard import Verdict
 from ..routing.plan import Offer
 from .requests import CallbackRequest, offered

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import psycopg
 from psycopg.rows import dict_row
 
-from ..history.postgres_connection import PostgresConnection
-from ..history.postgres_schema import pg_sql
+from ..db.postgres import PostgresConnection
+from ..db.postgres_schema import pg_sql
 from .requests import CALLBACKS, CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params
 
 EMPLOYEE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pbx_callback:' || %(employee)s))"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ..history.schema_versions import Component
+from ..db.schema_versions import Component
 from ..routing.plan import Offer
 
 State = Literal["waiting", "calling", "done", "client_no_answer", "expired", "refused"]
@@ -89,7 +89,7 @@ CREATE INDEX IF NOT EXISTS callback_requests_pending ON callback_requests (clien
 """
 
 
-# Versioned with the journal's tables (pbx_app/history/schema_versions.py); version 1 is the
+# Versioned with the journal's tables (pbx_app/db/schema_versions.py); version 1 is the
 # release of 2026-12-07's table.
 CALLBACKS = Component(name="callbacks", first_table="callback_requests", create=schema)
 

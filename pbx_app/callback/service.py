@@ -21,8 +21,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from .. import contract as dp
+from ..db.errors import StoreError
 from ..history.events import CallEnded, Journal, LegEnded, LegOutcome, LegStarted
-from ..history.store import StoreError
 from ..outbound.guard import LIMITS, OutboundGuard, Verdict
 from ..outbound.limits import WINDOW
 from ..policy import Policy

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..history.codec import iso, parse_time
-from ..history.sqlite_thread import SqliteOnThread
+from ..db.codec import iso, read_time as _time
+from ..db.sqlite_thread import SqliteOnThread
 from .requests import CALLBACKS, CLAIM, EXPIRE, FINISH, GET, INSERT, OPEN, RENEW, CallbackRequest, State, from_row, params
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else parse_time(value)
 
 
 class SqliteCallbacks(SqliteOnThread):

@@ -9,7 +9,7 @@ half-edited in its own extensions.conf. A file per employee is read at the call,
 and is replaced atomically. The folder is PBX_FALLBACK_DIR for the engines and the dialplan's
 global of the same name (the same path unless Asterisk runs in a chroot, as in the test bed).
 
-One line, no newline: PBX_RING ^-packed (contract.Ring; empty when the employee is off), "~", and
+One line, no newline: PBX_RING ^-packed (contract.PackedRing; empty when the employee is off), "~", and
 PBX_FB for that ring's outcome (contract.Fallbacks). "{call}" stands for the call's id, which only
 the dialplan knows (the channel's UNIQUEID). The company's numbers (DIDs) get a file each, under
 every form a carrier may send, with their owner's plan."""
@@ -20,14 +20,17 @@ import asyncio
 import logging
 import os
 import re
+import time
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .. import contract as dp
 from ..policy.model import Policy
 from ..policy.numbers import dialled_forms
 from ..routing import decide
+from ..routing.availability import at_work
 from ..routing.decide import CallContext
 from .fallback import after_first_ring
 
@@ -36,14 +39,15 @@ log = logging.getLogger(__name__)
 _FILE_NAME = re.compile(r"^[0-9A-Za-z_+]+$")  # an extension that is safe as a file name
 
 
-def app_down_line(policy: Policy, extension: str, at: datetime) -> str:
+def app_down_line(policy: Policy, extension: str, at: datetime, away: frozenset[str] | None = None) -> str:
     """The file's content for ``extension`` at ``at`` (schedules and absences decide the first ring).
-    No CRM: with no engine there is no lookup, so the employee's own policy applies."""
-    plan = decide(policy, CallContext(extension=extension, caller="", at=at))
+    No CRM: with no engine there is no lookup, so the employee's own policy applies. ``away``:
+    who is away at ``at`` (off_duty), where already known."""
+    plan = decide(policy, CallContext(extension=extension, caller="", at=at), away=away)
     ring, leg = "", 0
     if plan.first is not None:
         leg = 1
-        ring = dp.Ring("&".join(t.endpoint for t in plan.first.targets), plan.first.timeout,
+        ring = dp.PackedRing("&".join(t.endpoint for t in plan.first.targets), plan.first.timeout,
                        f"{dp.CALL_PLACEHOLDER}:{leg}:employee:{extension}:fallback").encode()
     return ring + dp.APP_DOWN_SEPARATOR + after_first_ring(plan, leg, dp.CALL_PLACEHOLDER).encode()
 
@@ -52,10 +56,76 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+SLICE = 0.001  # s: the longest the event loop works on the files' plans before it serves others (other
+# work may share the same turn of the loop: a policy being rebuilt, an old one taken apart)
+
+
+def off_duty(policy: Policy, at: datetime) -> Iterator[None]:
+    """Who is away at ``at`` (returned when done; sliced as ``wanted_lines``). The plans depend
+    on the time through this alone (routing.decide asks nothing else of the clock), so when it is
+    the same as a minute ago, so is every file."""
+    zone, away = policy.site.timezone, set()
+    deadline = time.perf_counter() + SLICE
+    for ext, e in policy.employees.items():
+        if (e.schedule is not None or e.absences) and not at_work(e, at, zone):
+            away.add(ext)
+        if time.perf_counter() > deadline:
+            yield
+            deadline = time.perf_counter() + SLICE
+    return frozenset(away)
+
+
+def wanted_lines(policy: Policy, at: datetime, away: frozenset[str] | None = None) -> Iterator[None]:
+    """Every file's content (returned when done): a generator that yields between slices of
+    about ``SLICE`` s, so that an event loop can run it without a stall. 10,000 employees take
+    ~1 s of CPU; in a thread they held the GIL against the loop (390 ms stalls, bench/README.md)."""
+    # The company's numbers too (pbx-inbound passes their digits on): the owner's plan, under
+    # every form the carrier may send, since the dialplan can only look a name up as it is.
+    names = chain((ext for ext in policy.employees if _FILE_NAME.match(ext)),
+                  (form for key in policy.numbers for form in dialled_forms(key)))
+    wanted: dict[str, str] = {}
+    deadline = time.perf_counter() + SLICE
+    for name in names:
+        if name not in wanted:
+            wanted[name] = app_down_line(policy, name, at, away)
+        if time.perf_counter() > deadline:
+            yield
+            deadline = time.perf_counter() + SLICE
+    return wanted
+
+
+def _changes(files: "AppDownFiles") -> Iterator[None]:
+    """(wanted lines, the state they are for), or None when the folder is up to date."""
+    policy, at = files.policy(), files.clock()
+    state = (policy, (yield from off_duty(policy, at)))
+    last = files.up_to_date
+    if last is not None and last[0] is state[0] and last[1] == state[1]:
+        return None
+    return (yield from wanted_lines(policy, at, state[1])), state
+
+
+def _run_through(slices: Iterator[None]):
+    try:
+        while True:
+            next(slices)
+    except StopIteration as done:
+        return done.value
+
+
+async def _run_through_on_loop(slices: Iterator[None]):
+    try:
+        while True:
+            next(slices)
+            await asyncio.sleep(0)
+    except StopIteration as done:
+        return done.value
+
+
 class AppDownFiles:
     """Keeps the folder in step with the policy: rewritten when the policy object changes (start,
     reload, `pbx-app publish` followed by the engines) and every ``interval`` s, since schedules and
-    absences change the first ring with the time. Only changed files are written."""
+    absences change the first ring with the time. Plans are worked out again only when the policy
+    or who is away has changed, and only changed files are written."""
 
     def __init__(self, folder: Path, policy: Callable[[], Policy], clock: Callable[[], datetime] = _utcnow,
                  interval: float = 60.0):
@@ -65,15 +135,20 @@ class AppDownFiles:
         self.interval = interval
         self._written: dict[str, str] = {}
         self._failed = False
+        self.up_to_date: tuple[Policy, frozenset[str]] | None = None  # what the folder was last made for
 
     def write(self) -> int:
         """Brings the folder up to date; how many files were written or removed."""
-        policy, at = self.policy(), self.clock()
-        wanted = {ext: app_down_line(policy, ext, at) for ext in policy.employees if _FILE_NAME.match(ext)}
-        # The company's numbers too (pbx-inbound passes their digits on): the owner's plan, under
-        # every form the carrier may send, since the dialplan can only look a name up as it is.
-        wanted.update({form: app_down_line(policy, form, at)
-                       for key in policy.numbers for form in dialled_forms(key) if form not in wanted})
+        found = _run_through(_changes(self))
+        return 0 if found is None else self._sync(*found)
+
+    async def refresh(self) -> int:
+        """``write``, with the plans worked out on the event loop a slice at a time and the files
+        written in a thread."""
+        found = await _run_through_on_loop(_changes(self))
+        return 0 if found is None else await asyncio.to_thread(self._sync, *found)
+
+    def _sync(self, wanted: dict[str, str], state: tuple[Policy, frozenset[str]]) -> int:
         changed = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -95,8 +170,10 @@ class AppDownFiles:
                           "calls ring the dialed number for PBX_FALLBACK_RINGTIME, then busy", self.folder,
                           exc.strerror or exc)
             self._failed = True
+            self.up_to_date = None  # tried again next time
             return changed
         self._failed = False
+        self.up_to_date = state
         return changed
 
     async def run(self) -> None:
@@ -106,7 +183,7 @@ class AppDownFiles:
             policy = self.policy()
             if policy is not last_policy or loop.time() - last_time >= self.interval:
                 last_policy, last_time = policy, loop.time()
-                await asyncio.to_thread(self.write)
+                await self.refresh()
             await asyncio.sleep(1.0)
 
 

@@ -19,11 +19,13 @@ from ..crm import lookup as crm_lookup
 from ..history.events import Journal, MemoryJournal
 from ..policy import Policy
 from ..outbound.forwards import vet_plan
-from ..routing import Plan
 from ..routing.decide import CallContext, decide
 from .. import contract as dp
 from .channel import CallChannel
-from .flow import CallFlow, Cursor
+from ..story import Cursor
+from ..story.codec import decode_plan
+from .flow import CallFlow
+from .lateness import STALE_AFTER, Lateness
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class CallEngine:
         self.refused = 0  # new calls not claimed because we were full
         self.taken_over = 0  # calls claimed from an engine that was gone
         self.event_counts: dict[str, int] = {}  # ARI events received, by type (for /metrics)
+        self.lateness = Lateness()
         # Serves callback requests; sees its own channels' events and device states first.
         self.callbacks = callbacks
 
@@ -94,10 +97,14 @@ class CallEngine:
     def dispatch(self, event: dict) -> None:
         kind = event.get("type", "")
         self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
+        late = self.lateness.of(event)  # every event keeps the measure's base fresh
         if kind == "CallBroadcast":
             self.spawn(self._claim(event), "claim")
             return
         if self.callbacks is not None and self.callbacks.take(event):
+            return
+        if kind == "StasisStart" and late > STALE_AFTER:
+            self._disown(event["channel"]["id"], late)
             return
         if kind == "StasisStart" and event["channel"]["id"] not in self.calls:
             self._start(event)
@@ -107,6 +114,15 @@ class CallEngine:
             if call is not None:
                 call.deliver(event)
                 return
+
+    def _disown(self, channel_id: str, late: float) -> None:
+        """We were frozen past the time others rescue our callers: this one is theirs now."""
+        log.warning("channel %s: its StasisStart reached us %.1f s late (this engine was frozen or stuck); "
+                    "another engine rescues such a caller, so we leave it alone", channel_id, late)
+        self.calls.pop(channel_id, None)
+        task = self.flows.pop(channel_id, None)
+        if task is not None:
+            task.cancel()
 
     async def _claim(self, event: dict) -> None:
         """Offered a call: claim it unless we are full with new calls. A claim another engine won
@@ -182,8 +198,9 @@ class CallEngine:
             log.warning("channel %s came back with no plan of ours; the dialplan fallback takes it", call.id)
             return await self.send_on(call.id, **dp.fallback_for(entry))
         self.taken_over += 1
-        flow = CallFlow(call, Plan.from_json(state[dp.PLAN]), self.journal, self.clock, self.ari.app, self._requests())
-        await flow.resume(Cursor.decode(state[dp.CURSOR]), entry)
+        flow = CallFlow(call, decode_plan(state[dp.PLAN]), self.journal, self.clock, self.ari.app, self._requests(),
+                        Cursor.decode(state[dp.CURSOR]))
+        await flow.resume(entry)
 
     def _requests(self):
         return self.callbacks  # it stores a request and looks at it at once

@@ -1,24 +1,24 @@
-"""The story of one direct call, top to bottom: ring the employee, and if they do not answer,
-carry out the plan — announce, forward, voicemail, or drop.
+"""One direct call carried over ARI: the call story (pbx_app/story) decides, this adapter puts
+each of its steps on the caller's channel and sends the caller into the dialplan, then turns what
+comes back into the story's next report.
 
 The dialplan does the ringing and the announcements (pbx-dial: [announcement] + Dial(), so each
-leg gets its own CDR row and the caller is in the dialplan, not in our hands, while it waits) and
-hands the caller back after an unanswered ring. Before each step the flow leaves on the channel
-everything another engine, or the dialplan alone, needs to go on without it (contract.py)."""
+leg gets its own CDR row and the caller is in the dialplan, not in our hands, while it waits),
+reports with UserEvents (contract.report) and hands the caller back to Stasis only where the
+story needs a new decision: after an unanswered ring and after a callback offer. Before each step
+the channel gets everything another engine, or the dialplan alone, needs to go on without us."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
-                              message_left)
-from ..callback.offer import Requests, answer_offer
-from ..routing import Announce, Drop, Outcome, Plan, Ring, Step, Voicemail
-from ..routing.plan import Offer, branch_name
-from ..sounds import playback_name
+from ..callback.offer import Requests
+from ..history.events import Journal
+from ..routing import Plan
+from ..story import CallStory, Cursor, Instruction, Report
+from ..story.codec import pack_plan
 from .. import contract as dp
 from .channel import CallChannel, CallerGone
 from .fallback import next_fallback
@@ -26,261 +26,155 @@ from .fallback import next_fallback
 log = logging.getLogger(__name__)
 
 
-# Why the outbound guard said no, as the offer's leg tells it (history: "no callback offer: …").
-@dataclass
-class Cursor:
-    """Where the flow stands: which branch of the plan and which step in it, and the last leg number."""
-
-    branch: str  # "first", "no_answer", "busy", "unreachable"
-    index: int
-    leg: int
-
-    def encode(self) -> str:
-        return f"{self.branch}:{self.index}:{self.leg}"
-
-    @classmethod
-    def decode(cls, text: str) -> "Cursor":
-        branch, index, leg = text.split(":")
-        return cls(branch, int(index), int(leg))
-
-
-@dataclass
-class RingResult:
-    outcome: Outcome
-    answered_by: str | None = None
-    cause: str = ""
-
-
 class CallFlow:
     """``app`` is the engine's ARI application: the caller comes back to it after each ring."""
 
     def __init__(self, call: CallChannel, plan: Plan, journal: Journal, clock: Callable[[], datetime], app: str,
-                 callbacks: Requests | None = None):
+                 callbacks: Requests | None = None, cursor: Cursor | None = None):
         self.call = call
-        self.callbacks = callbacks  # where callback requests go; None: no offers (the fallback runs)
-        self.plan = plan
-        # The caller's uniqueid: every engine, the dialplan and the CDR (linkedid) agree on it.
+        self.story = CallStory(plan, call.id, journal, clock, cursor, callbacks=callbacks, caller=call.caller)
         self.call_id = call.id
-        self.journal = journal
-        self.clock = clock
         self.app = app
-        self.cursor = Cursor("first", 0, 0)
-        self.result: CallResult | None = None
         self._state_saved = False  # the plan and our name are on the channel
 
-    # ---- the story --------------------------------------------------------------------------
+    @property
+    def result(self):
+        return self.story.result
+
+    # ---- the two ways a flow begins ------------------------------------------------------------------
 
     async def run(self) -> None:
         """A new call, just claimed."""
-        await self._started()
+        # At the channel's creation time, so that any engine looking at the call agrees on it.
+        await self._carry(lambda: self.story.start(self.call.id, self.call.name, at=self.call.created))
+
+    async def resume(self, entry: dp.Entry) -> None:
+        """The engine that owned the call is gone and the caller came back to us after a ring or
+        an offer: the story goes on from the plan and cursor on the channel."""
+        log.info("call %s: taken over at %s after %s %s", self.call_id, self.story.cursor.encode(), entry.status,
+                 entry.cause)
+        report = (Report(digit=entry.status) if entry.what == "offered"
+                  else Report(dialstatus=entry.status, hangupcause=entry.cause))
+
+        async def go_on() -> Instruction:
+            await self.story.restate(self.call.id, self.call.name, at=self.call.created)
+            return await self.story.next(report)
+
+        await self._carry(go_on)
+
+    async def _carry(self, first: Callable) -> None:
+        """Carries the story's steps out until its journal is closed."""
         try:
+            instruction = await first()
             await self.call.subscribe()
-            outcome = None
-            if self.plan.first is not None:
-                result = await self.ring(self.plan.first)
-                if result.outcome is Outcome.ANSWERED:
-                    return await self.end("answered", f"answered by {result.answered_by}")
-                outcome = result.outcome
-            await self.carry_out(branch_name(outcome), 0)
+            while instruction is not None:
+                instruction = await self.step(instruction)
         except CallerGone:
-            await self.end("caller_hung_up", "the caller hung up")
+            await self.story.hangup(Report())
         except Exception:
             log.exception("call %s: the flow failed; the caller gets busy", self.call_id)
             await self.fail()
 
-    async def resume(self, pending: Cursor, entry: dp.Entry) -> None:
-        """The engine that owned the call is gone and the caller came back to us after a ring:
-        pick the story up from the state on the channel."""
-        self.cursor = pending
-        self._state_saved = False  # our name goes on the channel with the next step
-        log.info("call %s: taken over at %s after %s %s", self.call_id, pending.encode(), entry.status, entry.cause)
-        await self._started()
-        try:
-            await self.call.subscribe()
-            step = self._step_at(pending)
-            if isinstance(step, Offer):
-                await self.journal.record(LegStarted(self.call_id, pending.leg, self.clock(), "callback_offer",
-                                                     (step.extension,)))
-                if not await self._offer_answered(step, pending.leg, entry.status):
-                    await self.carry_out(pending.branch, pending.index + 1)
-                return
-            if not isinstance(step, Ring):
-                raise RuntimeError(f"cursor {pending.encode()} is not at a ring")
-            await self._leg_started(pending.leg, step)
-            if pending.index > 0 and isinstance(self.steps(pending.branch)[pending.index - 1], Announce):
-                await self.end_leg(pending.leg - 1, "played")
-            result = RingResult(Outcome.from_dialstatus(entry.status), cause=f"{entry.status},{entry.cause}")
-            await self._end_ring_leg(pending.leg, result)
-            if pending.branch == "first":
-                return await self.carry_out(branch_name(result.outcome), 0)
-            await self.carry_out(pending.branch, pending.index + 1)
-        except CallerGone:
-            await self.end("caller_hung_up", "the caller hung up")
-        except Exception:
-            log.exception("call %s: the resumed flow failed; the caller gets busy", self.call_id)
-            await self.fail()
+    # ---- one step ----------------------------------------------------------------------------------
 
-    async def carry_out(self, branch: str, start: int) -> None:
-        """Runs the branch's steps in order until someone answers or the call ends. An
-        announcement is played by the dialplan at the start of the step that follows it."""
-        steps = self.steps(branch)
-        announce: Announce | None = None
-        for index in range(start, len(steps)):
-            self.cursor = Cursor(branch, index, self.cursor.leg)
-            step = steps[index]
-            if isinstance(step, Announce):
-                announce = step
-            elif isinstance(step, Ring):
-                result = await self.ring(step, announce)
-                announce = None
-                if result.outcome is Outcome.ANSWERED:
-                    return await self.end("answered", f"answered by {result.answered_by}")
-            elif isinstance(step, Offer):
-                announce = None
-                if await self.offer(step):
-                    return
-            elif isinstance(step, Voicemail):
-                return await self.voicemail(step, announce)
-            elif isinstance(step, Drop):
-                return await self.drop(step)
-        # A branch always ends in a drop or voicemail; this is a plan we did not expect.
-        await self.drop(Drop(kind="busy"))
+    async def step(self, instruction: Instruction) -> Instruction | None:
+        """Sends the caller to do ``instruction``; the story's next instruction once the caller is
+        back, None when the call is over."""
+        do = instruction.do
+        if do == "announce":
+            return await self._announce_then(instruction)
+        if do == "ring":
+            await self._send(dp.DIAL, instruction, self._ring_vars(instruction))
+            return await self._after_ring()
+        if do == "voicemail":
+            await self._send(dp.VOICEMAIL, instruction, self._voicemail_vars(instruction))
+            return await self._until_gone()
+        if do == "offer":
+            await self._send(dp.OFFER, instruction, {
+                dp.LEG: instruction.leg, dp.ANNOUNCE: instruction.sound, dp.OFFER_TIMEOUT: str(instruction.offer_timeout),
+                dp.FALLBACKS: self._fallbacks(Cursor.decode(instruction.cursor), offer=True).encode()})
+            return await self._after_offer()
+        if do == "message":
+            await self.call.continue_to(dp.END, "message")
+            return await self._until_gone(announced=False)
+        # busy | callback | hangup: the story is over, the dialplan ends the call.
+        await self.call.continue_to(dp.END, {"hangup": "answered"}.get(do, do))
+        return None
 
-    # ---- steps ----------------------------------------------------------------------------------
+    async def _announce_then(self, announce: Instruction) -> Instruction | None:
+        """pbx-dial and pbx-voicemail play the announcement and go on with the step after it in one
+        go; the story hears the announcement when the dialplan reports it played."""
+        then = announce.then
+        if then is None:  # nothing the dialplan can do after it in the same go (no such plan yet)
+            return await self.story.next(Report(playback="SKIPPED"))
+        sound = {dp.ANNOUNCE: announce.sound, dp.ANSWER_FIRST: "1" if announce.answer_first else ""}
+        if then.do == "ring":
+            await self._send(dp.DIAL, then, {**self._ring_vars(then), **sound})
+            return await self._after_ring(announced=False)
+        await self._send(dp.VOICEMAIL, then, {**self._voicemail_vars(then), **sound})
+        return await self._until_gone(announced=False)
 
-    async def ring(self, step: Ring, announce: Announce | None = None) -> RingResult:
-        announce_leg = await self.start_leg("announcement") if announce else None
-        leg = self.cursor.leg = self.cursor.leg + 1
-        who = "+".join(t.extension for t in step.targets)
-        await self.send(
-            dp.DIAL,
-            step.department or step.targets[0].extension,
-            {
-                dp.RING: dp.Ring("&".join(t.endpoint for t in step.targets), step.timeout,
-                                 f"{self.call_id}:{leg}:{step.role}:{who}").encode(),
-                **self._announcement(announce),
-                dp.FALLBACKS: self._fallbacks(leg).encode(),
-            },
-        )
-        if announce_leg is None:
-            await self._leg_started(leg, step)
+    async def _after_ring(self, announced: bool = True) -> Instruction | None:
         try:
             while True:
                 event = await self.call.next_event()
-                kind = event.get("type")
                 report = dp.report(event)
-                if report and report[0] == dp.ANNOUNCED and announce_leg is not None:
-                    await self.end_leg(announce_leg, "played" if report[1] == "SUCCESS" else "unreachable",
-                                       cause=announce.sound if announce else None)
-                    announce_leg = None
-                    await self._leg_started(leg, step)
-                elif kind == "StasisStart":
+                if report and report[0] == dp.ANNOUNCED and not announced:
+                    announced = True
+                    await self.story.next(Report(playback=report[1]))
+                elif event.get("type") == "StasisStart":
+                    if not announced:  # no report of the announcement came: it was not heard
+                        await self.story.next(Report(playback="FAILED"))
                     entry = dp.Entry.from_args(event.get("args") or [])
-                    result = RingResult(Outcome.from_dialstatus(entry.status), cause=f"{entry.status},{entry.cause}")
-                    await self._end_ring_leg(leg, result)
-                    return result
+                    return await self.story.next(Report(dialstatus=entry.status, hangupcause=entry.cause))
         except CallerGone:
-            if announce_leg is not None:
-                await self.end_leg(announce_leg, "caller_hung_up")
-                raise
+            if not announced:
+                await self.story.hangup(Report())
+                return None
             if self.call.dial.answered_peer is None:
                 await self.call.drain()  # an answered ring is reported from the h extension, after the hangup
-            answered = self._answered_by(step)
-            if answered is None:
-                await self.end_leg(leg, "caller_hung_up")
-                raise
-            # They talked, and one of them hung up: the call is over and it was answered.
-            await self.end_leg(leg, "answered", answered_by=answered, answered_at=self.call.dial.answered_at)
-            return RingResult(Outcome.ANSWERED, answered)
+            dial = self.call.dial
+            if dial.answered_peer is None:
+                await self.story.hangup(Report())
+            else:
+                await self.story.hangup(Report(dialstatus="ANSWER", peer=dial.answered_peer,
+                                               answered_ms=str(dial.talked_ms)))
+            return None
 
-    async def offer(self, step: Offer) -> bool:
-        """A callback offer. True: the client pressed 1, the request is stored and the call is
-        over; False: the plan goes on with the next step (the action's ``then``)."""
-        if self.callbacks is None:
-            log.info("call %s: no callback offer (no request store)", self.call_id)
-            return False
-        verdict = await self.callbacks.vet(self.call.caller, step.extension, self.call_id)
-        leg = await self.start_leg("callback_offer", (step.extension,))
-        if not verdict.allowed:  # the caller gets the action's fallback at once
-            await self.end_leg(leg, verdict.leg_outcome, cause=verdict.why)
-            return False
-        await self.send(
-            dp.OFFER,
-            step.extension,
-            {dp.LEG: f"{self.call_id}:{leg}:callback_offer:{step.extension}:answered",
-             dp.ANNOUNCE: playback_name(step.sound), dp.OFFER_TIMEOUT: str(step.digit_timeout),
-             dp.FALLBACKS: self._fallbacks(leg).encode()},
-        )
+    async def _after_offer(self) -> Instruction | None:
+        while True:
+            event = await self.call.next_event()  # CallerGone: the story ends the offer's leg
+            if event.get("type") == "StasisStart":
+                entry = dp.Entry.from_args(event.get("args") or [])
+                return await self.story.next(Report(digit=entry.status))
+
+    async def _until_gone(self, announced: bool = True) -> None:
+        """A voicemail or the drop message: the dialplan ends the call; hanging up is how a
+        caller ends a message. Its reports come as UserEvents, the last from the h extension."""
+        reports: dict[str, str] = {}
+
+        async def heard(event: dict) -> None:
+            nonlocal announced
+            report = dp.report(event)
+            if report is None:
+                return
+            if report[0] == dp.ANNOUNCED and not announced:
+                announced = True
+                await self.story.next(Report(playback=report[1]))  # the drop message ends the story here
+            else:
+                reports[report[0]] = report[1]
+
         try:
             while True:
-                event = await self.call.next_event()
-                if event.get("type") == "StasisStart":
-                    entry = dp.Entry.from_args(event.get("args") or [])
-                    return await self._offer_answered(step, leg, entry.status)
-        except CallerGone:
-            await self.end_leg(leg, "caller_hung_up", cause="answered for the offer")
-            raise
-
-    async def _offer_answered(self, step: Offer, leg: int, digit: str) -> bool:
-        assert self.callbacks is not None  # no store: no offer was made
-        answer = await answer_offer(self.callbacks, step, digit, self.call.caller, self.call_id, leg, self.clock(),
-                                    busy=self.cursor.branch == "busy")
-        await self.end_leg(leg, answer.outcome, cause=answer.cause)  # type: ignore[arg-type]
-        if answer.request is None:
-            return False
-        await self.call.continue_to(dp.END, "callback")
-        await self.end("callback_requested", f"callback requested: {step.extension} calls {answer.request.client} back")
-        return True
-
-    async def voicemail(self, step: Voicemail, announce: Announce | None = None) -> None:
-        announce_leg = await self.start_leg("announcement") if announce else None
-        leg = await self.start_leg("voicemail", (step.extension,))
-        await self.send(
-            dp.VOICEMAIL,
-            step.extension,
-            {dp.MAILBOX: step.mailbox, dp.LEG: f"{self.call_id}:{leg}:voicemail:{step.extension}",
-             **self._announcement(announce)},
-        )
-        # The dialplan ends the call; hanging up is how a caller ends a message.
-        counts: dict[str, str] = {}
-        try:
-            while True:
-                report = dp.report(await self.call.next_event())
-                if report:
-                    counts[report[0]] = report[1]
+                await heard(await self.call.next_event())
         except CallerGone:
             for event in await self.call.drain():
-                report = dp.report(event)
-                if report:
-                    counts[report[0]] = report[1]
-        if announce_leg is not None:
-            played = counts.get(dp.ANNOUNCED) == "SUCCESS"
-            await self.end_leg(announce_leg, "played" if played else "caller_hung_up", cause=announce.sound if announce else None)
-        if dp.VM_BEFORE not in counts:
-            await self.end_leg(leg, "caller_hung_up")
-            return await self.end("caller_hung_up", "the caller hung up")
-        left = message_left(counts.get(dp.VM_BEFORE), counts.get(dp.VM_AFTER))
-        await self.end_leg(leg, "message_left" if left else "no_message")
-        await self.end("voicemail", "message left" if left else "no message left")
-
-    async def drop(self, step: Drop) -> None:
-        if step.kind == "message" and step.sound:
-            leg = await self.start_leg("drop_message")
-            await self.call.continue_to(dp.END, "message")
-            played = False
-            try:
-                while True:
-                    report = dp.report(await self.call.next_event())
-                    if report and report[0] == dp.ANNOUNCED:
-                        played = report[1] == "SUCCESS"
-            except CallerGone:
-                pass
-            await self.end_leg(leg, "played" if played else "caller_hung_up", cause=step.sound)
-            return await self.end("dropped", "message, then hangup")
-        await self.call.continue_to(dp.END, "busy")
-        await self.end("dropped", "busy")
+                await heard(event)
+        await self.story.hangup(Report(vm_before=reports.get(dp.VM_BEFORE, ""), vm_after=reports.get(dp.VM_AFTER, "")))
+        return None
 
     async def fail(self) -> None:
+        await self.story.fail()
         try:
             await self.call.continue_to(dp.END, "busy")
         except CallerGone:
@@ -291,75 +185,31 @@ class CallFlow:
                 await self.call.hangup("busy")
             except Exception:
                 log.exception("call %s: could not hang up", self.call_id)
-        await self.end("failed", "internal error, busy given")
 
     # ---- what the channel carries ----------------------------------------------------------------
 
-    async def send(self, context: str, extension: str, variables: dict[str, str]) -> None:
+    async def _send(self, context: str, instruction: Instruction, variables: dict[str, str]) -> None:
         """One request for the step's variables (and, once, the plan and our name), one to go."""
-        variables[dp.CURSOR] = self.cursor.encode()
+        variables[dp.CURSOR] = instruction.cursor
         if not self._state_saved:
             variables[dp.ENGINE] = self.app
-            variables[dp.PLAN] = self.plan.to_json()
+            variables[dp.PLAN] = pack_plan(self.story.plan, reasons=True)
         await self.call.set_vars(variables)
         self._state_saved = True
-        await self.call.continue_to(context, extension)
+        await self.call.continue_to(context, instruction.to)
+
+    def _ring_vars(self, ring: Instruction) -> dict[str, str]:
+        return {dp.RING: dp.PackedRing(ring.dial, ring.ringtime, ring.leg).encode(), dp.ANNOUNCE: "",
+                dp.FALLBACKS: self._fallbacks(Cursor.decode(ring.cursor)).encode()}
 
     @staticmethod
-    def _announcement(announce: Announce | None) -> dict[str, str]:
-        if announce is None:
-            return {dp.ANNOUNCE: ""}
-        return {dp.ANNOUNCE: playback_name(announce.sound), dp.ANSWER_FIRST: "1" if announce.answer_first else ""}
+    def _voicemail_vars(box: Instruction) -> dict[str, str]:
+        return {dp.MAILBOX: box.mailbox, dp.LEG: box.leg, dp.ANNOUNCE: ""}
 
-    def _fallbacks(self, leg: int) -> dp.Fallbacks:
-        """What the dialplan does if no engine takes the caller back after this ring."""
-        if self.cursor.branch == "first":
-            return dp.Fallbacks(*(self._fallback(self.steps(branch), 0, leg) for branch in ("no_answer", "busy", "unreachable")))
-        return dp.Fallbacks(self._fallback(self.steps(self.cursor.branch), self.cursor.index + 1, leg))
-
-    def _fallback(self, steps: tuple[Step, ...], start: int, leg: int) -> dp.Fallback:
-        return next_fallback(steps, start, leg, self.call_id)
-
-    # ---- bookkeeping ------------------------------------------------------------------------------
-
-    def steps(self, branch: str) -> tuple[Step, ...]:
-        if branch == "first":
-            return (self.plan.first,) if self.plan.first else ()
-        return self.plan.branch({"no_answer": Outcome.NO_ANSWER, "busy": Outcome.BUSY,
-                                 "unreachable": Outcome.UNREACHABLE}[branch])
-
-    def _step_at(self, cursor: Cursor) -> Step | None:
-        steps = self.steps(cursor.branch)
-        return steps[cursor.index] if cursor.index < len(steps) else None
-
-    def _answered_by(self, step: Ring) -> str | None:
-        return step.answered_by(self.call.dial.answered_peer)
-
-    async def _started(self) -> None:
-        # At the channel's creation time, so that an engine taking the call over writes the same row.
-        call = self.call
-        await self.journal.record(CallStarted(self.call_id, call.created, call.caller, self.plan.extension, call.id,
-                                              self.plan.reasons, channel_name=call.name))
-
-    async def _leg_started(self, leg: int, step: Ring) -> None:
-        await self.journal.record(LegStarted(self.call_id, leg, self.clock(), step.role,
-                                             tuple(t.extension for t in step.targets), step.department))
-
-    async def _end_ring_leg(self, leg: int, result: RingResult) -> None:
-        outcome: LegOutcome = result.outcome.value  # type: ignore[assignment]
-        await self.end_leg(leg, outcome, answered_by=result.answered_by, cause=result.cause)
-
-    async def start_leg(self, role: LegRole, targets: tuple[str, ...] = (), department: str | None = None) -> int:
-        self.cursor.leg += 1
-        await self.journal.record(LegStarted(self.call_id, self.cursor.leg, self.clock(), role, targets, department))
-        return self.cursor.leg
-
-    async def end_leg(self, leg: int, outcome: LegOutcome, answered_by=None, answered_at=None, cause=None) -> None:
-        await self.journal.record(LegEnded(self.call_id, leg, self.clock(), outcome, answered_by, answered_at, cause))
-
-    async def end(self, result: CallResult, detail: str = "") -> None:
-        if self.result is not None:
-            return
-        self.result = result
-        await self.journal.record(CallEnded(self.call_id, self.clock(), result, detail))
-        log.info("call %s from %s to %s: %s (%s)", self.call_id, self.call.caller, self.plan.extension, result, detail)
+    def _fallbacks(self, at: Cursor, offer: bool = False) -> dp.Fallbacks:
+        """What the dialplan does if no engine takes the caller back after the step at ``at``."""
+        steps = self.story.steps
+        if at.branch == "first" and not offer:
+            return dp.Fallbacks(*(next_fallback(steps(branch), 0, at.leg, self.call_id)
+                                  for branch in ("no_answer", "busy", "unreachable")))
+        return dp.Fallbacks(next_fallback(steps(at.branch), at.index + 1, at.leg, self.call_id))

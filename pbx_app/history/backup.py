@@ -11,7 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .sqlite_thread import sqlite_path
+from ..db.sqlite_thread import sqlite_path
 
 
 class BackupError(RuntimeError):

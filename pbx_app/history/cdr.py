@@ -22,7 +22,7 @@ from typing import Protocol
 import psycopg
 from psycopg.rows import dict_row
 
-from .sqlite_thread import sqlite_path
+from ..db.sqlite_thread import sqlite_path
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from ..db.codec import BadTime, iso, parse_time
 from .events import CallEnded, CallStarted, JournalEvent, LegEnded, LegStarted
 
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (CallStarted, LegStarted, LegEnded, CallEnded)}
@@ -24,7 +25,7 @@ def encode(event: JournalEvent) -> bytes:
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
         if isinstance(value, datetime):
-            value = _iso(value)
+            value = iso(value)
         elif isinstance(value, tuple):
             value = list(value)
         body[f.name] = value
@@ -43,7 +44,10 @@ def decode(line: bytes) -> JournalEvent:
             continue
         value = body[f.name]
         if f.name in ("at", "answered_at") and value is not None:
-            value = parse_time(value)
+            try:
+                value = parse_time(value)
+            except BadTime as exc:
+                raise BadLine(str(exc)) from None
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[f.name] = value
@@ -52,24 +56,3 @@ def decode(line: bytes) -> JournalEvent:
     except TypeError as exc:  # a required field is missing
         raise BadLine(f"{body['type']}: {exc}") from None
 
-
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:  # the flow's clock is UTC; never guess another zone
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def iso(value: datetime | None) -> str | None:
-    """UTC, always with microseconds: such strings sort as the times they stand for."""
-    return None if value is None else _iso(value)
-
-
-def parse_time(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadLine(f"bad time {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

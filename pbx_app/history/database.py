@@ -3,21 +3,18 @@ imports the backends that import it."""
 
 from __future__ import annotations
 
+from .. import db
+from ..db.errors import StoreError
+from ..db.schema_versions import SchemaTooNew
 from .postgres_store import PostgresStore
 from .sqlite_store import SqliteStore
-from .schema_versions import SchemaTooNew
-from .store import Store, StoreError
+from .store import Store
 
 
 def open_store(url: str) -> Store:
     """The store a database URL names. Connecting happens on first use (and again after an
     outage), so an unreachable database never stops the app from taking calls."""
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "sqlite":
-        return SqliteStore(url)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresStore(url)
-    raise ValueError(f"PBX_DATABASE_URL={url!r}: use sqlite:////path/journal.db or postgresql://user@host:port/db")
+    return db.open(url, SqliteStore, PostgresStore)
 
 
 async def schema_problem(url: str) -> str | None:

@@ -30,11 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..backoff import Backoff
+from ..db.errors import StoreError
 from .codec import BadLine, decode, encode
+from .database import open_store
 from .events import JournalEvent
 from .spool import DEFAULT_SEGMENT_BYTES, Position, SpoolReader, SpoolWriter, spool_id
-from .database import open_store
-from .store import Store, StoreError
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,13 @@ class SpooledJournal:
         # a commit per event batch was over half of the app's CPU per call under load (bench/).
         ship_interval: float = 0.25,
         retry_min: float = 0.5,
-        retry_max: float = 30.0,
+        # The database is tried again at least this often: each engine ships its own spool, and
+        # the reconciler (grace 10 s) must not end a call from the CDR while another engine's
+        # rows of it still wait for their retry after an outage.
+        retry_max: float = 5.0,
+        # A full spool disk is tried again this often at most: lines wait in memory meanwhile,
+        # and a write that fails costs a few µs, so space that returns is used within seconds.
+        disk_retry_max: float = 2.0,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         # The events whose record() waits for the fsync; None: all. The engines wait only for a
         # call's CallStarted (see above), so a ringing call never waits on the disk.
@@ -120,6 +127,7 @@ class SpooledJournal:
         self.ship_interval = ship_interval
         self.retry_min = retry_min
         self.retry_max = retry_max
+        self.disk_retry_max = disk_retry_max
         self.wait_for = wait_for
         self.sync_interval = sync_interval
         self.writer = SpoolWriter(self.spool_dir, segment_bytes)
@@ -137,6 +145,7 @@ class SpooledJournal:
         self.shipper = Shipper(self.reader, store, self._read_io)
         self._tasks: list[asyncio.Task] = []
         self.store_down = False
+        self.disk_failing = False  # the spool refused a write since the last good one
 
     async def start(self) -> "SpooledJournal":
         """Opens the spool (raises SpoolBusy or OSError: the app should not start without its
@@ -163,6 +172,8 @@ class SpooledJournal:
         self._write(line)
         if self.wait_for is not None and not isinstance(event, self.wait_for):
             return
+        if self._backlog:  # the disk refuses lines: waiting ack_timeout on it would only delay the call
+            return
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((self._recorded, done))
         self._wake_syncer.set()
@@ -170,6 +181,13 @@ class SpooledJournal:
             await asyncio.wait_for(asyncio.shield(done), self.ack_timeout)
         except TimeoutError:
             log.warning("journal: the spool disk is slow; %s of call %s is queued", type(event).__name__, event.call_id)
+
+    @property
+    def spool_status(self) -> str:
+        """For /health: counts only, no path or error text (the log has those)."""
+        if self._backlog:
+            return f"cannot write: {len(self._backlog)} events wait in memory, in order"
+        return "ok"
 
     # ---- writing ----------------------------------------------------------------------------
 
@@ -181,15 +199,17 @@ class SpooledJournal:
                 self._wake_shipper.set()
                 return
             except OSError as exc:
-                log.error("journal: cannot write the spool %s (%s); events wait in memory, retrying",
-                          self.spool_dir, exc)
+                if not self.disk_failing:
+                    log.error("journal: cannot write the spool %s (%s); events wait in memory, retrying",
+                              self.spool_dir, exc)
+                self.disk_failing = True
         self._backlog.append(line)
         self._wake_syncer.set()
 
     async def _sync_loop(self) -> None:
         """Writes what waits in memory and fsyncs what is written, on the spool's thread."""
         loop = asyncio.get_running_loop()
-        retry = Backoff(self.retry_min, self.retry_max)
+        retry = Backoff(self.retry_min, max(self.retry_min, self.disk_retry_max))
         while True:
             try:
                 await asyncio.wait_for(self._wake_syncer.wait(), self.sync_interval)
@@ -213,12 +233,17 @@ class SpooledJournal:
                     self.writer.give_back(job)
                     raise
             except OSError as exc:
-                log.error("journal: cannot write the spool %s (%s); %d events wait in memory, retrying",
-                          self.spool_dir, exc, len(self._backlog))
+                if not self.disk_failing:
+                    log.error("journal: cannot write the spool %s (%s); %d events wait in memory, retrying",
+                              self.spool_dir, exc, len(self._backlog))
+                self.disk_failing = True
                 await asyncio.sleep(retry.next())
                 self._wake_syncer.set()
                 continue
             retry.reset()
+            if self.disk_failing and not self._backlog:
+                log.info("journal: the spool %s takes lines again; those kept in memory are written", self.spool_dir)
+                self.disk_failing = False
             self._synced = in_file
             while self._waiting and self._waiting[0][0] <= in_file:
                 _, done = self._waiting.popleft()

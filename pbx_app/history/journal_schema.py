@@ -1,4 +1,4 @@
-"""The journal's tables as a versioned component (schema_versions.py):
+"""The journal's tables as a versioned component (db/schema_versions.py):
 
   1  the release of 2026-12-07: calls, legs, journal_spools
   2  each call keeps its history row's summary (counted_for, status, label) so the page filters,
@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from .schema_versions import Component, Db, sql_step
+from ..db.schema_versions import Component, Db, sql_step
 from .store import CALL_COLUMNS, LEG_COLUMNS, UPDATE_SUMMARY, records, schema, summary
 
 BACKFILL_BATCH = 2000

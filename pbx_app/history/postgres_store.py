@@ -12,10 +12,10 @@ from typing import AsyncIterator, Sequence
 import psycopg
 from psycopg.rows import dict_row
 
-from .journal_schema import JOURNAL
-from .postgres_connection import PostgresConnection
-from .postgres_schema import pg_sql
+from ..db.postgres import PostgresConnection
+from ..db.postgres_schema import pg_sql
 from .events import JournalEvent
+from .journal_schema import JOURNAL
 from .records import CallRecord
 from .spool import Position
 from .store import (GET_POSITION, page_batches, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,

@@ -3,7 +3,11 @@ Asterisk, and that stays so for a grace period (time for its owner to write its 
 while no engine watched it: its owner died, and the caller talked, gave up, or was carried on by
 the dialplan alone. It is ended here from what Asterisk's CDR says of its legs (the dialplan's
 fallback legs included, marked so in their userfield); without a CDR, from what the journal has.
-Any engine may do this: the journal's writes are upserts, so two doing it at once agree."""
+Any engine may do this: the journal's writes are upserts, so two doing it at once agree.
+
+A call whose Asterisk node was taken as lost (pbx_app/nodes.py: it has not listed its channels
+for PBX_NODE_LOST_AFTER) and that left no CDR row ends as "lost with node a": its channels died
+with that Asterisk, and nobody can know what the caller heard after the last journal event."""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from ..db.errors import StoreError
 from .cdr import CdrLeg, CdrReader
 from .events import CallEnded, CallResult, Journal, LegEnded, LegOutcome, LegStarted
-from .records import WHILE_DOWN as DOWN
+from .records import LOST_WITH_NODE
 from .records import CallRecord
-from .store import Store, StoreError
+from .records import WHILE_DOWN as DOWN
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +47,9 @@ class Reconciler:
         self._gone_since: dict[str, datetime] = {}
         self.reconciled = 0
 
-    async def reconcile(self, live_channels: set[str]) -> int:
-        """Ends the open calls whose channel has been gone for the grace period; how many."""
+    async def reconcile(self, live_channels: set[str], lost_nodes: frozenset[str] = frozenset()) -> int:
+        """Ends the open calls whose channel has been gone for the grace period; how many.
+        ``lost_nodes``: the system names of nodes taken as lost (their channels are not listed)."""
         now = self.clock()
         try:
             open_calls = await self.store.calls(now - self.window, now, open_only=True)
@@ -56,14 +63,14 @@ class Reconciler:
                 continue
             since = gone_now[call.call_id] = self._gone_since.get(call.call_id, now)
             if now - since >= self.grace:
-                await self.end(call)
+                await self.end(call, lost_nodes)
                 gone_now.pop(call.call_id)
                 ended += 1
         self._gone_since = gone_now
         self.reconciled += ended
         return ended
 
-    async def end(self, call: CallRecord) -> None:
+    async def end(self, call: CallRecord, lost_nodes: frozenset[str] = frozenset()) -> None:
         rows = []
         if self.cdr is not None:
             try:
@@ -79,11 +86,15 @@ class Reconciler:
             if leg is None or leg.outcome is None:
                 await self.journal.record(self._leg_end(row))
         by_leg = {row.leg: row for row in rows}
+        node = node_of(call.channel_id)
+        lost = f"{LOST_WITH_NODE}{node}" if not rows and node in lost_nodes else None
         for leg in call.legs:  # legs the CDR says nothing of (an announcement, no CDR at all)
             if leg.outcome is None and leg.leg not in by_leg:
                 await self.journal.record(LegEnded(call.call_id, leg.leg, self.clock(), _untold(leg.role, bool(rows)),
-                                                   cause=DOWN))
+                                                   cause=lost or DOWN))
         result, detail = self._result(call, rows)
+        if lost:
+            result, detail = "failed", lost
         await self.journal.record(CallEnded(call.call_id, rows[-1].end if rows and rows[-1].end else self.clock(),
                                             result, detail))
         log.warning("call %s to %s was left in progress; ended from %s: %s (%s)", call.call_id, call.extension,
@@ -110,6 +121,12 @@ class Reconciler:
         if last.lastapp.lower() == "voicemail":
             return "voicemail", f"voicemail{fallback} {DOWN}"
         return "dropped", f"not answered ({last.disposition.lower()}){fallback} {DOWN}"
+
+
+def node_of(channel_id: str) -> str:
+    """The Asterisk node a channel lives on: its uniqueid starts with the node's system name
+    (``systemname = a`` gives ``a-1733…``); one without a name has none."""
+    return channel_id.split("-", 1)[0] if "-" in channel_id else ""
 
 
 def _untold(role: str | None, cdr_has_the_call: bool) -> LegOutcome:

@@ -14,6 +14,7 @@ from .events import CallEnded, CallStarted, JournalEvent, LegEnded, LegStarted
 
 # In a call's detail: it was ended from Asterisk's CDR by an engine that found it left open.
 WHILE_DOWN = "while the app was down"
+LOST_WITH_NODE = "lost with node "  # + the node's system name: its Asterisk died with the call
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,14 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import AsyncIterator
 
+from ..db.errors import StoreError
+from ..policy import PolicyError, load_policy
+from ..settings import Settings
 from .backup import BackupError, backup
+from .database import open_store
 from .journal import replay
 from .rows import HistoryRow, history_row
-from .database import open_store
-from .store import CallFilter, StoreError
+from .store import CallFilter
 
 DEFAULT_DAYS = 7
 BATCH = 1000  # calls read at a time
@@ -48,8 +51,6 @@ def names_from_policy(path: Path | None) -> tuple[Names, str | None]:
     """Names from the policy, and a warning when it could not be read (the history still shows)."""
     if path is None:
         return Names(), None
-    from ..policy import PolicyError, load_policy
-
     try:
         policy = load_policy(path)
     except (PolicyError, OSError) as exc:
@@ -227,8 +228,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ..settings import Settings
-
     database = args.database or os.environ.get("PBX_DATABASE_URL") or Settings.database_url
     if args.action:
         if len(args.action) != 2 or args.action[0] != "backup":

@@ -10,7 +10,8 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
-from .store import Store, StoreError
+from ..db.errors import StoreError
+from .store import Store
 
 log = logging.getLogger(__name__)
 BATCH = 500  # calls per transaction: a few milliseconds of write lock

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Literal
 
 from ..answered import where_answered
-from .records import WHILE_DOWN, CallRecord, LegRecord
+from .records import LOST_WITH_NODE, WHILE_DOWN, CallRecord, LegRecord
 
 Status = Literal["answered", "missed", "in progress"]
 VOICEMAIL = "Voicemail"
@@ -210,6 +210,8 @@ def steps(call: CallRecord) -> list[Step]:
     if WHILE_DOWN in call.detail:
         by_dialplan = "by the dialplan" in call.detail
         parts.append(Step("carried on by the dialplan while the app was down") if by_dialplan else Step("while the app was down"))
+    elif call.result == "failed" and call.detail.startswith(LOST_WITH_NODE):
+        parts.append(Step("lost with node {node}", (("node", call.detail[len(LOST_WITH_NODE):]),), call.ended_at))
     elif call.result == "failed":
         parts.append(Step("internal error, busy given", at=call.ended_at))
     elif call.result == "dropped" and call.detail == "busy":

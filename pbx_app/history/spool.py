@@ -10,6 +10,7 @@ Layout of the spool folder:
     00000001.jsonl ...  segments, written in order; a full one (past ``segment_bytes``) is
                         closed and the next begun; shipped ones are deleted
     rejected.jsonl      lines that were not events (a line torn by a power cut), kept for a person
+                        (at most 10 MB, and the 10 MB before in rejected.jsonl.1)
 
 Only whole lines count: a line is complete once its newline is on disk. A crash can leave a
 torn tail; the writer ends it with a newline when it opens the segment again, the shipper
@@ -28,6 +29,8 @@ from pathlib import Path
 from ..private_files import open_private, private_dir
 
 log = logging.getLogger(__name__)
+
+REJECTED_BYTES = 10 * 1024 * 1024
 
 SEGMENT = re.compile(r"^(\d{8})\.jsonl$")
 DEFAULT_SEGMENT_BYTES = 8 << 20
@@ -264,8 +267,16 @@ class SpoolReader:
         return removed
 
     def reject(self, line: bytes, why: str) -> None:
-        """Keeps a line that is not an event where a person can look at it."""
-        with os.fdopen(open_private(self.directory / "rejected.jsonl", os.O_WRONLY | os.O_APPEND), "ab") as f:
+        """Keeps a line that is not an event where a person can look at it. A torn line is one
+        per crash, but a spool damaged otherwise must not fill the disk: past REJECTED_BYTES the
+        file becomes rejected.jsonl.1 (the one before it dropped)."""
+        path = self.directory / "rejected.jsonl"
+        try:
+            if path.stat().st_size + len(line) > REJECTED_BYTES:
+                os.replace(path, path.with_name("rejected.jsonl.1"))
+        except FileNotFoundError:
+            pass
+        with os.fdopen(open_private(path, os.O_WRONLY | os.O_APPEND), "ab") as f:
             f.write(line.rstrip(b"\n") + b"\n")
             f.flush()
             os.fsync(f.fileno())

@@ -8,20 +8,16 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import AsyncIterator, Sequence
 
-from .codec import iso, parse_time
-from .journal_schema import JOURNAL
-from .sqlite_thread import SqliteOnThread
+from ..db.codec import iso, read_time as _time
+from ..db.sqlite_thread import SqliteOnThread
 from .events import JournalEvent
+from .journal_schema import JOURNAL
 from .records import CallRecord
 from .spool import Position
 from .store import (GET_POSITION, page_batches, PRUNE_WITH_CALL, PUT_POSITION, SELECT_CALL, SELECT_CALL_LEGS, SELECT_CALLS,
                     SELECT_LEGS, SELECT_OPEN_CALLS, SELECT_OPEN_LEGS, SELECT_TOUCHED_CALLS, SELECT_TOUCHED_LEGS,
                     UPDATE_SUMMARY, UPSERT, CallFilter, count_sql, event_params, filter_params, page_sql, prune_sql,
                     records, summary)
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else parse_time(value)
 
 
 class SqliteStore(SqliteOnThread):

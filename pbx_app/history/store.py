@@ -227,10 +227,6 @@ def summary(call: CallRecord) -> dict[str, Any]:
     return {"call_id": call.call_id, "counted_for": row.employee or None, "status": row.status, "label": row.label}
 
 
-class StoreError(RuntimeError):
-    """The database cannot be reached or refused a write; the shipper retries."""
-
-
 class Store(Protocol):
     url: str
 

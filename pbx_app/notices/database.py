@@ -10,11 +10,12 @@ from typing import Any, Protocol, Sequence
 import psycopg
 from psycopg.rows import dict_row
 
-from ..history.codec import iso, parse_time
+from .. import db
+from ..db.codec import iso, read_time
+from ..db.postgres import PostgresConnection
+from ..db.postgres_schema import pg_sql
+from ..db.sqlite_thread import SqliteOnThread
 from ..history.journal_schema import JOURNAL
-from ..history.postgres_schema import pg_sql
-from ..history.postgres_connection import PostgresConnection
-from ..history.sqlite_thread import SqliteOnThread
 from . import outbox_sql
 
 Step = tuple[str, dict[str, Any]]
@@ -35,12 +36,7 @@ class Database(Protocol):
 
 
 def open_database(url: str) -> Database:
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "sqlite":
-        return SqliteDatabase(url)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresDatabase(url)
-    raise ValueError(f"PBX_DATABASE_URL={url!r}: use sqlite:////path/journal.db or postgresql://user@host:port/db")
+    return db.open(url, SqliteDatabase, PostgresDatabase)
 
 
 class SqliteDatabase(SqliteOnThread):
@@ -52,7 +48,7 @@ class SqliteDatabase(SqliteOnThread):
         return iso(moment)
 
     def read_time(self, value: str | None) -> datetime | None:
-        return None if value is None else parse_time(value)
+        return read_time(value)
 
     async def run(self, steps: Sequence[Step], write: bool = True) -> list[list[dict]]:
         return await self._run(self._steps, list(steps), write)

@@ -9,7 +9,7 @@ notice_calls: the finished calls already turned into notices (or found to need n
 
 from __future__ import annotations
 
-from ..history.schema_versions import Component
+from ..db.schema_versions import Component
 from ..history.store import CALL_COLUMNS, LEG_COLUMNS
 
 OPEN_STATES = "('pending', 'failed')"
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS notice_settings (
 """
 
 
-# Versioned with the journal's tables (pbx_app/history/schema_versions.py); version 1 is the
+# Versioned with the journal's tables (pbx_app/db/schema_versions.py); version 1 is the
 # release of 2026-12-07's tables.
 NOTICES = Component(name="notices", first_table="notices", create=schema)
 

@@ -16,13 +16,10 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 
 from ..backoff import Backoff
+from ..db.errors import StoreError
 from ..history.journal import safe_url
-from ..history.store import StoreError
-from ..policy import PolicyError
-from ..policy.published import PublishedPolicy
-from ..policy.store import PolicyStore
 from ..settings import Settings
-from ..signals import handle_signals
+from ..startup import CANNOT_START, load_policy, stop_on_signals
 from .database import open_database
 from .outbox import Outbox
 from .scanner import Scanner
@@ -38,19 +35,15 @@ async def run_notifier(settings: Settings, notices: NoticeSettings) -> int:
     if not notices.enabled:
         log.error("notices are off: set PBX_SMTP_HOST (e-mail) or PBX_NOTICE_WEBHOOK_URL")
         return 2
-    try:
-        policy = PolicyStore(settings.policy_path)
-    except PolicyError as exc:
-        log.error("cannot start, the policy is not valid:\n%s", exc)
-        return 2
-    if settings.policy_url:
-        policy = PublishedPolicy(settings.policy_url, policy)
+    policy = load_policy(settings)
+    if policy is None:
+        return CANNOT_START
     outbox = Outbox(open_database(settings.database_url))
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     session = aiohttp.ClientSession() if notices.webhook_url else None
     scanner = Scanner(outbox, policy, webhook=bool(notices.webhook_url), max_age=notices.max_age, batch=notices.batch)
     sender = Sender(outbox, notices, owner, session)
-    stop = handle_signals(policy)
+    stop = stop_on_signals(policy)
     watching = asyncio.create_task(policy.watch())
     smtp = notices.smtp
     log.info("notifier %s: journal %s; e-mail %s; webhook %s", owner, safe_url(settings.database_url),

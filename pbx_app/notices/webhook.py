@@ -9,10 +9,10 @@ import asyncio
 
 import aiohttp
 
+from ..i18n import translator
 from .happened import what_happened
 from .message import local_time
 from .smtp import SendError
-from ..i18n import translator
 
 RETRYABLE = {408, 425, 429}
 

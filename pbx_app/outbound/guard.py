@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Literal
 
-from ..history.store import StoreError
+from ..db.errors import StoreError
 from ..policy.external import pattern_refusal
 from ..policy.model import OutboundSettings, Policy, normalise_number
 from .limits import SITE_LIMIT_TOLD, WINDOW, OutboundCall, OutboundLimits, Quota

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ..history.schema_versions import Component
+from ..db.schema_versions import Component
 
 Limit = Literal["number_limit", "employee_limit", "site_limit"]
 WINDOW = timedelta(hours=1)
@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS outbound_alerts (
 """
 
 
-# Versioned with the journal's tables (pbx_app/history/schema_versions.py).
+# Versioned with the journal's tables (pbx_app/db/schema_versions.py).
 OUTBOUND = Component(name="outbound", first_table="outbound_calls", create=schema)
 
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg.rows import dict_row
 
-from ..history.postgres_connection import PostgresConnection
-from ..history.postgres_store import pg_sql
+from ..db.postgres import PostgresConnection
+from ..db.postgres_schema import pg_sql
 from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, OUTBOUND, Quota, over
 
 SITE_LOCK = 0x7062785F6F7563  # held while one call is counted and recorded

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..history.codec import iso
-from ..history.sqlite_thread import SqliteOnThread
+from ..db.sqlite_thread import SqliteOnThread
+from ..db.codec import iso
 from .limits import ALERT, ALERT_ROW, COUNTS, KEEP, PRUNE, RECORD, WINDOW, Limit, OutboundCall, OUTBOUND, Quota, over
 
 NEVER = datetime(2000, 1, 1)

@@ -91,7 +91,18 @@ for _tag, _pattern, _first in (
     _Resolver12.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern, re.X), list(_first))
 
 
+_STR = "tag:yaml.org,2002:str"
+_SPECIAL_KEYS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")  # what flatten_mapping rewrites
+
+
 class _MarkingConstructor(SafeConstructor):
+    def construct_object(self, node, deep=False):
+        # Three values in four are plain strings: they skip the generic dispatch (memo,
+        # recursion guard, constructor lookup), which cost more than the parse itself.
+        if node.__class__ is yaml.ScalarNode and node.tag == _STR:
+            return node.value
+        return super().construct_object(node, deep)
+
     def construct_yaml_int(self, node):  # YAML 1.2: 010 is ten, 0o10 is eight
         text = str(self.construct_scalar(node)).replace("_", "")
         sign = -1 if text.startswith("-") else 1
@@ -105,18 +116,20 @@ class _MarkingConstructor(SafeConstructor):
         data = MarkedMap()
         marks = data.lc = Marks(node.start_mark.line, node.start_mark.column)
         yield data
-        self.flatten_mapping(node)
+        if any(k.tag in _SPECIAL_KEYS for k, _ in node.value):
+            self.flatten_mapping(node)
         places: dict = marks.places  # type: ignore[assignment]
         seen: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                raise ConstructorError("while constructing a mapping", node.start_mark, "found unhashable key",
-                                       key_node.start_mark) from None
+            if key.__class__ is not str:
+                try:
+                    hash(key)
+                except TypeError:
+                    raise ConstructorError("while constructing a mapping", node.start_mark, "found unhashable key",
+                                           key_node.start_mark) from None
             k, v = key_node.start_mark, value_node.start_mark
-            name = str(key)
+            name = key if key.__class__ is str else str(key)
             if name in seen:  # the first stays; the duplicate is reported with both places
                 self.duplicates = True
                 marks.duplicates.append((name, places[seen[name]][:2], (k.line, k.column)))
@@ -154,21 +167,33 @@ except ImportError:  # a PyYAML built without it: the same results, slower
             Composer.__init__(self)
 
 
+# Plain scalar → its tag, shared by every read (a policy directory is 10,000 small files, each
+# with its own loader). Bounded: a long-running page reads many versions of the policy.
+_RESOLVED: dict[str, str] = {}
+_RESOLVED_MAX = 100_000
+
+
 class _Loader(_Parser, _MarkingConstructor, _Resolver12):
     def __init__(self, stream: str):
         _Parser.__init__(self, stream)
         _MarkingConstructor.__init__(self)
         _Resolver12.__init__(self)
         self.duplicates = False  # any seen: only then is the tree walked to report them
-        self._resolved: dict[str, str] = {}
 
     def resolve(self, kind, value, implicit):
-        # A policy repeats the same few plain words (forward, ru, ringall…) thousands of times.
-        if kind is not yaml.ScalarNode or not implicit[0] or len(value) > 32:
+        # A policy repeats the same few plain words (forward, ru, ringall…) thousands of times,
+        # and a quoted scalar is a string whatever it holds: neither needs the regexes again.
+        if kind is not yaml.ScalarNode:
             return super().resolve(kind, value, implicit)
-        tag = self._resolved.get(value)
+        if not implicit[0]:
+            return _STR
+        tag = _RESOLVED.get(value)
         if tag is None:
-            tag = self._resolved[value] = super().resolve(kind, value, implicit)
+            tag = super().resolve(kind, value, implicit)
+            if len(value) <= 32:
+                if len(_RESOLVED) >= _RESOLVED_MAX:
+                    _RESOLVED.clear()
+                _RESOLVED[value] = tag
         return tag
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..outbound.patterns import first_match
+from .patterns import first_match
 from .model import MOBILE, Employee, OutboundSettings, Policy
 from .numbers import canonical_number
 

@@ -9,6 +9,8 @@ from typing import Any
 
 
 from . import times
+from .checks import check_policy
+from .collector import collector_paused
 from .document import kind, position, read_yaml, source_of, take_apart
 from .folder import read_folder
 from .model import (
@@ -16,6 +18,7 @@ from .model import (
     MIN_RING_TIME,
     Action,
     Announcement,
+    CUSTOM_DIR,
     CallbackSettings,
     CrmRule,
     CrmSettings,
@@ -416,8 +419,6 @@ def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> 
     """Where custom announcement files are, as this machine sees them: the argument, else
     ``site.announcements_dir`` (relative to the policy file), else $PBX_ANNOUNCEMENTS_DIR, else the
     folder Asterisk plays them from."""
-    from ..sounds import CUSTOM_DIR
-
     if explicit is not None:
         return Path(explicit)
     if policy.site.announcements_dir:
@@ -429,6 +430,7 @@ def announcements_folder(policy: Policy, explicit: str | Path | None = None) -> 
     return Path(os.environ.get("PBX_ANNOUNCEMENTS_DIR") or CUSTOM_DIR)
 
 
+@collector_paused()
 def analyse_policy(
     text: str, source: str = "<policy>", announcements_dir: str | Path | None = None, check_files: bool = False,
     keep_document: bool = False,
@@ -439,11 +441,10 @@ def analyse_policy(
     return analyse_document(doc, problems, source, announcements_dir, check_files, keep_document)
 
 
+@collector_paused()
 def analyse_document(doc: Any, problems: list[Problem], source: str, announcements_dir: str | Path | None = None,
                      check_files: bool = False, keep_document: bool = False) -> Analysis:
     """``analyse_policy`` from the tree already read (one file's, or a directory's merged)."""
-    from .checks import check_policy
-
     if doc is None and problems:
         return Analysis(None, [p for p in problems if p.severity == "error"])
     if doc is None:
@@ -473,6 +474,7 @@ def parse_policy(text: str, source: str = "<policy>", announcements_dir: str | P
     return analysis.policy  # type: ignore[return-value]
 
 
+@collector_paused()
 def analyse_file(path: str | Path, announcements_dir: str | Path | None = None, keep_document: bool = False) -> Analysis:
     """A policy file, or a policy directory (folder.py)."""
     path = Path(path)

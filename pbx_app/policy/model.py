@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
 
-from ..outbound.patterns import Pattern
 from .numbers import COUNTRY_CODE, NATIONAL_PREFIX, NumberOwner, normalise_did
+from .patterns import Pattern
 
 ActionKind = Literal["drop", "forward", "voicemail", "callback"]
 DropKind = Literal["busy", "message"]
@@ -20,6 +20,11 @@ MIN_RING_TIME = 1
 MAX_RING_TIME = 600
 DEFAULT_TIMEZONE = "UTC"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# Where custom announcements (uploaded or made from text) live, outside the language folders; the
+# policy's site.announcements_dir when it names none. Asterisk plays them from here.
+CUSTOM_DIR = "/var/lib/pbx_app/sounds"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import re
 
 from ruamel.yaml.comments import CommentedMap
 
-from ..outbound.patterns import Pattern, PatternError, compile_pattern
+from .patterns import Pattern, PatternError, compile_pattern
 from .document import kind
 from .model import MIN_OUTSIDE_DIGITS, OutboundSettings, Trunk
 from .numbers import canonical_number

@@ -61,7 +61,7 @@ class PolicyStore:
     async def reload_off_loop(self) -> bool:
         """The same, with the reading and checking in a child process: a big policy takes a
         second to parse, and calls in progress must not wait for it (swap.py)."""
-        self._stamp = self._stat()
+        self._stamp = await asyncio.to_thread(self._stat)  # a directory's 10,000 stats: 40 ms
         analysis = await read_in_child(self.path, self.announcements_dir)
         return self._apply(analysis, retire)
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import logging
 import pickle
 import subprocess
 import sys
 from pathlib import Path
 
+from . import collector
 from .loader import Analysis, analyse_file
 from .problems import Problem
 
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 RETIRE_POLL = 1.0  # s: how often a retired policy is checked for calls still holding it
 RETIRE_WAIT = 3600.0  # s: a holder that keeps it longer frees it itself, whenever it lets go
 TAKE_APART = 200  # entries freed per turn of the loop
-
-_building = 0  # materialisations under way: the collector waits until the last one ends
 
 
 async def read_in_child(path: str | Path, announcements_dir: str | Path | None = None,
@@ -85,24 +83,19 @@ async def _materialise(data: bytes) -> Analysis:
 def _building_from(data: bytes):
     """Rebuilds the child's result: yields None after each chunk (a turn of the loop may come
     between), then the Analysis."""
-    global _building
     policy, errors, warnings, chunks = pickle.loads(data)
     if policy is None:
         yield Analysis(None, errors, warnings)
         return
     del data
     tables: dict[str, dict] = {"employees": {}, "departments": {}, "clients": {}}
-    _building += 1
-    gc.disable()
+    collector.pause()
     try:
         for name, chunk in chunks:
             tables[name].update(pickle.loads(chunk))
             yield None
     finally:
-        _building -= 1
-        if _building == 0:
-            gc.freeze()
-            gc.enable()
+        collector.resume(freeze=True)
     crm = dataclasses.replace(policy.crm, clients=tables["clients"])
     policy = dataclasses.replace(policy, employees=tables["employees"], departments=tables["departments"], crm=crm)
     yield Analysis(policy, errors, warnings)

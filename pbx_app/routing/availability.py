@@ -56,6 +56,17 @@ def in_hours(schedule: Schedule, local: datetime) -> bool:
     return any(r.crosses_midnight and t < r.end for r in schedule.days[(day - 1) % 7])  # type: ignore[operator]
 
 
+def at_work(employee: Employee, at: datetime, site_timezone: str) -> bool:
+    """``availability(…).working`` without its words: what routing asks of every member of a
+    department, and the no-engine files of every employee each minute."""
+    if employee.schedule is None and not employee.absences:
+        return True
+    local = local_time(at, _zone(employee, site_timezone))
+    if absent(employee.absences, local) is not None:
+        return False
+    return employee.schedule is None or in_hours(employee.schedule, local)
+
+
 def availability(employee: Employee, at: datetime, site_timezone: str) -> Availability:
     who = employee.extension
     if employee.schedule is None and not employee.absences:

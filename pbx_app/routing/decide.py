@@ -29,7 +29,7 @@ from ..policy.external import outside_number
 from ..policy.model import MOBILE, Action, Announcement, CrmRule, Department, Employee, Policy, is_outside
 from ..policy.numbers import canonical_number
 from ..sounds import CALLBACK_OFFER, DROP_MESSAGE, announcement_sound
-from .availability import availability
+from .availability import at_work, availability
 from .describe import action_words
 from .plan import Announce, Drop, Offer, OutsideTarget, Plan, Ring, Step, Target, Voicemail
 
@@ -51,17 +51,23 @@ class _Decision:
     at: datetime
     rng: random.Random
     reasons: list[str] = field(default_factory=list)
+    away: frozenset[str] | None = None  # who is away at ``at``, where the caller knows already
 
     def working(self, employee: Employee) -> bool:
-        return availability(employee, self.at, self.policy.site.timezone).working
+        if self.away is not None:
+            return employee.extension not in self.away
+        return at_work(employee, self.at, self.policy.site.timezone)
 
     def why_off(self, employee: Employee) -> str:
         return availability(employee, self.at, self.policy.site.timezone).detail
 
 
-def decide(policy: Policy, call: CallContext, rng: random.Random | None = None) -> Plan:
-    """Returns the plan for a direct call to ``call.extension``."""
-    d = _Decision(policy, call.at, rng or random.Random(0))
+def decide(policy: Policy, call: CallContext, rng: random.Random | None = None,
+           away: frozenset[str] | None = None) -> Plan:
+    """Returns the plan for a direct call to ``call.extension``. ``away``: who is away at
+    ``call.at``, given by a caller that works out thousands of plans for one moment (the
+    no-engine files: a department's members are asked about once, not once per colleague)."""
+    d = _Decision(policy, call.at, rng or random.Random(0), away=away)
     site = policy.site
     employee = policy.employee(call.extension)
     owner = policy.number_owner(call.extension) if employee is None else None

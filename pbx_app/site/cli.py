@@ -29,16 +29,20 @@ def add_asterisk_commands(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=cmd_install)
 
 
+def _reason(exc: Exception) -> str:
+    """A missing file says itself; another OS error names the file and what the system said."""
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     opts = Options(etc=args.etc, secret_file=args.secret_file, ari_user=args.ari_user, http_bind=args.http,
                    decline_varset=args.decline_varset)
     try:
         plan = plan_undo(opts) if args.undo else plan_install(opts)
-    except (ConfError, FileNotFoundError) as exc:
-        print(f"error: nothing changed: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: nothing changed: {exc.filename}: {exc.strerror}", file=sys.stderr)
+    except (ConfError, OSError) as exc:
+        print(f"error: nothing changed: {_reason(exc)}", file=sys.stderr)
         return 2
     if args.dry_run:
         _show(plan)

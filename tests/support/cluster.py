@@ -39,9 +39,9 @@ class Cluster:
             raise RuntimeError(f"scripts/cluster {' '.join(args)} failed:\n{done.stderr}")
         return done
 
-    def start(self) -> "Cluster":
+    def start(self, **extra: str) -> "Cluster":
         # Sweeps every second and a 1 s grace: calls left in progress are ended quickly.
-        self.run("start", PBX_CLUSTER_FRESH="1", PBX_SWEEP_INTERVAL="1", PBX_RECONCILE_GRACE="1")
+        self.run("start", **{"PBX_CLUSTER_FRESH": "1", "PBX_SWEEP_INTERVAL": "1", "PBX_RECONCILE_GRACE": "1", **extra})
         for line in self.run("env").stdout.splitlines():
             key, _, value = line.partition("=")
             self.env[key] = value

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import datetime, timezone
 
 from pbx_app import contract as dp
-from pbx_app.calls.app_down import AppDownFiles, app_down_line
+from pbx_app.calls.app_down import AppDownFiles, _run_through, app_down_line, off_duty
 from pbx_app.policy import parse_policy
 
 AT = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)  # a Monday, 13:00 in Moscow
@@ -21,15 +22,15 @@ employees:
 """
 
 
-def dialplan_view(line: str, call: str = "1700000000.7") -> tuple[dp.Ring, str]:
+def dialplan_view(line: str, call: str = "1700000000.7") -> tuple[dp.PackedRing, str]:
     """What pbx-app-down makes of a line: the first ring and PBX_FB, with the call's id put in."""
     ring, fb = line.replace(dp.CALL_PLACEHOLDER, call).split(dp.APP_DOWN_SEPARATOR)
-    return dp.Ring.decode(ring), fb
+    return dp.PackedRing.decode(ring), fb
 
 
 def test_first_ring_has_the_employees_ring_time_endpoint_and_a_fallback_leg():
     ring, fb = dialplan_view(app_down_line(parse_policy(POLICY), "101", AT))
-    assert ring == dp.Ring("PJSIP/101&PJSIP/101-soft", 4, "1700000000.7:1:employee:101:fallback")
+    assert ring == dp.PackedRing("PJSIP/101&PJSIP/101-soft", 4, "1700000000.7:1:employee:101:fallback")
     no_answer = dp.Fallbacks.pick(fb, "NOANSWER")
     assert (no_answer.dial, no_answer.ringtime, no_answer.exten, no_answer.then) == ("PJSIP/102", 10, "102", "busy")
     assert no_answer.leg == "1700000000.7:2:forward:102:fallback"
@@ -59,6 +60,47 @@ def test_files_follow_the_policy_and_only_changes_are_written(tmp_path):
     assert not (tmp_path / "fallback" / "102").exists()
     ring, _ = dialplan_view((tmp_path / "fallback" / "101").read_text())
     assert ring.ringtime == 6
+
+
+def test_the_files_follow_the_clock_when_working_hours_begin_and_end(tmp_path):
+    """Plans are worked out again only when who is away changes: the files must still follow it."""
+    clock = [AT]
+    policy = parse_policy(POLICY)
+    files = AppDownFiles(tmp_path / "fallback", lambda: policy, clock=lambda: clock[0])
+    asyncio.run(files.refresh())
+    anna = tmp_path / "fallback" / "103"
+    assert dialplan_view(anna.read_text())[0].dial == "", "13:00 in Moscow: Anna is off"
+    clock[0] = AT.replace(hour=11)
+    assert asyncio.run(files.refresh()) == 0, "an hour later nobody came or left: nothing rewritten"
+    clock[0] = AT.replace(hour=15, minute=30)  # 18:30 in Moscow
+    assert asyncio.run(files.refresh()) == 1
+    assert dialplan_view(anna.read_text())[0].dial == "PJSIP/103", "in her hours she is rung"
+    clock[0] = AT.replace(hour=16, minute=5)
+    files.write()
+    assert dialplan_view(anna.read_text())[0].dial == "", "after 19:00 she is off again"
+
+
+DESK = """
+site: {timezone: Europe/Moscow}
+employees:
+  "101": {name: Ivan, on_no_answer: {action: forward, to: desk}}
+  "102": {name: Petr, schedule: {mon: "09:00-12:00"}, on_no_answer: {action: forward, to: desk}}
+  "103": {name: Anna, schedule: {mon: "18:00-19:00"}, absences: [{from: 2026-12-01, to: 2026-12-03}]}
+departments:
+  desk: {members: ["102", "103"], strategy: hunt}
+"""
+
+
+def test_who_is_away_worked_out_once_gives_the_plans_routing_gives():
+    """The files ask once who is away at that moment, not once per colleague in each plan: the
+    plans must be those routing makes asking each time."""
+    policy = parse_policy(DESK)
+    for hour in (6, 10, 15, 16):  # 9, 13, 18 and 19 o'clock in Moscow
+        at = AT.replace(hour=hour)
+        away = _run_through(off_duty(policy, at))
+        assert ("102" in away) == (hour != 6) and ("103" in away) == (hour != 15)
+        for ext in policy.employees:
+            assert app_down_line(policy, ext, at, away) == app_down_line(policy, ext, at), (ext, hour)
 
 
 def test_an_unwritable_folder_is_named_and_does_not_stop_the_engine(tmp_path, caplog):

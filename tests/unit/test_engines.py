@@ -4,8 +4,11 @@ dialplan carries the plan on; an engine past its limit leaves new calls to the o
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from pbx_app import contract as dp
 from pbx_app.calls.engine import EVENT_TYPES, CallEngine, filtered_out
+from pbx_app.calls.lateness import Lateness
 from pbx_app.calls.recovery import Sweeper
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
@@ -228,5 +231,57 @@ def test_the_packed_fallbacks_give_each_outcome_its_own_way_on():
     assert dp.Fallbacks.pick(packed, "BUSY") == busy
     assert dp.Fallbacks.pick(packed, "UNREACHABLE") == ring_102  # an empty part: the same as no answer
     assert dp.Fallbacks.pick(dp.Fallbacks(ring_102).encode(), "BUSY") == ring_102
-    ring = dp.Ring("PJSIP/102&PJSIP/105", 20, "c:2:forward:sales")
-    assert dp.Ring.decode(ring.encode()) == ring
+    ring = dp.PackedRing("PJSIP/102&PJSIP/105", 20, "c:2:forward:sales")
+    assert dp.PackedRing.decode(ring.encode()) == ring
+
+
+async def test_a_wedged_engines_caller_is_rescued_within_seconds_and_the_engine_wakes_without_acting_on_it():
+    """Issue 29: one engine SIGSTOPped (its websocket stays up, so Asterisk even sends its callers
+    back to it). Another engine rescues its caller once it has waited PBX_STRANDED_AFTER (1.5 s),
+    not two sweeps (~20 s) later; when the frozen engine wakes, the StasisStart it gets is stale
+    and it leaves that caller to the engine that now carries it."""
+    fake = FakeAsterisk(phones={"PJSIP/101": "rings", "PJSIP/102": "answer"})
+    journal = MemoryJournal()
+    a, b = engines(fake, "a", "b", journal=journal)
+    channel = fake.new_call("101")
+    await fake.settle()
+    ch = fake.channels[channel]
+    owner = a if ch.vars["PBX_ENGINE"] == "pbx_app-a" else b
+    survivor = b if owner is a else a
+    fake.stall(owner.ari.app)  # SIGSTOP
+    fake.ring_ends.set()
+    await fake.settle()
+    assert ch.stasis_app == owner.ari.app, "back from the ring, in the frozen engine's Stasis"
+    now = [100.0]
+    sweeper = Sweeper(survivor, interval=10, stranded_after=1.5, clock=lambda: now[0])
+    assert sweeper.look_every == 0.5
+    await sweeper.sweep(listing=False)
+    now[0] += 1.0
+    await sweeper.sweep(listing=False)
+    assert sweeper.rescued == 0, "1 s: the owner may still be between two steps"
+    now[0] += 0.5
+    await sweeper.sweep(listing=False)
+    assert sweeper.rescued == 1, "rescued 1.5 s after it was first seen waiting"
+    await fake.settle()
+    assert dials(fake, channel)[-1] == (("PJSIP/102",), 5), "the survivor carried the plan on"
+    # The owner wakes: the StasisStart it missed arrives, 30 s late by Asterisk's clock.
+    made = len(fake.requests_by(owner.ari.app))
+    stamp = lambda ago: (datetime.now(timezone.utc) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    owner.dispatch({"type": "ChannelStateChange", "timestamp": stamp(0), "channel": {"id": "other"}})
+    owner.dispatch({"type": "StasisStart", "timestamp": stamp(30), "args": ["dialed", "101", "NOANSWER"],
+                    "channel": {"id": channel}})
+    await fake.settle()
+    assert channel not in owner.calls and channel not in owner.flows
+    assert fake.requests_by(owner.ari.app)[made:] == [], "the woken engine did nothing to the caller"
+
+
+def test_lateness_is_measured_past_a_clock_difference_between_asterisk_and_the_engine():
+    now = [1_800_000_000.0]
+    late = Lateness(clock=lambda: now[0])
+    at = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    # Asterisk's clock is 100 s behind ours: its events are not late for that.
+    assert late.of({"timestamp": at(now[0] - 100)}) == 0.0
+    now[0] += 60
+    assert late.of({"timestamp": at(now[0] - 100.05)}) < 0.1
+    assert late.of({"timestamp": at(now[0] - 130)}) > 29, "held back 30 s by a freeze"
+    assert late.of({"type": "no timestamp"}) == 0.0

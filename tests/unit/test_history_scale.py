@@ -22,7 +22,7 @@ from pbx_app.history.database import open_store, schema_problem
 from pbx_app.history.events import CallEnded, CallStarted, LegEnded, LegStarted
 from pbx_app.history.retention import remove_old
 from pbx_app.history.rows import history_row
-from pbx_app.history.schema_versions import SchemaTooNew
+from pbx_app.db.schema_versions import SchemaTooNew
 from pbx_app.history.spool import Position
 from pbx_app.history.store import CallFilter
 from pbx_app.notices.database import open_database

@@ -10,11 +10,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from pbx_app import observability
 
 from pbx_app.history.codec import decode, encode
 from pbx_app.history.events import CallStarted, LegEnded
@@ -289,10 +294,80 @@ async def test_an_engine_waits_for_the_disk_only_for_a_calls_start(tmp_path):
     began = loop.time()
     await journal.record(start)
     assert loop.time() - began >= 0.3, "the call's start is on disk before the call goes on"
-    began = loop.time()
+    # Then the disk sticks: the legs must not wait for it (a stuck sync would hold each for 30 s).
+    stuck = threading.Event()
+    journal.writer.sync = lambda job: (stuck.wait(30), real_sync(job))[1]
     for event in rest:
-        await journal.record(event)
-    assert loop.time() - began < 0.1, "the legs did not wait for the disk"
+        await asyncio.wait_for(journal.record(event), 10)
+    stuck.set()
     assert await journal.wait_shipped(10)
     await journal.close()
     assert await calls_in(url) == fold([start, *rest])
+
+
+def test_lines_set_aside_never_fill_the_disk(tmp_path, monkeypatch):
+    """A damaged spool sets aside line after line: what is kept for a person stays bounded."""
+    monkeypatch.setattr("pbx_app.history.spool.REJECTED_BYTES", 1000)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    reader = SpoolReader(spool)
+    for i in range(200):
+        reader.reject(b"not an event %03d" % i, "test")
+    kept = sorted(p.name for p in spool.iterdir() if p.name.startswith("rejected"))
+    assert kept == ["rejected.jsonl", "rejected.jsonl.1"]
+    assert sum((spool / name).stat().st_size for name in kept) <= 2000
+    assert (spool / "rejected.jsonl").read_bytes().endswith(b"not an event 199\n"), "the latest is kept"
+
+
+async def test_a_full_spool_disk_keeps_lines_in_memory_in_order_says_so_and_writes_them_when_space_returns(tmp_path):
+    """Issue 29's row "the spool disk full for 30 s": calls go on (a call's start does not wait on
+    a disk that refuses), /health says the journal waits in memory, and when space returns every
+    line is written in the order it was recorded and reaches the database."""
+    url = f"sqlite:///{tmp_path}/journal.db"
+    journal = await SpooledJournal(tmp_path / "spool", open_store(url), wait_for=(CallStarted,), retry_min=0.05,
+                                   disk_retry_max=0.1).start()
+    real_write = journal.writer.write
+    full = True
+
+    def write(lines):
+        if full:
+            raise OSError(28, "No space left on device")
+        return real_write(lines)
+
+    journal.writer.write = write
+    webapp = web.Application()
+    observability.setup(webapp, FakeApp(), None, observability.Metrics(), journal)
+    client = TestClient(TestServer(webapp))
+    await client.start_server()
+    try:
+        events = many_calls(5)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for e in events:
+            await journal.record(e)
+        # A start that waited its 2 s on the refusing disk would take 10 s for these five calls.
+        assert loop.time() - began < 5, "no call waited on the full disk"
+        body = await (await client.get("/health")).json()
+        assert body["journal_spool"] == f"cannot write: {len(events)} events wait in memory, in order"
+        assert "spool" not in json.dumps(body).replace("journal_spool", ""), "no path for anyone"
+        full = False
+        await until(lambda: journal.spool_status == "ok", 5, "the lines kept in memory written")
+        assert (await (await client.get("/health")).json())["journal_spool"] == "ok"
+        reader = SpoolReader(tmp_path / "spool")
+        lines, _ = reader.read(reader.start(), max_lines=1000)
+        assert [decode(raw) for _, raw in lines] == events, "every line, in the order recorded"
+        assert await journal.wait_shipped(10)
+    finally:
+        await client.close()
+        await journal.close()
+    assert await calls_in(url) == fold(events)
+
+
+class FakeApp:
+    class events:
+        class connected:
+            @staticmethod
+            def is_set():
+                return True
+
+    calls: dict = {}

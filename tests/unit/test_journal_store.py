@@ -114,7 +114,7 @@ async def test_times_keep_their_microseconds_and_zone(store):
 
 
 async def test_a_database_that_is_not_there_raises_a_store_error(tmp_path):
-    from pbx_app.history.store import StoreError
+    from pbx_app.db.errors import StoreError
 
     (tmp_path / "file").write_text("")
     for url in (f"sqlite:///{tmp_path}/file/journal.db", "postgresql://pbx@127.0.0.1:1/none"):

@@ -109,3 +109,40 @@ def test_several_ari_urls_and_engine_names_per_host():
     names = [c.env["PBX_ENGINE_NAME"] for c in children(settings, None) if "PBX_ENGINE_NAME" in c.env]
     assert names == ["hostA-1", "hostA-2"]
     assert Settings.from_env({"PBX_ARI_PASSWORD": "x"}).ari_urls == ("http://127.0.0.1:8088",)
+
+
+async def test_a_node_silent_past_lost_after_is_named_lost_and_stops_blocking():
+    seen: list[tuple] = []
+
+    async def reconcile(channels: set[str], lost: frozenset[str] = frozenset()) -> int:
+        seen.append((channels, lost))
+        return 0
+
+    clock = Clock()
+    listings = NodeListings(2, reconcile, max_age=30, clock=clock, lost_after=120)
+    await listings.listener(0)({"a-1.0"})
+    await listings.listener(1)({"b-7.0"})
+    clock.now += 100  # node b was SIGKILLed: no listing since
+    await listings.listener(0)({"a-1.0"})
+    assert seen == [({"a-1.0", "b-7.0"}, frozenset())], "still within lost_after: b's calls may be up"
+    clock.now += 21
+    await listings.listener(0)({"a-1.0"})
+    assert seen[-1] == ({"a-1.0"}, frozenset({"b"})), "b is lost, named by its channels' system name"
+    await listings.listener(1)(set())  # b comes back (restarted: its old channels are gone)
+    assert seen[-1] == ({"a-1.0"}, frozenset())
+
+
+async def test_a_node_that_never_listed_is_lost_after_lost_after_from_the_start():
+    seen: list[tuple] = []
+
+    async def reconcile(channels: set[str], lost: frozenset[str] = frozenset()) -> int:
+        seen.append((channels, lost))
+        return 0
+
+    clock = Clock()
+    listings = NodeListings(2, reconcile, max_age=30, clock=clock, lost_after=60)
+    await listings.listener(0)(set())
+    assert seen == []
+    clock.now += 61
+    await listings.listener(0)(set())
+    assert seen == [(set(), frozenset({"node2"}))]

@@ -15,7 +15,7 @@ from pbx_app.callback import open_callbacks
 from pbx_app.cli import main
 from pbx_app.callback.service import CallbackService
 from pbx_app.history.events import MemoryJournal
-from pbx_app.history.store import StoreError
+from pbx_app.db.errors import StoreError
 from pbx_app.notices.admin import AdminNotices
 from pbx_app.notices.database import open_database
 from pbx_app.notices.message import compose
@@ -23,7 +23,7 @@ from pbx_app.notices.outbox import Outbox
 from pbx_app.notices.webhook import payload
 from pbx_app.history.rows import history_row
 from pbx_app.outbound.guard import OutboundGuard, screen
-from pbx_app.outbound.patterns import PatternError, compile_pattern
+from pbx_app.policy.patterns import PatternError, compile_pattern
 from pbx_app.outbound.limits import OutboundCall, Quota
 from pbx_app.outbound.stores import open_limits
 from pbx_app.policy import parse_policy

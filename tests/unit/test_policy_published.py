@@ -5,13 +5,18 @@ policy in force, and /health says so."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import aiohttp
 import pytest
 
 from pbx_app import observability
 from pbx_app.policy import PolicyError
 from pbx_app.policy.published import PublishedPolicy, publish
+from pbx_app.agi.service import run_agi
 from pbx_app.policy.store import PolicyStore
+from pbx_app.settings import Settings
+from tests.support.net import free_port
 from tests.support.postgres import postgres_server  # noqa: F401  (a fixture)
 
 POLICY = """
@@ -78,3 +83,42 @@ async def test_an_unreachable_store_keeps_the_last_good_policy_and_health_says_s
         assert body["policy_store"].startswith("unreachable")
     finally:
         watcher.cancel()
+
+
+
+async def test_the_fastagi_server_follows_the_published_policy_too(postgres_server, tmp_path):
+    """`pbx-app agi` with PBX_POLICY_URL serves what was published, as the engines do: its
+    /health names the published version in force, not the host's own file."""
+    url = postgres_server.new_database("policy")
+    path = tmp_path / "policy.yaml"
+    path.write_text(CHANGED)
+    version = await asyncio.to_thread(publish, url, path)
+    path.write_text(POLICY)  # the host's own file differs
+    secret = tmp_path / "agi_secret.conf"
+    secret.write_text("PBX_AGI_SECRET=" + "ab" * 32 + "\n")
+    secret.chmod(0o600)
+    health_port = free_port()
+    settings = Settings(policy_path=path, policy_url=url, database_url=f"sqlite:///{tmp_path}/journal.db",
+                        spool_dir=tmp_path / "spool", fallback_dir=tmp_path / "fallback",
+                        agi_bind=f"127.0.0.1:{free_port()}", engine_bind=f"127.0.0.1:{health_port}", agi_secret_file=secret)
+    server = asyncio.create_task(run_agi(settings))
+    seen: dict = {}
+
+    async def in_force() -> bool:
+        try:
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{health_port}/health") as r:
+                seen.update(await r.json())
+        except aiohttp.ClientError:
+            return False
+        return seen.get("policy") == f"published policy v{version}"
+
+    try:
+        for _ in range(100):
+            if await in_force():
+                break
+            await asyncio.sleep(0.1)
+        assert seen.get("policy") == f"published policy v{version}", seen
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server

@@ -16,7 +16,7 @@ from pbx_app.policy import analyse_file, analyse_policy, parse_policy
 from pbx_app.policy import swap
 from pbx_app.policy.published import policy_text
 from pbx_app.policy.store import PolicyStore
-from pbx_app.web.settings.policy_file import InvalidEdit, PolicyFile
+from pbx_app.web.settings.policy_file import InvalidEdit, PolicyFile, apply_setting
 from pbx_app.web.settings.no_answer import NoAnswerSetting
 
 GOOD = 'employees:\n  "101": {ring_time: 20, on_no_answer: {action: forward, to: "102"}}\n  "102": {ring_time: 20}\n'
@@ -182,7 +182,7 @@ def test_a_page_save_rewrites_only_the_employees_file(tmp_path):
     folder = company_folder(tmp_path / "policy")
     others = {p: p.read_text() for p in folder.rglob("*.yaml") if p.name != "101.yaml"}
     file = PolicyFile(folder)
-    file.save_no_answer_now("101", NoAnswerSetting(action="voicemail", ring_time=25), file.read().version("101"))
+    file.edit_now("101", lambda entry: apply_setting(entry, NoAnswerSetting(action="voicemail", ring_time=25)), file.read().version("101"))
     assert (folder / "employees" / "101.yaml").read_text() == (
         'employees:\n  "101":\n    name: Ivan   # the boss\n    ring_time: 25\n    on_no_answer: {action: voicemail}\n')
     assert {p: p.read_text() for p in others} == others

@@ -115,3 +115,21 @@ def test_sqlite_cdr_times_are_read_in_the_local_zone_they_were_written_in(tmp_pa
         monkeypatch.delenv("TZ")
         time.tzset()
     assert row.start == T0 and row.answer == T0 + timedelta(seconds=8)
+
+
+async def test_a_call_of_a_node_taken_as_lost_ends_as_lost_with_that_node_after_the_grace():
+    journal = MemoryJournal()
+    await journal.record(CallStarted("b-1795.2", T0, "79001234567", "101", "b-1795.2"))
+    await journal.record(LegStarted("b-1795.2", 1, T0, "employee", ("101",)))
+    await journal.record(CallStarted("a-1795.3", T0, "79001234568", "102", "a-1795.3"))
+    now = [T0 + timedelta(minutes=3)]
+    reconciler = Reconciler(Store(journal), journal, Cdr([]), grace=5, clock=lambda: now[0])
+    assert await reconciler.reconcile({"a-1795.3"}, frozenset({"b"})) == 0, "the grace still applies"
+    now[0] += timedelta(seconds=6)
+    assert await reconciler.reconcile({"a-1795.3"}, frozenset({"b"})) == 1
+    calls = {c.call_id: c for c in fold(journal.events)}
+    lost = calls["b-1795.2"]
+    assert (lost.result, lost.detail) == ("failed", "lost with node b")
+    assert lost.legs[0].outcome == "not_known" and lost.legs[0].cause == "lost with node b"
+    assert history_row(lost).what_happened == "what happened is not known; lost with node b"
+    assert calls["a-1795.3"].result is None, "node a still has its channel: in progress"

@@ -1,5 +1,5 @@
 import sqlite3, threading
-from pbx_app.history.sqlite_thread import _wal
+from pbx_app.db.sqlite_thread import _wal
 
 def test_wal_mode_waits_for_another_process_creating_the_tables(tmp_path):
     """Two engines opening a new journal at once: the second's switch to WAL meets the first's

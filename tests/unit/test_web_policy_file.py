@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pbx_app.policy import parse_policy
-from pbx_app.web.settings.policy_file import InvalidEdit, PolicyFile, StaleVersion, write_atomically
+from pbx_app.web.settings.policy_file import InvalidEdit, PolicyFile, StaleVersion, apply_setting, write_atomically
 from pbx_app.web.settings.no_answer import AnnouncementChoice, NoAnswerSetting
 
 POLICY = """\
@@ -70,7 +70,7 @@ def comments(text: str) -> list[str]:
 
 
 async def save(pf: PolicyFile, ext: str, setting: NoAnswerSetting):
-    return await pf.save_no_answer(ext, setting, pf.read().version(ext))
+    return await pf.edit(ext, lambda entry: apply_setting(entry, setting), pf.read().version(ext))
 
 
 async def test_comments_key_order_and_quotes_survive_a_save(policy_file):
@@ -136,7 +136,7 @@ async def test_the_version_follows_the_employees_entry_only(policy_file):
     assert first.version("101") != second.version("101")
     assert first.version("103") == second.version("103"), "another employee's version is unchanged"
     with pytest.raises(StaleVersion):
-        await policy_file.save_no_answer("101", NoAnswerSetting("drop"), first.version("101"))
+        await policy_file.edit("101", lambda entry: apply_setting(entry, NoAnswerSetting("drop")), first.version("101"))
 
 
 async def test_an_edit_the_loader_refuses_leaves_the_file_alone(policy_file):
@@ -151,7 +151,7 @@ async def test_the_before_write_hook_runs_first_and_can_stop_the_change(policy_f
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        await policy_file.save_no_answer("101", NoAnswerSetting("voicemail"), policy_file.read().version("101"),
+        await policy_file.edit("101", lambda entry: apply_setting(entry, NoAnswerSetting("voicemail")), policy_file.read().version("101"),
                                          before_write=audit_down)
     assert policy_file.path.read_text() == POLICY, "a change the audit log cannot record is not made"
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pbx_app.web.settings.policy_file import PolicyFile
+from pbx_app.web.settings.policy_file import PolicyFile, apply_setting
 from pbx_app.web.settings.no_answer import NoAnswerSetting
 from tests.unit.test_web_api import WebBed, forward
 
@@ -54,7 +54,7 @@ def test_a_save_rewrites_only_the_employees_own_lines(tmp_path):
     before = path.read_text()
     file = PolicyFile(path)
     version = file.read().version("2050")
-    saved = file.save_no_answer_now("2050", NoAnswerSetting(action="voicemail", ring_time=25), version)
+    saved = file.edit_now("2050", lambda entry: apply_setting(entry, NoAnswerSetting(action="voicemail", ring_time=25)), version)
     after = path.read_text()
     start = before.index('  "2050":')
     end = before.index('  "2051":')
@@ -63,7 +63,7 @@ def test_a_save_rewrites_only_the_employees_own_lines(tmp_path):
         '  "2050":\n    name: Ivan Worker50   # row 50\n    ring_time: 25\n    on_no_answer:\n      action: voicemail\n')
     assert saved.after.policy.employees["2050"].on_no_answer.kind == "voicemail"
     # The next save starts from what this one wrote, and finds the entries below it where they are.
-    again = file.save_no_answer_now("2119", NoAnswerSetting(action="forward", to="team1"), file.read().version("2119"))
+    again = file.edit_now("2119", lambda entry: apply_setting(entry, NoAnswerSetting(action="forward", to="team1")), file.read().version("2119"))
     last = path.read_text()
     assert last.split("# Teams below")[1] == before.split("# Teams below")[1]
     assert '  "2119":\n    name: Olga Worker119   # row 119\n    on_no_answer:\n      action: forward\n      to: team1\n' in last
@@ -89,7 +89,7 @@ def test_a_flow_style_policy_is_still_saved_whole(tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text('employees: {"101": {name: Ivan}, "102": {name: Petr}}\n')
     file = PolicyFile(path)
-    file.save_no_answer_now("101", NoAnswerSetting(action="voicemail"), file.read().version("101"))
+    file.edit_now("101", lambda entry: apply_setting(entry, NoAnswerSetting(action="voicemail")), file.read().version("101"))
     assert file._read_fresh().policy.employees["101"].on_no_answer.kind == "voicemail"
 
 

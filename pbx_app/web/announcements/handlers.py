@@ -24,11 +24,12 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def add_routes(webapp: web.Application) -> None:
-    r = webapp.router
-    r.add_post("/api/announcements", upload_announcement)
-    r.add_post("/api/announcements/tts", tts_announcement)
-    r.add_get("/api/announcements/{name}", play_announcement)
-    r.add_get("/api/sounds/standard/{lang}", play_standard)
+    webapp.router.add_routes([
+        web.post("/api/announcements", upload_announcement),
+        web.post("/api/announcements/tts", tts_announcement),
+        web.get("/api/announcements/{name}", play_announcement),
+        web.get("/api/sounds/standard/{lang}", play_standard),
+    ])
 
 
 async def _file_part(request: web.Request):

@@ -18,9 +18,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ...db.errors import StoreError
 from ...history.report import Names, names_of
 from ...history.rows import history_row, VOICEMAIL
-from ...history.store import CallFilter, StoreError
+from ...history.store import CallFilter
 from ...notices.voicemail import find_message
 from ...policy import Policy
 from ...users import User

@@ -54,6 +54,14 @@ def _forbidden(user: User, ext: str) -> web.Response:
     return error(403, f"{user.name} may change only their own setting (extension {user.extension})", "forbidden")
 
 
+def _search_arguments(request: web.Request) -> tuple[str, int, int]:
+    """?q=, ?page=, ?per_page= (BadInput, a 400, when they are not)."""
+    try:
+        return search_arguments(request.query)
+    except ValueError as exc:
+        raise BadInput(400, str(exc), "bad_request") from None
+
+
 def _extension(request: web.Request) -> str:
     ext = request.match_info["ext"]
     if len(ext) > MAX_EXT:
@@ -71,10 +79,7 @@ async def me(request: web.Request, session: Session, user: User) -> web.Response
 async def employees(request: web.Request, session: Session, user: User) -> web.Response:
     """A page of the employees the user may see: ?q= (name, extension or department; every
     word must match), ?page= (from 1), ?per_page= (at most 100). Never the whole company."""
-    try:
-        query, page, per_page = search_arguments(request.query)
-    except ValueError as exc:
-        return error(400, str(exc), "bad_request")
+    query, page, per_page = _search_arguments(request)
     web_ = state(request)
     try:
         snapshot = await web_.snapshot()
@@ -91,17 +96,14 @@ async def colleagues(request: web.Request, session: Session, user: User) -> web.
     ext = _extension(request)
     if not user.may_edit(ext):
         return _forbidden(user, ext)
-    try:
-        query, _, _ = search_arguments(request.query)
-    except ValueError as exc:
-        return error(400, str(exc), "bad_request")
+    query, _, _ = _search_arguments(request)
     web_ = state(request)
     try:
         snapshot = await web_.snapshot()
+        if snapshot.policy.employee(ext) is None:
+            return error(404, f"no employee {ext} in the policy", "not_found")
     except PolicyBroken as exc:
         return broken(web_, user, exc)
-    if snapshot.policy.employee(ext) is None:
-        return error(404, f"no employee {ext} in the policy", "not_found")
     return web.json_response({"colleagues": await asyncio.to_thread(find_colleagues, snapshot, ext, query)})
 
 

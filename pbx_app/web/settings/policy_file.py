@@ -55,12 +55,16 @@ class StaleVersion(Exception):
         super().__init__("the setting was changed by someone else since this version")
 
 
-class InvalidEdit(Exception):
-    """The edited policy does not validate (the loader's problems are in ``error``)."""
+class _NotValid(Exception):
+    """A policy that does not validate; the loader's problems are in ``error``."""
 
     def __init__(self, error: PolicyError):
         self.error = error
         super().__init__(str(error))
+
+
+class InvalidEdit(_NotValid):
+    """The edited policy does not validate: the edit is not made."""
 
 
 class FileChanged(Exception):
@@ -72,12 +76,8 @@ class FileChanged(Exception):
         super().__init__("the policy file changed while the save was being made")
 
 
-class PolicyBroken(Exception):
+class PolicyBroken(_NotValid):
     """The file as it stands does not validate: nothing is edited until the sysadmin fixes it."""
-
-    def __init__(self, error: PolicyError):
-        self.error = error
-        super().__init__(str(error))
 
 
 def _yaml_for(text: str) -> YAML:
@@ -143,6 +143,21 @@ class Saved:
     new_text: str = ""
 
 
+def _restamped(identity: tuple, target: Path) -> tuple | None:
+    """A policy directory's stamp (policy/folder.py) with ``target``'s entry brought up to date;
+    None where ``target`` is not one of its files."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return None
+    entries = list(identity)
+    for i, entry in enumerate(entries):
+        if entry[0] == str(target):
+            entries[i] = (entry[0], st.st_mtime_ns, st.st_size, st.st_ino)
+            return tuple(entries)
+    return None
+
+
 class PolicyFile:
     """The policy file as the page reads and edits it. Everything here is blocking (parsing,
     validating, fsync): the page calls it from worker threads, never on its event loop."""
@@ -193,13 +208,6 @@ class PolicyFile:
         target = Path(os.path.realpath(self.path))
         return target.with_name(f".{target.name}.lock")
 
-    async def save_no_answer(self, ext: str, setting: NoAnswerSetting, version: str,
-                             before_write=None) -> Saved:
-        return await asyncio.to_thread(self.save_no_answer_now, ext, setting, version, before_write)
-
-    def save_no_answer_now(self, ext: str, setting: NoAnswerSetting, version: str, before_write=None) -> Saved:
-        return self.edit_now(ext, lambda body: apply_setting(body, setting), version, before_write)
-
     async def edit(self, ext: str, change: Callable[[CommentedMap], None], version: str, before_write=None) -> Saved:
         return await asyncio.to_thread(self.edit_now, ext, change, version, before_write)
 
@@ -210,6 +218,7 @@ class PolicyFile:
         file changed (a hand edit) while this save was being made: nothing is written then."""
         with self._lock, _flocked(self.lock_path):
             before = self.read()  # what this process last read or wrote, if the file is still that
+            identity = self._cache[0] if self._cache is not None and self._cache[1] is before else None
             body = before.employee_body(ext)
             if body is None:
                 raise UnknownEmployee(ext)
@@ -225,7 +234,7 @@ class PolicyFile:
             if before_write is not None:
                 before_write(before, after)
             write_atomically(target, new, expected=old)
-            self._remember(after)
+            self._remember(after, target, identity)
             return Saved(before, after, old, new)
 
     def _edit_in_folder(self, before: Snapshot, ext: str, change) -> tuple[Path, str, str, Snapshot]:
@@ -288,10 +297,14 @@ class PolicyFile:
             raise InvalidEdit(PolicyError(errors))
         return Snapshot(text, tree, policy)
 
-    def _remember(self, after: Snapshot) -> None:
+    def _remember(self, after: Snapshot, target: Path, identity: tuple | None) -> None:
         """The file as just written is what the next read gets, unless it changed since."""
         if self.path.is_dir():
-            self._cache = (stamp(self.path), after)
+            # The directory as read before the save, with the one file written: 10,000 stats
+            # fewer (~50 ms) than stamping it again, and a hand edit of another file meanwhile
+            # still shows on the next read.
+            restamped = _restamped(identity, target) if identity is not None else None
+            self._cache = (restamped, after) if restamped is not None else None
             return
         try:
             st = os.stat(self.path)

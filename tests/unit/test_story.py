@@ -1,6 +1,6 @@
-"""The FastAGI step machine, one request at a time as Asterisk makes them: each request builds
-its flow from nothing but the state the channel carries (state.py), as another server process
-would. The journal must read as the ARI flow's for the same call."""
+"""The call story (pbx_app/story), one report at a time as FastAGI requests bring them: each
+report builds the story from nothing but the plan and cursor the channel carries, as another
+server process would. test_story_parity.py plays the same calls through both transports."""
 
 from __future__ import annotations
 
@@ -10,16 +10,21 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pbx_app.outbound.guard import Verdict, screen
-from pbx_app.outbound.patterns import compile_pattern
+from pbx_app.policy.patterns import compile_pattern
 from pbx_app.policy.model import OutboundSettings
 
-from pbx_app.agi.flow import AgiFlow, Report
-from pbx_app.agi.state import Cursor, PlanTooLarge, decode_plan, encode_plan
+from pbx_app.story import CallStory, Cursor, Report
+from pbx_app.story.codec import PlanTooLarge, decode_plan, encode_plan
+from pbx_app.agi.steps import channel_variables
 from pbx_app.history.events import CallEnded, LegEnded, LegStarted, MemoryJournal
-from pbx_app.history.store import StoreError
+from pbx_app.db.errors import StoreError
 from pbx_app.policy import parse_policy
 from pbx_app.routing import Plan, Ring, Target, decide
 from pbx_app.routing.decide import CallContext
+
+def variables(instruction) -> dict[str, str]:
+    return channel_variables(instruction, "")
+
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 POLICY = parse_policy("""
@@ -45,13 +50,14 @@ class Call:
         self.state = ""
         self.clock = NOW
 
-    def flow(self) -> AgiFlow:
+    def flow(self) -> CallStory:
         plan = decode_plan("".join(self.plan_vars.values()))
-        return AgiFlow(plan, "1.1", self.journal, lambda: self.clock, Cursor.decode(self.state) if self.state else None)
+        return CallStory(plan, "1.1", self.journal, lambda: self.clock, Cursor.decode(self.state) if self.state else None,
+                       caller="7900")
 
     async def start(self):
         flow = self.flow()
-        return self._keep(flow, await flow.start("7900", "1.1", "PJSIP/c-1"))
+        return self._keep(flow, await flow.start("1.1", "PJSIP/c-1"))
 
     async def next(self, seconds: float = 0, **report):
         self.clock += timedelta(seconds=seconds)
@@ -83,9 +89,9 @@ class Call:
 async def test_no_answer_then_busy_tone_without_a_cdr_row_for_it():
     call = Call("105")
     first = await call.start()
-    assert (first.do, first.variables["PBX_TO"], first.variables["PBX_DIAL"], first.variables["PBX_RINGTIME"]) == (
+    assert (first.do, variables(first)["PBX_TO"], variables(first)["PBX_DIAL"], variables(first)["PBX_RINGTIME"]) == (
         "ring", "105", "PJSIP/105", "2")
-    assert first.variables["PBX_LEG"] == "1.1:1:employee:105"
+    assert variables(first)["PBX_LEG"] == "1.1:1:employee:105"
     end = await call.next(2, dialstatus="NOANSWER", hangupcause="0")
     assert (end.do, end.cdr_off, call.state) == ("busy", True, "end")
     assert call.story() == [("leg", 1, "employee", ("105",)), ("leg ended", 1, "no_answer", None), ("ended", "dropped", "busy")]
@@ -96,9 +102,9 @@ async def test_announcement_then_forward_answered_and_the_callee_hangs_up_first(
     call = Call("101")
     await call.start()
     announce = await call.next(2, dialstatus="NOANSWER")
-    assert (announce.do, announce.variables["PBX_SOUND"], announce.cdr_off) == ("announce", "pbx_app/forward-notice", False)
+    assert (announce.do, variables(announce)["PBX_SOUND"], announce.cdr_off) == ("announce", "pbx_app/forward-notice", False)
     ring = await call.next(4.6, playback="SUCCESS")
-    assert (ring.do, ring.variables["PBX_TO"], ring.variables["PBX_LEG"]) == ("ring", "102", "1.1:3:forward:102")
+    assert (ring.do, variables(ring)["PBX_TO"], variables(ring)["PBX_LEG"]) == ("ring", "102", "1.1:3:forward:102")
     end = await call.next(5, dialstatus="ANSWER", hangupcause="16", peer="PJSIP/102-0000000a", answered_ms="4000")
     assert (end.do, end.cdr_off) == ("hangup", True)
     assert call.story()[-2:] == [("leg ended", 3, "answered", "102"), ("ended", "answered", "answered by 102")]
@@ -109,18 +115,19 @@ async def test_busy_employee_rings_the_department_and_the_peer_names_who_answere
     call = Call("101")
     await call.start()
     group = await call.next(0.1, dialstatus="BUSY", hangupcause="17")
-    assert (group.do, group.variables["PBX_TO"], group.variables["PBX_DIAL"]) == ("ring", "sales", "PJSIP/102&PJSIP/103")
-    assert group.variables["PBX_LEG"] == "1.1:2:forward:102+103"
+    assert (group.do, variables(group)["PBX_TO"], variables(group)["PBX_DIAL"]) == ("ring", "sales", "PJSIP/102&PJSIP/103")
+    assert variables(group)["PBX_LEG"] == "1.1:2:forward:102+103"
     await call.hangup(3, dialstatus="ANSWER", peer="PJSIP/103-00000002", answered_ms="1000")
     assert call.story()[-2:] == [("leg ended", 2, "answered", "103"), ("ended", "answered", "answered by 103")]
 
 
-async def test_caller_hangs_up_during_the_announcement_leaves_its_leg_open_as_the_ari_flow_does():
+async def test_caller_hangs_up_during_the_announcement_ends_its_leg_as_in_ari_mode():
     call = Call("101")
     await call.start()
     await call.next(2, dialstatus="NOANSWER")
     await call.hangup(1, dialstatus="NOANSWER")
-    assert call.story()[-2:] == [("leg", 2, "announcement", ()), ("ended", "caller_hung_up", "the caller hung up")]
+    assert call.story()[-3:] == [("leg", 2, "announcement", ()), ("leg ended", 2, "caller_hung_up", None),
+                                 ("ended", "caller_hung_up", "the caller hung up")]
     assert call.state == "end"
 
 
@@ -135,8 +142,8 @@ async def test_voicemail_message_counted_in_the_h_extension():
     call = Call("104")
     await call.start()
     box = await call.next(2, dialstatus="NOANSWER")
-    assert (box.do, box.variables["PBX_TO"], box.variables["PBX_MAILBOX"]) == ("voicemail", "104", "104@default")
-    assert box.variables["PBX_LEG"] == "1.1:2:voicemail:104"
+    assert (box.do, variables(box)["PBX_TO"], variables(box)["PBX_MAILBOX"]) == ("voicemail", "104", "104@default")
+    assert variables(box)["PBX_LEG"] == "1.1:2:voicemail:104"
     await call.hangup(20, vm_before="3", vm_after="4")
     assert call.story()[-2:] == [("leg ended", 2, "message_left", None), ("ended", "voicemail", "message left")]
 
@@ -147,7 +154,7 @@ async def test_voicemail_returning_to_the_dialplan_without_a_message():
     await call.next(2, dialstatus="NOANSWER")
     end = await call.next(5, vmstatus="SUCCESS", vm_before="0", vm_after="0")
     assert (end.do, end.cdr_off) == ("hangup", False)
-    assert call.journal.events[-2].cause == "SUCCESS"
+    assert call.journal.events[-2].cause is None
     assert call.story()[-1] == ("ended", "voicemail", "no message left")
 
 
@@ -185,7 +192,7 @@ def test_a_plan_beyond_four_chunks_is_refused():
 async def test_a_call_whose_plan_cannot_ride_on_the_channel_is_journalled_as_failed_with_busy():
     call = Call("105")
     flow = call.flow()
-    end = await flow.start("7900", "1.1", "PJSIP/c-1", refuse=True)
+    end = await flow.start("1.1", "PJSIP/c-1", refuse=True)
     assert (end.do, end.cdr_off, flow.state) == ("busy", False, "end")
     assert [type(e).__name__ for e in call.journal.events] == ["CallStarted", "CallEnded"]
     assert call.story() == [("ended", "failed", "internal error, busy given")]
@@ -201,11 +208,11 @@ employees:
 async def test_fastagi_mode_without_ami_skips_a_callback_offer_and_runs_its_then_action():
     plan = decide(OFFER_POLICY, CallContext("107", "7900", NOW))
     journal = MemoryJournal()
-    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None)
-    await flow.start("7900", "1.1", "PJSIP/c-1")
-    after = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state))
+    flow = CallStory(plan, "1.1", journal, lambda: NOW, None)
+    await flow.start("1.1", "PJSIP/c-1")
+    after = CallStory(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state))
     step = await after.next(Report(dialstatus="NOANSWER"))
-    assert (step.do, step.variables["PBX_MAILBOX"]) == ("voicemail", "107@default")
+    assert (step.do, variables(step)["PBX_MAILBOX"]) == ("voicemail", "107@default")
 
 
 class Stored:
@@ -228,12 +235,12 @@ class Stored:
 async def offered_call(callbacks, caller="79001234567"):
     plan = decide(OFFER_POLICY, CallContext("107", caller, NOW))
     journal = MemoryJournal()
-    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None, callbacks=callbacks, caller=caller)
-    await flow.start(caller, "1.1", "PJSIP/c-1")
+    flow = CallStory(plan, "1.1", journal, lambda: NOW, None, callbacks=callbacks, caller=caller)
+    await flow.start("1.1", "PJSIP/c-1")
 
     async def step(**report):
         nonlocal flow
-        flow = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=callbacks, caller=caller)
+        flow = CallStory(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=callbacks, caller=caller)
         return await flow.next(Report(**report))
 
     return step, journal
@@ -244,10 +251,10 @@ async def test_with_ami_the_offer_is_made_and_pressing_1_stores_the_request_and_
     step, journal = await offered_call(store)
     offer = await step(dialstatus="NOANSWER")
     assert offer.do == "offer"
-    assert offer.variables["PBX_LEG"] == "1.1:2:callback_offer:107:answered"
-    assert offer.variables["PBX_OFFER_TIMEOUT"] == "5"
+    assert variables(offer)["PBX_LEG"] == "1.1:2:callback_offer:107:answered"
+    assert variables(offer)["PBX_OFFER_TIMEOUT"] == "5"
     done = await step(digit="1")
-    assert done.do == "callback" and done.variables == {}
+    assert done.do == "callback" and done.final
     [request] = store.requests
     assert (request.id, request.employee, request.client, request.leg) == ("1.1", "107", "79001234567", 2)
     assert request.next_try_at == NOW + timedelta(seconds=60), "not answered: not at once again"
@@ -285,11 +292,11 @@ async def test_the_caller_hanging_up_during_the_offer_ends_its_leg_and_the_call(
     store = Stored()
     plan = decide(OFFER_POLICY, CallContext("107", "79001234567", NOW))
     journal = MemoryJournal()
-    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, None, callbacks=store, caller="79001234567")
-    await flow.start("79001234567", "1.1", "PJSIP/c-1")
-    flow = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
+    flow = CallStory(plan, "1.1", journal, lambda: NOW, None, callbacks=store, caller="79001234567")
+    await flow.start("1.1", "PJSIP/c-1")
+    flow = CallStory(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
     assert (await flow.next(Report(dialstatus="NOANSWER"))).do == "offer"
-    h = AgiFlow(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
+    h = CallStory(plan, "1.1", journal, lambda: NOW, Cursor.decode(flow.state), callbacks=store, caller="79001234567")
     await h.hangup(Report())
     assert h.state == "end" and store.requests == []
     ended = [e for e in journal.events if isinstance(e, (LegEnded, CallEnded))]

@@ -9,9 +9,9 @@ from typing import Any, Sequence
 
 import psycopg
 
+from .errors import StoreError
 from .postgres_schema import ensure_postgres
 from .schema_versions import Component
-from .store import StoreError
 
 
 class PostgresConnection:

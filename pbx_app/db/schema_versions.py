@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, Sequence
 
-from .store import StoreError
+from .errors import StoreError
 
 SCHEMA_LOCK = 0x7062785F736368  # "pbx_sch": one process at a time creates or migrates tables
 VERSIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_versions (

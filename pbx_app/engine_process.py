@@ -31,24 +31,17 @@ from .history.spool import SpoolBusy
 from .memory import give_back_freed_memory
 from .outbound.wiring import open_guard
 from .nodes import EngineGroup, NodeListings
-from .policy import PolicyError
-from .policy.published import PublishedPolicy
-from .policy.store import PolicyStore
 from .settings import Settings
-from .signals import handle_signals
+from .startup import CANNOT_START, load_policy, serve_health, stop_on_signals
 from .web.http.edge import allowed_hosts_middleware
 
 log = logging.getLogger(__name__)
 
 
 async def run_engine(settings: Settings) -> int:
-    try:
-        policy = PolicyStore(settings.policy_path)
-    except PolicyError as exc:
-        log.error("cannot start, the policy is not valid:\n%s", exc)
-        return 2
-    if settings.policy_url:
-        policy = PublishedPolicy(settings.policy_url, policy)
+    policy = load_policy(settings)
+    if policy is None:
+        return CANNOT_START
     app = app_name(settings.engine_name)
     aris = [AriClient(url, settings.ari_user, settings.ari_password, app, rest_over_websocket=settings.ari_rest == "websocket")
             for url in settings.ari_urls]
@@ -78,20 +71,20 @@ async def run_engine(settings: Settings) -> int:
     reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url),
                             grace=settings.reconcile_grace, busy=group.busy)
     # A listing older than a few sweeps means that node is down or unreachable: no call is ended
-    # while some node could still have its channel.
-    listings = NodeListings(len(engines), reconciler.reconcile, max_age=3 * settings.sweep_interval + 5)
-    sweepers = [Sweeper(engine, settings.sweep_interval, on_listing=listings.listener(i))
+    # while some node could still have its channel — until it is taken as lost.
+    listings = NodeListings(len(engines), reconciler.reconcile, max_age=3 * settings.sweep_interval + 5,
+                            lost_after=settings.node_lost_after if len(engines) > 1 else None)
+    sweepers = [Sweeper(engine, settings.sweep_interval, on_listing=listings.listener(i),
+                        stranded_after=settings.stranded_after)
                 for i, engine in enumerate(engines)]
     # Only the Host names the site allows: a DNS-rebinding page must not read /health or /metrics.
     webapp = web.Application(middlewares=[allowed_hosts_middleware(settings.web_allowed_hosts)])
-    observability.setup(webapp, engines[0] if len(engines) == 1 else group, policy, metrics)
-    try:
-        web_runner = await observability.serve(webapp, settings.engine_bind)
-    except OSError as exc:
-        log.error("cannot serve /health and /metrics on PBX_ENGINE_BIND=%s: %s", settings.engine_bind, exc.strerror or exc)
+    observability.setup(webapp, engines[0] if len(engines) == 1 else group, policy, metrics, journal)
+    web_runner = await serve_health(webapp, settings)
+    if web_runner is None:
         await journal.close()
-        return 2
-    stop = handle_signals(policy)
+        return CANNOT_START
+    stop = stop_on_signals(policy)
     log.info("engine %s: ARI %s as %s, policy %s", app, ", ".join(settings.ari_urls), settings.ari_user,
              settings.policy_path)
     runners = [asyncio.create_task(engine.run()) for engine in engines]

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 import psycopg
 from psycopg.rows import dict_row
 
+from .errors import StoreError
 from .schema_versions import SCHEMA_LOCK, Component, ensure
-from .store import StoreError
 
 
 def pg_sql(sql: str) -> str:

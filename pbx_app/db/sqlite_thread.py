@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..private_files import private_sqlite
-from .codec import parse_time
+from .codec import read_time
+from .errors import StoreError
 from .schema_versions import Component, ensure_sqlite
-from .store import StoreError
 
 
 def sqlite_path(url: str) -> str:
@@ -23,10 +23,6 @@ def sqlite_path(url: str) -> str:
     if not rest.startswith("///"):
         raise ValueError(f"{url!r}: a SQLite URL is sqlite:////absolute/path.db or sqlite:///relative.db")
     return rest[3:]
-
-
-def _read_time(value: str | None):
-    return None if value is None else parse_time(value)
 
 
 def _wal(db: sqlite3.Connection, tries: int = 50) -> None:
@@ -71,7 +67,7 @@ class SqliteOnThread:
             # FULL: a shipped segment of the spool is deleted once the commit returns.
             db.execute("PRAGMA synchronous=FULL")
             try:
-                ensure_sqlite(db, self._components, self.path, _read_time)
+                ensure_sqlite(db, self._components, self.path, read_time)
             except BaseException:
                 db.close()
                 raise
