@@ -196,7 +196,7 @@ class AgiServer:
         now = self.clock()
         crm = await crm_lookup(self.crm, policy, caller)  # bounded by the CRM deadline, never raises
         context = CallContext(extension=extension, caller=caller, at=now, crm=crm.rule, crm_note=crm.note)
-        plan = await vet_plan(decide(policy, context, random.Random()), self.callbacks and self.callbacks.guard, policy, call_id)
+        plan = await vet_plan(decide(policy, context, random.Random()), getattr(self.callbacks, "guard", None), policy, call_id)
         flow = CallStory(plan, call_id, self.journal, self.clock, callbacks=self.callbacks, caller=caller)
         try:
             plan_vars = encode_plan(plan)

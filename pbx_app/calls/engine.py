@@ -187,7 +187,7 @@ class CallEngine:
         # The caller already hears ringing (pbx-direct's Ringing()); the CRM has its own deadline.
         crm = await crm_lookup(self.crm, policy, call.caller)  # never raises
         context = CallContext(extension=extension, caller=call.caller, at=self.clock(), crm=crm.rule, crm_note=crm.note)
-        plan = await vet_plan(decide(policy, context, random.Random()), self.callbacks and self.callbacks.guard, policy, call.id)
+        plan = await vet_plan(decide(policy, context, random.Random()), getattr(self.callbacks, "guard", None), policy, call.id)
         await CallFlow(call, plan, self.journal, self.clock, self.ari.app, self._requests()).run()
 
     async def _take_over(self, call: CallChannel, entry: dp.Entry) -> None:
