@@ -63,7 +63,8 @@ async def run_engine(settings: Settings) -> int:
     guard = open_guard(settings.database_url, policy, lambda reason: metrics.outbound_refused.labels(reason).inc())
     callbacks = [CallbackService(AriPhones(ari), requests, policy, observed, interval=settings.callback_interval, guard=guard)
                  for ari in aris]
-    engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls, callbacks=service)
+    engines = [CallEngine(ari, policy, journal=observed, crm=crm, max_calls=settings.max_calls, callbacks=service,
+                          disown_late=settings.stranded_after > 0)
                for ari, service in zip(aris, callbacks)]
     for engine in engines:
         engine.events.give_up_after = settings.ari_give_up_after

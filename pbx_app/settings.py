@@ -28,8 +28,11 @@ class Settings:
     sweep_interval: float = 10.0  # seconds between looks for abandoned callers and calls left in progress
     # seconds an Asterisk node may stay unlisted before its calls are ended as lost with it
     node_lost_after: float = 120.0
-    # seconds a caller may wait in an engine's Stasis before another engine rescues it (wedged owner)
-    stranded_after: float = 1.5
+    # seconds a caller may wait in an engine's Stasis before another engine rescues it (wedged owner).
+    # 0 (the default): a caller seen waiting on two sweeps is rescued. The fast rescue lists every
+    # channel every stranded_after/3 s, a cost per engine that grows with the calls in progress, and
+    # only pays where other engines can take the caller (scripts/cluster sets 1.5).
+    stranded_after: float = 0.0
     policy_path: Path = Path("config/policy.yaml")
     # Engines on several hosts: follow the policy `pbx-app publish` stores here (postgresql://...),
     # starting from the file's. Unset: the file, polled every second.

@@ -71,6 +71,7 @@ class CallEngine:
         crm: CrmProvider | None = None,
         max_calls: int = 0,
         callbacks: CallbackService | None = None,
+        disown_late: bool = False,
     ):
         self.ari = ari
         self.policy = policy  # called once per new call: a reload never touches calls in flight
@@ -86,7 +87,9 @@ class CallEngine:
         self.refused = 0  # new calls not claimed because we were full
         self.taken_over = 0  # calls claimed from an engine that was gone
         self.event_counts: dict[str, int] = {}  # ARI events received, by type (for /metrics)
-        self.lateness = Lateness()
+        # With the fast rescue on (PBX_STRANDED_AFTER), a caller whose StasisStart reaches us late
+        # was moved on by another engine meanwhile; without it, nobody else would take that caller.
+        self.lateness = Lateness() if disown_late else None
         # Serves callback requests; sees its own channels' events and device states first.
         self.callbacks = callbacks
 
@@ -97,7 +100,7 @@ class CallEngine:
     def dispatch(self, event: dict) -> None:
         kind = event.get("type", "")
         self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
-        late = self.lateness.of(event)  # every event keeps the measure's base fresh
+        late = self.lateness.of(event) if self.lateness else 0.0  # every event keeps the base fresh
         if kind == "CallBroadcast":
             self.spawn(self._claim(event), "claim")
             return

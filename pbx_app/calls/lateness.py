@@ -25,7 +25,7 @@ class Lateness:
 
     def of(self, event: dict) -> float:
         try:
-            sent = datetime.strptime(event["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+            sent = datetime.fromisoformat(event["timestamp"]).timestamp()  # strptime: 5x the cost, every event
         except (KeyError, TypeError, ValueError):
             return 0.0
         now = self.clock()

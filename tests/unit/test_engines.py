@@ -242,7 +242,7 @@ async def test_a_wedged_engines_caller_is_rescued_within_seconds_and_the_engine_
     and it leaves that caller to the engine that now carries it."""
     fake = FakeAsterisk(phones={"PJSIP/101": "rings", "PJSIP/102": "answer"})
     journal = MemoryJournal()
-    a, b = engines(fake, "a", "b", journal=journal)
+    a, b = engines(fake, "a", "b", journal=journal, disown_late=True)
     channel = fake.new_call("101")
     await fake.settle()
     ch = fake.channels[channel]
