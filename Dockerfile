@@ -29,7 +29,7 @@ COPY dialplan ./dialplan
 RUN python3 -m venv --system-site-packages /opt/pbx_app/venv \
  && /opt/pbx_app/venv/bin/pip install -q --no-cache-dir --disable-pip-version-check --no-index --no-deps --no-build-isolation . \
  && rm -rf /opt/pbx_app/pbx_app /opt/pbx_app/sounds /opt/pbx_app/dialplan /opt/pbx_app/build \
- && cd / && /opt/pbx_app/venv/bin/python -c "import pbx_app.runner, pbx_app.history.postgres_store, pbx_app.users.store" \
+ && cd / && /opt/pbx_app/venv/bin/python -c "import pbx_app.engine_process, pbx_app.history.postgres_store, pbx_app.users.store" \
  && ln -s /opt/pbx_app/venv/bin/pbx-app /usr/local/bin/pbx-app
 
 # We own /etc/asterisk entirely, as the test bed does.
