@@ -68,6 +68,7 @@ STATE = "PBX_STATE"  # the signed cursor (agi/state.py), or "end" once the call'
 TO = "PBX_TO"  # the extension the next step runs under (the CDR's dst)
 DIAL_STRING = "PBX_DIAL"  # a ring's Dial() string
 RINGTIME = "PBX_RINGTIME"
+WHISPER = "PBX_WHISPER"  # a ring: the callee first hears "forwarded call for" these digits (Dial U(pbx-whisper))
 SOUND = "PBX_SOUND"  # Playback() name: an announcement, the drop message, the callback offer
 ANSWER_NOW = "PBX_ANSWER"  # "1": answer the caller before the announcement
 DIGIT = "PBX_DIGIT"  # the key the client pressed at a callback offer (Read())

@@ -20,7 +20,7 @@ def channel_variables(instruction: Instruction, state: str) -> dict[str, str]:
     i = instruction
     step: dict[str, str] = {}
     if i.do == "ring":
-        step = {dp.TO: i.to, dp.DIAL_STRING: i.dial, dp.RINGTIME: str(i.ringtime), dp.LEG: i.leg}
+        step = {dp.TO: i.to, dp.DIAL_STRING: i.dial, dp.RINGTIME: str(i.ringtime), dp.LEG: i.leg, dp.WHISPER: i.whisper}
     elif i.do in ("announce", "message"):
         step = {dp.SOUND: i.sound, dp.ANSWER_NOW: "1" if i.answer_first else ""}
     elif i.do == "voicemail":

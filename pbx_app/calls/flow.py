@@ -199,7 +199,7 @@ class CallFlow:
         await self.call.continue_to(context, instruction.to)
 
     def _ring_vars(self, ring: Instruction) -> dict[str, str]:
-        return {dp.RING: dp.PackedRing(ring.dial, ring.ringtime, ring.leg).encode(), dp.ANNOUNCE: "",
+        return {dp.RING: dp.PackedRing(ring.dial, ring.ringtime, ring.leg).encode(), dp.ANNOUNCE: "", dp.WHISPER: ring.whisper,
                 dp.FALLBACKS: self._fallbacks(Cursor.decode(ring.cursor)).encode()}
 
     @staticmethod

@@ -296,7 +296,7 @@ def _action_steps(
 def _whispered(action: Action, owner: Employee, ring: Ring) -> Ring:
     """The colleague hears whose call it is first, when the forward asks for it (replace() only
     then: it is the costly part of a plain decision)."""
-    return replace(ring, whisper=owner.name) if action.whisper else ring
+    return replace(ring, whisper=owner.extension) if action.whisper else ring
 
 
 def _offer(d: _Decision, owner: Employee, action: Action) -> tuple[Step, ...]:

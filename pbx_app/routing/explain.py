@@ -55,7 +55,9 @@ def step_words(policy: Policy, step: Step) -> str:
             together = " together" if len(step.targets) > 1 else ""
             return f"Ring department {step.department}: {people}{together}, for {step.timeout} s."
         who = f"{step.targets[0].extension} hears" if len(step.targets) == 1 else "they hear"
-        heard = f" ({who} \"forwarded call for {step.whisper}\" first)" if step.whisper else ""
+        owner = policy.employees.get(step.whisper)
+        whose = f"{step.whisper} ({owner.name})" if owner and owner.name else step.whisper
+        heard = f" ({who} \"forwarded call for {whose}\" first)" if step.whisper else ""
         return f"Ring {people} for {step.timeout} s{heard}."
     if isinstance(step, Announce):
         how = "the caller is answered first (answer_first)" if step.answer_first else "as early media: the caller is not answered for it"

@@ -75,8 +75,8 @@ class Ring:
     role: Literal["employee", "forward"]
     department: str | None = None
     type: Literal["ring"] = "ring"
-    # A forward to a colleague: they hear "forwarded call for <whisper>" (the employee whose call
-    # it is) before the client is put through; "" none.
+    # A forward to a colleague: they hear "forwarded call for <whisper>" (the extension of the
+    # employee whose call it is, said digit by digit) before the client is put through; "" none.
     whisper: str = ""
 
     def answered_by(self, peer: str | None) -> str | None:

@@ -66,6 +66,7 @@ class Instruction:
     answer_first: bool = False
     mailbox: str = ""
     offer_timeout: int = 0
+    whisper: str = ""  # ring: the callee first hears "forwarded call for" these digits ("" none)
     cdr_off: bool = False  # set CDR_PROP(disable) first: no CDR row for what is left
     cursor: str = ""  # where the story stands while this step runs (Cursor.encode(); ENDED)
     then: "Instruction | None" = field(default=None, repr=False)  # announce: the step after it
@@ -234,7 +235,7 @@ class CallStory:
         who = "+".join(t.extension for t in step.targets)
         return self._instruction("ring", to=step.department or step.targets[0].extension,
                                  dial="&".join(t.endpoint for t in step.targets), ringtime=step.timeout,
-                                 leg=f"{self.call_id}:{leg}:{step.role}:{who}")
+                                 leg=f"{self.call_id}:{leg}:{step.role}:{who}", whisper=step.whisper)
 
     def _voicemail(self, step: Voicemail, leg: int) -> Instruction:
         return self._instruction("voicemail", to=step.extension, mailbox=step.mailbox,

@@ -33,3 +33,22 @@ async def test_ring_my_mobile_too_answered_on_the_mobile_says_so_in_history(jour
     [invite] = carrier.received("INVITE")
     assert invite.first_line.startswith(f"INVITE sip:{MOBILE}@")
     assert desk.received("CANCEL"), "the desk stopped ringing"
+
+
+async def test_a_whispered_forward_puts_the_client_through_after_the_colleague_heard_whose_call_it_is(journaled_app, sip):
+    app = await journaled_app("""
+employees:
+  "101": {name: Ivan Petrov, ring_time: 2, on_no_answer: {action: forward, to: "102", announcement: none, whisper: true}}
+  "102": {name: Petr Ivanov, ring_time: 8}
+""")
+    sip.phone("101", "ring_forever")
+    colleague = sip.phone("102", "answer", answer_delay_ms=300)
+    caller = sip.call("101", talk_ms=500, caller=CLIENT)
+    assert await caller.wait(40) == 0
+    _, row = await ended_call(app)
+    assert (row.status, app.ended()[-1].detail) == ("answered", "answered by 102")
+    [picked_up] = colleague.sent(200)
+    [client_answered] = caller.received(200)
+    # "Forwarded call for" (1.7 s) and "1 0 1" play to 102 before the bridge; without the whisper
+    # the client is answered within milliseconds of 102.
+    assert (client_answered.at - picked_up.at).total_seconds() >= 2.0, "102 heard the whisper first"

@@ -69,7 +69,7 @@ def test_forwards_to_the_mobile_and_to_an_outside_number_go_through_the_trunk():
     assert (outside.extension, outside.label, outside.number, outside.confirm) == ("101", "8 (900) 111-22-33", "79001112233", False)
     assert outside.endpoint == dial_string(ExternalLeg("101", "89001112233", "carrier", 0, False, "74951234567"))
     colleague = next(s for s in plan.on_unreachable if isinstance(s, Ring))
-    assert colleague.whisper == "Ivan Petrov", "102 hears whose call it is"
+    assert colleague.whisper == "101", "102 hears whose call it is: the number of the employee it was for"
     assert [t.label for t in colleague.targets] == ["", "mobile"], "a colleague's own ring_mobile rings with them"
 
 
@@ -100,7 +100,7 @@ def test_explain_shows_the_mobile_the_trunk_and_the_confirm():
     assert "101's mobile rings with the desk phone, joining after 8 s" in text
     assert "the outside number 8 (900) 111-22-33 (79001112233) (through the trunk carrier" in text
     assert 'Ring 102 (Petr) on PJSIP/102 and 102 (Petr)\'s mobile 79007654321' in text
-    assert '(they hear "forwarded call for Ivan Petrov" first)' in text
+    assert '(they hear "forwarded call for 101 (Ivan Petrov)" first)' in text
 
 
 def test_plan_json_round_trips_outside_legs_and_reads_old_plans():

@@ -36,6 +36,7 @@ employees:
   "104": {name: Olga, ring_time: 2, mailbox: "104@default", on_no_answer: {action: voicemail}}
   "105": {name: Sergei, ring_time: 2}
   "106": {name: Pavel, ring_time: 2, absences: [{from: "2000-01-01", to: "2999-12-31"}]}
+  "107": {name: Nina, ring_time: 2, on_no_answer: {action: forward, to: "102", announcement: none, whisper: true}}
 departments:
   sales: {members: ["102", "103"], strategy: ringall, ring_time: 5}
 """, "<test>")
@@ -119,6 +120,14 @@ async def test_busy_employee_rings_the_department_and_the_peer_names_who_answere
     assert variables(group)["PBX_LEG"] == "1.1:2:forward:102+103"
     await call.hangup(3, dialstatus="ANSWER", peer="PJSIP/103-00000002", answered_ms="1000")
     assert call.story()[-2:] == [("leg ended", 2, "answered", "103"), ("ended", "answered", "answered by 103")]
+
+
+async def test_a_whispered_forward_tells_the_dialplan_whose_call_it_is_and_a_plain_ring_clears_it():
+    call = Call("107")
+    first = await call.start()
+    assert variables(first)["PBX_WHISPER"] == "", "the employee's own ring: nothing to whisper (a stale value is cleared)"
+    forward = await call.next(2, dialstatus="NOANSWER")
+    assert (forward.do, variables(forward)["PBX_TO"], variables(forward)["PBX_WHISPER"]) == ("ring", "102", "107")
 
 
 async def test_caller_hangs_up_during_the_announcement_ends_its_leg_as_in_ari_mode():
