@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     # explain reaches the CRM (aiohttp): 0.13 s to import, which `check` must not pay.
     p = sub.add_parser("explain", help="what would happen to a call, and why (CRM, schedule, absence, profile, default)")
     if every or command == "explain":
-        importlib.import_module(".routing.explain_command", __package__).add_explain_arguments(p)
-    p.set_defaults(func=_later(".routing.explain_command", "cmd_explain"))
+        importlib.import_module(".explain_command", __package__).add_explain_arguments(p)
+    p.set_defaults(func=_later(".explain_command", "cmd_explain"))
     for name, (module, adds) in _REGISTERED_ELSEWHERE.items():
         if every or command == name:
             getattr(importlib.import_module(module, __package__), adds)(sub)

@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ..outbound.external_leg import ExternalLeg, dial_string
+from .external_leg import ExternalLeg, dial_string
 from ..policy.external import outside_number
 from ..policy.model import MOBILE, Action, Announcement, CrmRule, Department, Employee, Policy, is_outside
 from ..policy.numbers import canonical_number

@@ -56,7 +56,7 @@ class Target:
 
 @dataclass(frozen=True)
 class OutsideTarget(Target):
-    """A leg outside the PBX (outbound/external_leg.py): ``label`` says where it rings, "mobile"
+    """A leg outside the PBX (routing/external_leg.py): ``label`` says where it rings, "mobile"
     (the employee's own) or the outside number as written; ``number`` its digits, for the hourly
     limit. A subclass, so that a desk phone's Target stays two fields: one is made for every
     phone of every plan."""

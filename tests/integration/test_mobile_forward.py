@@ -1,7 +1,7 @@
 """Issue 24 on real calls: a ring reaching an employee's mobile through the carrier's trunk
 (dialplan/pbx_external.conf), the carrier played by SIPp on 127.0.0.8 (pjsip.conf [carrier-out])
 recording the INVITE it got. The policies here name the external leg as the employee's endpoint
-(its Dial() string, pbx_app/outbound/external_leg.py): what the routing decision puts in a ring."""
+(its Dial() string, pbx_app/routing/external_leg.py): what the routing decision puts in a ring."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pbx_app.history.events import LegEnded
-from pbx_app.outbound.external_leg import ExternalLeg, dial_string
+from pbx_app.routing.external_leg import ExternalLeg, dial_string
 from tests.support.wait import until
 
 from .conftest import leftovers

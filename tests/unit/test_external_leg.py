@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pbx_app.outbound.external_leg import ExternalLeg, dial_string
+from pbx_app.routing.external_leg import ExternalLeg, dial_string
 
 DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan" / "pbx_external.conf"
 

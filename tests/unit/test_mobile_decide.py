@@ -11,7 +11,7 @@ from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import CallRecord, LegRecord
 from pbx_app.history.rows import history_row, steps
 from pbx_app.notices.happened import what_happened
-from pbx_app.outbound.external_leg import ExternalLeg, dial_string
+from pbx_app.routing.external_leg import ExternalLeg, dial_string
 from pbx_app.outbound.forwards import vet_plan
 from pbx_app.outbound.guard import OutboundGuard
 from pbx_app.outbound.stores import open_limits

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pbx_app.cli import main
-from pbx_app.routing.explain_command import parse_when
+from pbx_app.explain_command import parse_when
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "policies"
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "policy.example.yaml"

@@ -11,13 +11,13 @@ import sys
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ..crm import CrmAnswer, CrmDirectory, lookup, static_answer
-from ..outbound.guard import screen
-from ..policy.loader import analyse_file
-from ..policy.model import WEEKDAYS
-from .decide import CallContext, decide
-from .explain import explain
-from .plan import Offer
+from .crm import CrmAnswer, CrmDirectory, lookup, static_answer
+from .outbound.guard import screen
+from .policy.loader import analyse_file
+from .policy.model import WEEKDAYS
+from .routing.decide import CallContext, decide
+from .routing.explain import explain
+from .routing.plan import Offer
 
 
 def add_explain_arguments(p: argparse.ArgumentParser) -> None:
