@@ -100,7 +100,7 @@ def configure_in_browser(url: str, recording: Path, shots: Path) -> dict:
         dialog = wait.until(EC.visibility_of_element_located((By.ID, "dialog")))
         dialog.find_element(By.CSS_SELECTOR, "input[name=action][value=forward]").click()
         target = Select(dialog.find_element(By.ID, "to"))
-        seen["targets"] = [o.text for o in target.options]
+        seen["targets"] = [o.text for o in target.options if o.is_enabled() and o.get_attribute("hidden") is None]
         target.select_by_value("102")
         ring = dialog.find_element(By.ID, "ring_time")
         ring.clear()

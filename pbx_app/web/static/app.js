@@ -548,7 +548,10 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     $("#mobile-after").value = m.ring === "after" ? m.after : "";
     if ($("#external-forwarding")) $("#external-forwarding").checked = m.external_forwarding;
     $("#mobile-barred").hidden = m.external_forwarding || !!$("#external-forwarding");
-    $("#to-mobile").hidden = !m.mobile;
+    // Not a choice without a mobile, or where outside forwards are barred (disabled as well:
+    // some browsers show a hidden <option>).
+    const toMobile = $("#to-mobile");
+    toMobile.hidden = toMobile.disabled = !m.mobile || !m.external_forwarding;
   }
 
   async function saveMobile() {
