@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 
 from pbx_app.history.rows import history_row
+from tests.support import wait
 from tests.support.cluster import Cluster, FrontSipBed, calls_since, ended_since, node_of
 
 POLICY = """
@@ -94,16 +96,8 @@ async def healths() -> list[dict]:
         return out
 
 
-async def until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.2)
+# The project's own wait, at the pace these checks used (each may read the database or the nodes).
+until = partial(wait.until, every=0.2)
 
 
 async def test_postgresql_away_loses_no_journal_row_and_no_cdr_row(cluster, sip):
