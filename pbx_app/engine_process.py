@@ -27,6 +27,7 @@ from .history.events import CallStarted
 from .history.journal import open_journal
 from .history.reconcile import Reconciler
 from .history.retention import keep_history
+from .history.unseen_calls import UnseenCalls, history_id
 from .history.spool import SpoolBusy
 from .memory import give_back_freed_memory
 from .outbound.wiring import open_guard
@@ -69,8 +70,9 @@ async def run_engine(settings: Settings) -> int:
     for engine in engines:
         engine.events.give_up_after = settings.ari_give_up_after
     group = EngineGroup(engines)
-    reconciler = Reconciler(journal.store, observed, cdr=open_cdr(settings.cdr_url),
-                            grace=settings.reconcile_grace, busy=group.busy)
+    cdr = open_cdr(settings.cdr_url)
+    reconciler = Reconciler(journal.store, observed, cdr=cdr, grace=settings.reconcile_grace, busy=group.busy,
+                            unseen=UnseenCalls(cdr, journal.store, history_id(settings.database_url)))
     # A listing older than a few sweeps means that node is down or unreachable: no call is ended
     # while some node could still have its channel — until it is taken as lost.
     listings = NodeListings(len(engines), reconciler.reconcile, max_age=3 * settings.sweep_interval + 5,
@@ -92,7 +94,7 @@ async def run_engine(settings: Settings) -> int:
     helpers = [asyncio.create_task(s.run()) for s in sweepers] + [asyncio.create_task(policy.watch())]
     helpers += [asyncio.create_task(c.run()) for c in callbacks]
     helpers.append(asyncio.create_task(give_back_freed_memory()))
-    helpers.append(asyncio.create_task(AppDownFiles(settings.fallback_dir, policy).run()))
+    helpers.append(asyncio.create_task(AppDownFiles(settings.fallback_dir, policy, history=history_id(settings.database_url)).run()))
     if settings.history_keep_days > 0:
         helpers.append(asyncio.create_task(keep_history(journal.store, settings.history_keep_days)))
     stopping = asyncio.create_task(stop.wait())

@@ -26,3 +26,5 @@ CREATE TABLE IF NOT EXISTS cdr (
 );
 CREATE INDEX IF NOT EXISTS cdr_linkedid ON cdr (linkedid);
 CREATE INDEX IF NOT EXISTS cdr_calldate ON cdr (calldate);
+-- The dialplan's own legs (calls no engine saw): the engines look for them every sweep (history/cdr.py).
+CREATE INDEX IF NOT EXISTS cdr_fallback ON cdr (calldate) WHERE userfield LIKE '%:fallback%';

@@ -39,17 +39,21 @@ log = logging.getLogger(__name__)
 _FILE_NAME = re.compile(r"^[0-9A-Za-z_+]+$")  # an extension that is safe as a file name
 
 
-def app_down_line(policy: Policy, extension: str, at: datetime, away: frozenset[str] | None = None) -> str:
+def app_down_line(policy: Policy, extension: str, at: datetime, away: frozenset[str] | None = None,
+                  history: str = "") -> str:
     """The file's content for ``extension`` at ``at`` (schedules and absences decide the first ring).
     No CRM: with no engine there is no lookup, so the employee's own policy applies. ``away``:
-    who is away at ``at`` (off_duty), where already known."""
+    who is away at ``at`` (off_duty), where already known. ``history``: the id of the journal the
+    engines write (history/unseen_calls.py); each leg's userfield ends with the employee dialled
+    and it, so that an engine of that journal brings the call into history from the CDR."""
     plan = decide(policy, CallContext(extension=extension, caller="", at=at), away=away)
+    unseen = f"{plan.extension}:{history}" if history else ""
     ring, leg = "", 0
     if plan.first is not None:
         leg = 1
         ring = dp.PackedRing("&".join(t.endpoint for t in plan.first.targets), plan.first.timeout,
-                       f"{dp.CALL_PLACEHOLDER}:{leg}:employee:{extension}:fallback").encode()
-    return ring + dp.APP_DOWN_SEPARATOR + after_first_ring(plan, leg, dp.CALL_PLACEHOLDER).encode()
+                       f"{dp.CALL_PLACEHOLDER}:{leg}:employee:{extension}:fallback" + (unseen and f":{unseen}")).encode()
+    return ring + dp.APP_DOWN_SEPARATOR + after_first_ring(plan, leg, dp.CALL_PLACEHOLDER, unseen).encode()
 
 
 def _utcnow() -> datetime:
@@ -75,7 +79,7 @@ def off_duty(policy: Policy, at: datetime) -> Iterator[None]:
     return frozenset(away)
 
 
-def wanted_lines(policy: Policy, at: datetime, away: frozenset[str] | None = None) -> Iterator[None]:
+def wanted_lines(policy: Policy, at: datetime, away: frozenset[str] | None = None, history: str = "") -> Iterator[None]:
     """Every file's content (returned when done): a generator that yields between slices of
     about ``SLICE`` s, so that an event loop can run it without a stall. 10,000 employees take
     ~1 s of CPU; in a thread they held the GIL against the loop (390 ms stalls, bench/README.md)."""
@@ -87,7 +91,7 @@ def wanted_lines(policy: Policy, at: datetime, away: frozenset[str] | None = Non
     deadline = time.perf_counter() + SLICE
     for name in names:
         if name not in wanted:
-            wanted[name] = app_down_line(policy, name, at, away)
+            wanted[name] = app_down_line(policy, name, at, away, history)
         if time.perf_counter() > deadline:
             yield
             deadline = time.perf_counter() + SLICE
@@ -101,7 +105,7 @@ def _changes(files: "AppDownFiles") -> Iterator[None]:
     last = files.up_to_date
     if last is not None and last[0] is state[0] and last[1] == state[1]:
         return None
-    return (yield from wanted_lines(policy, at, state[1])), state
+    return (yield from wanted_lines(policy, at, state[1], files.history)), state
 
 
 def _run_through(slices: Iterator[None]):
@@ -128,8 +132,9 @@ class AppDownFiles:
     or who is away has changed, and only changed files are written."""
 
     def __init__(self, folder: Path, policy: Callable[[], Policy], clock: Callable[[], datetime] = _utcnow,
-                 interval: float = 60.0):
+                 interval: float = 60.0, history: str = ""):
         self.folder = Path(folder)
+        self.history = history  # the journal's id, in each leg's userfield (app_down_line)
         self.policy = policy
         self.clock = clock
         self.interval = interval

@@ -13,9 +13,11 @@ from ..sounds import playback_name
 BRANCHES = {"no_answer": Outcome.NO_ANSWER, "busy": Outcome.BUSY, "unreachable": Outcome.UNREACHABLE}
 
 
-def next_fallback(steps: tuple[Step, ...], start: int, leg: int, call_id: str) -> dp.Fallback:
+def next_fallback(steps: tuple[Step, ...], start: int, leg: int, call_id: str, unseen: str = "") -> dp.Fallback:
     """The next ring of ``steps`` from ``start`` (with its announcement), then its last step; ``leg``
-    is the number of the last leg so far."""
+    is the number of the last leg so far. ``unseen``: for a call no engine will see (app_down.py),
+    what each leg's userfield carries after ``fallback`` (history/unseen_calls.py reads it back)."""
+    tail = f":fallback:{unseen}" if unseen else ":fallback"
     announce, ring = None, None
     for step in steps[start:]:
         if isinstance(step, Announce) and ring is None:
@@ -29,17 +31,17 @@ def next_fallback(steps: tuple[Step, ...], start: int, leg: int, call_id: str) -
         who = "+".join(t.extension for t in ring.targets)
         fields.update(dial="&".join(t.endpoint for t in ring.targets), ringtime=ring.timeout,
                       announce=playback_name(announce.sound) if announce else "",
-                      leg=f"{call_id}:{leg}:{ring.role}:{who}:fallback",
+                      leg=f"{call_id}:{leg}:{ring.role}:{who}{tail}",
                       exten=ring.department or ring.targets[0].extension)
     if isinstance(last, Voicemail):
         fields.update(then="voicemail", mailbox=last.mailbox, then_exten=last.extension,
-                      then_leg=f"{call_id}:{leg + 1}:voicemail:{last.extension}:fallback")
+                      then_leg=f"{call_id}:{leg + 1}:voicemail:{last.extension}{tail}")
     elif isinstance(last, Drop):
         fields.update(then=last.kind)
     return dp.Fallback(**fields)
 
 
-def after_first_ring(plan: Plan, leg: int, call_id: str) -> dp.Fallbacks:
+def after_first_ring(plan: Plan, leg: int, call_id: str, unseen: str = "") -> dp.Fallbacks:
     """PBX_FB for the employee's first ring: one part per outcome of that ring."""
-    return dp.Fallbacks(*(next_fallback(plan.branch(o), 0, leg, call_id) for o in BRANCHES.values()))
+    return dp.Fallbacks(*(next_fallback(plan.branch(o), 0, leg, call_id, unseen) for o in BRANCHES.values()))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import datetime, timezone
@@ -27,7 +28,10 @@ from ..db.sqlite_thread import sqlite_path
 
 @dataclass(frozen=True)
 class CdrLeg:
-    """One CDR row of pbx_app's: ``userfield`` callid:leg:role:who[:fallback]."""
+    """One CDR row of pbx_app's: ``userfield`` callid:leg:role:who[:fallback[:dialled:history]].
+    The last two are on the legs of a call no engine saw (pbx_app/calls/app_down.py): the employee
+    the client dialled (the CDR names them nowhere else when the plan skipped their own ring) and
+    the id of the journal whose engines wrote the plan (history/unseen_calls.py)."""
 
     call_id: str
     leg: int
@@ -40,6 +44,11 @@ class CdrLeg:
     start: datetime | None
     answer: datetime | None
     end: datetime | None
+    caller: str = ""  # the CDR's src
+    dst: str = ""
+    channel: str = ""
+    dialled: str = ""
+    history: str = ""
 
     @classmethod
     def parse(cls, row: dict) -> "CdrLeg | None":
@@ -48,7 +57,8 @@ class CdrLeg:
             return None
         return cls(parts[0], int(parts[1]), parts[2], parts[3], parts[4:5] == ["fallback"],
                    (row.get("disposition") or "").upper(), row.get("lastapp") or "", row.get("dstchannel") or "",
-                   _time(row.get("start")), _time(row.get("answer")), _time(row.get("end")))
+                   _time(row.get("start")), _time(row.get("answer")), _time(row.get("end")),
+                   row.get("src") or "", row.get("dst") or "", row.get("channel") or "", ":".join(parts[5:6]), ":".join(parts[6:7]))
 
 
 def _time(value) -> datetime | None:
@@ -67,18 +77,47 @@ def _time(value) -> datetime | None:
 class CdrReader(Protocol):
     async def legs(self, linkedid: str) -> list[CdrLeg]: ...
 
+    async def fallback_legs(self, since: datetime) -> list[CdrLeg]:
+        """The dialplan's own legs (userfield ``…:fallback``) of calls started since ``since``: at
+        least those written since the last look (a reader may return rows again)."""
+        ...
+
     async def close(self) -> None: ...
 
 
-SQLITE_QUERY = """SELECT userfield, disposition, lastapp, dstchannel, calldate AS start, answerdate AS answer,
-    enddate AS "end" FROM cdr WHERE linkedid = ? ORDER BY calldate, sequence"""
-PG_QUERY = """SELECT userfield, disposition, lastapp, dstchannel, calldate AS start, answer, "end"
-    FROM cdr WHERE linkedid = %s ORDER BY calldate, sequence"""
+SQLITE_COLUMNS = ('userfield, disposition, lastapp, dstchannel, calldate AS start, answerdate AS answer, '
+                  'enddate AS "end"')
+PG_COLUMNS = 'userfield, disposition, lastapp, dstchannel, calldate AS start, answer, "end"'
+SQLITE_QUERY = f"SELECT {SQLITE_COLUMNS} FROM cdr WHERE linkedid = ? ORDER BY calldate, sequence"
+PG_QUERY = f"SELECT {PG_COLUMNS} FROM cdr WHERE linkedid = %s ORDER BY calldate, sequence"
+# The dialplan's own legs. SQLite: rows past the last rowid read (cdr_sqlite3_custom adds rows in
+# the order legs end, and has no index on calldate). PostgreSQL: the partial index cdr_fallback
+# (config/asterisk/cdr_pgsql.sql) holds these rows alone, and a node's rows may be shipped there
+# long after their time (history/cdr_ship.py), so the whole window is read each time.
+SQLITE_FALLBACK = (f"SELECT rowid, {SQLITE_COLUMNS}, src, dst, channel FROM cdr WHERE rowid > ? AND rowid <= ? "
+                   "AND calldate >= ? AND userfield LIKE '%:fallback%' ORDER BY rowid")
+PG_FALLBACK = (f"SELECT {PG_COLUMNS}, src, dst, channel FROM cdr WHERE userfield LIKE '%%:fallback%%' "
+               "AND calldate >= %s ORDER BY calldate, sequence")
 
 
 class SqliteCdr:
     def __init__(self, url: str):
         self.path = sqlite_path(url)
+        self._read_to = 0  # the newest rowid fallback_legs has looked at
+
+    async def fallback_legs(self, since: datetime) -> list[CdrLeg]:
+        return await asyncio.to_thread(self._fallback_legs, since)
+
+    def _fallback_legs(self, since: datetime) -> list[CdrLeg]:
+        local = since.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # calldate is local time, as text
+        with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2)) as db:
+            db.row_factory = sqlite3.Row
+            newest = db.execute("SELECT coalesce(max(rowid), 0) FROM cdr").fetchone()[0]
+            if newest < self._read_to:  # a file started anew: read again from its first row
+                self._read_to = 0
+            rows = [dict(r) for r in db.execute(SQLITE_FALLBACK, (self._read_to, newest, local))]
+        self._read_to = newest
+        return [leg for leg in map(CdrLeg.parse, rows) if leg is not None]
 
     async def legs(self, linkedid: str) -> list[CdrLeg]:
         return await asyncio.to_thread(self._legs, linkedid)
@@ -98,9 +137,15 @@ class PostgresCdr:
         self.url = url
 
     async def legs(self, linkedid: str) -> list[CdrLeg]:
+        return await self._read(PG_QUERY, linkedid)
+
+    async def fallback_legs(self, since: datetime) -> list[CdrLeg]:
+        return await self._read(PG_FALLBACK, since)
+
+    async def _read(self, query: str, param) -> list[CdrLeg]:
         async with await psycopg.AsyncConnection.connect(self.url, connect_timeout=3) as conn:
             async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(PG_QUERY, (linkedid,))
+                await cur.execute(query, (param,))
                 rows = await cur.fetchall()
         return [leg for leg in map(CdrLeg.parse, rows) if leg is not None]
 
@@ -119,12 +164,19 @@ class DefaultCdr:
 
     def __init__(self, paths: tuple[str, ...] = DEFAULT_SQLITE):
         self.paths = paths
+        self._readers: dict[str, SqliteCdr] = {}  # each keeps how far fallback_legs has read
 
-    async def legs(self, linkedid: str) -> list[CdrLeg]:
+    def _reader(self) -> SqliteCdr:
         for path in self.paths:
             if Path(path).exists():
-                return await SqliteCdr(f"sqlite:///{path}").legs(linkedid)
+                return self._readers.setdefault(path, SqliteCdr(f"sqlite:///{path}"))
         raise FileNotFoundError(f"no CDR at {' or '.join(self.paths)}: set PBX_CDR_URL")
+
+    async def fallback_legs(self, since: datetime) -> list[CdrLeg]:
+        return await self._reader().fallback_legs(since)
+
+    async def legs(self, linkedid: str) -> list[CdrLeg]:
+        return await self._reader().legs(linkedid)
 
     async def close(self) -> None:
         pass

@@ -40,7 +40,8 @@ SQLITE_SELECT = """SELECT rowid, calldate, answerdate, enddate, clid, src, dst, 
     lastapp, lastdata, duration, billsec, disposition, amaflags, accountcode, uniqueid, linkedid, sequence, userfield
     FROM cdr WHERE rowid > ? ORDER BY rowid LIMIT ?"""
 SCHEMA = """CREATE TABLE IF NOT EXISTS cdr_shipped (node text PRIMARY KEY, rowid bigint NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS cdr_one_row ON cdr (uniqueid, sequence)"""
+CREATE UNIQUE INDEX IF NOT EXISTS cdr_one_row ON cdr (uniqueid, sequence);
+CREATE INDEX IF NOT EXISTS cdr_fallback ON cdr (calldate) WHERE userfield LIKE '%:fallback%'"""
 INSERT = ("INSERT INTO cdr (%s) VALUES (%s) ON CONFLICT (uniqueid, sequence) DO NOTHING"
           % (", ".join('"end"' if c == "end" else c for c in COLUMNS), ", ".join(["%s"] * len(COLUMNS))))
 

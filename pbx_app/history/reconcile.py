@@ -19,9 +19,10 @@ from ..db.errors import StoreError
 from .cdr import CdrLeg, CdrReader
 from .events import CallEnded, CallResult, Journal, LegEnded, LegOutcome, LegStarted
 from .records import LOST_WITH_NODE
-from .records import CallRecord
+from .records import CallRecord, apply
 from .records import WHILE_DOWN as DOWN
 from .store import Store
+from .unseen_calls import UnseenCalls, started_from
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _utcnow() -> datetime:
 class Reconciler:
     def __init__(self, store: Store, journal: Journal, cdr: CdrReader | None = None, grace: float = 10.0,
                  window: timedelta = timedelta(hours=12), clock: Callable[[], datetime] = _utcnow,
-                 busy: Callable[[str], bool] = lambda call_id: False):
+                 busy: Callable[[str], bool] = lambda call_id: False, unseen: UnseenCalls | None = None):
         self.store = store
         self.journal = journal
         self.cdr = cdr
@@ -44,6 +45,7 @@ class Reconciler:
         self.window = window
         self.clock = clock
         self.busy = busy  # a flow of ours still has this call: not ours to end
+        self.unseen = unseen  # the calls no engine saw, from the CDR
         self._gone_since: dict[str, datetime] = {}
         self.reconciled = 0
 
@@ -68,6 +70,7 @@ class Reconciler:
                 ended += 1
         self._gone_since = gone_now
         self.reconciled += ended
+        await self.bring_in_unseen()
         return ended
 
     async def end(self, call: CallRecord, lost_nodes: frozenset[str] = frozenset()) -> None:
@@ -77,6 +80,31 @@ class Reconciler:
                 rows = [r for r in await self.cdr.legs(call.channel_id) if r.call_id == call.call_id]
             except Exception as exc:  # a CDR we cannot read still ends the call, with less detail
                 log.warning("call %s: cannot read its CDR (%s)", call.call_id, exc)
+        result, detail = await self._end_from(call, rows, lost_nodes)
+        log.warning("call %s to %s was left in progress; ended from %s: %s (%s)", call.call_id, call.extension,
+                    "its CDR" if rows else "the journal", result, detail)
+
+    async def bring_in_unseen(self) -> int:
+        """Writes into the journal the calls the dialplan carried with no engine (unseen_calls.py),
+        as their CDR tells; how many."""
+        if self.unseen is None:
+            return 0
+        try:
+            calls = await self.unseen.due(self.clock())
+        except Exception as exc:  # a CDR we cannot read now is read at the next look
+            log.warning("cannot read the CDR for calls the dialplan carried alone: %s", exc)
+            return 0
+        for rows in calls:
+            started = started_from(rows)
+            await self.journal.record(started)
+            await self._end_from(apply(None, started), rows)
+        if calls:
+            log.warning("%d call(s) carried by the dialplan with no engine brought into history from the CDR",
+                        len(calls))
+        return len(calls)
+
+    async def _end_from(self, call: CallRecord, rows: list[CdrLeg],
+                        lost_nodes: frozenset[str] = frozenset()) -> tuple[CallResult, str]:
         known = {leg.leg: leg for leg in call.legs}
         for row in rows:
             leg = known.get(row.leg)
@@ -97,8 +125,7 @@ class Reconciler:
             result, detail = "failed", lost
         await self.journal.record(CallEnded(call.call_id, rows[-1].end if rows and rows[-1].end else self.clock(),
                                             result, detail))
-        log.warning("call %s to %s was left in progress; ended from %s: %s (%s)", call.call_id, call.extension,
-                    "its CDR" if rows else "the journal", result, detail)
+        return result, detail
 
     def _leg_end(self, row: CdrLeg) -> LegEnded:
         if row.lastapp.lower() == "voicemail":

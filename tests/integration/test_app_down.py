@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from pbx_app.history.rows import history_row
+from pbx_app.history.unseen_calls import history_id
 from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, TESTBED, leftovers
 from tests.integration.test_history_calls import cdr_of, sqlite_rows
-from tests.support.engines import EngineProcess, all_ended
+from tests.support.engines import EngineProcess, all_ended, journal_calls
 from tests.support.net import free_port
 from tests.support.wait import until
 
@@ -24,6 +25,7 @@ employees:
   "101": {name: Ivan Petrov, endpoint: PJSIP/101, ring_time: 3, numbers: ["+7 495 123-45-67"],
           on_no_answer: {action: forward, to: "102", announcement: none}}
   "102": {name: Petr Ivanov, ring_time: 6}
+  "103": {name: Anna Smirnova, ring_time: 2, on_no_answer: {action: drop, drop: busy}}
 """
 
 
@@ -86,10 +88,37 @@ async def test_no_engine_at_the_start_the_dialplan_rings_the_employee_their_ring
     assert colleague.received("INVITE") and caller.received(200), "forwarded to 102 as 101's policy says"
     rows = await cdr_of(channel["id"], 2, read=sqlite_rows)
     assert [(r.dst, r.disposition) for r in rows] == [("101", "NO ANSWER"), ("102", "ANSWERED")]
-    assert [r.userfield for r in rows] == [f"{channel['id']}:1:employee:101:fallback",
-                                           f"{channel['id']}:2:forward:102:fallback"]
+    journal = history_id(engines.base["PBX_DATABASE_URL"])
+    assert [r.userfield for r in rows] == [f"{channel['id']}:1:employee:101:fallback:101:{journal}",
+                                           f"{channel['id']}:2:forward:102:fallback:101:{journal}"]
     channels, _ = await leftovers(ari)
     assert not channels
+
+
+async def test_calls_carried_with_no_engine_reach_history_once_an_engine_is_back(engines, ari, sip):
+    """Issue 29: the dialplan's fallback calls were only in the CDR; an engine back brings them in."""
+    plans = Path(engines.base["PBX_FALLBACK_DIR"])
+    [engine] = await engines("a")
+    await until(lambda: (plans / "101").exists() and (plans / "103").exists(), 10, "the engine wrote no plans")
+    engine.stop()
+    employee = sip.phone("101", "ring_forever")
+    colleague = sip.phone("102", "answer", answer_delay_ms=300)
+    forwarded = sip.call("101", talk_ms=500)
+    other = sip.phone("103", "ring_forever")
+    missed = sip.call("103", talk_ms=500, caller="79007654321")
+    assert await forwarded.wait(30) == 0 and await missed.wait(30) == 0
+    assert colleague.received("INVITE") and employee.received("INVITE") and other.received("INVITE")
+    assert await journal_calls(engines.base["PBX_DATABASE_URL"]) == [], "no engine saw them"
+
+    await engines("a")
+    calls = await all_ended(engines.base["PBX_DATABASE_URL"], 2)
+    rows = {row.caller: row for row in map(history_row, calls)}
+    assert len(calls) == 2, calls
+    answered, plain = rows["79001234567"], rows["79007654321"]
+    assert (answered.employee, answered.status, answered.forwarded_from) == ("102", "answered", "101"), answered
+    assert "forwarded to 102, answered by 102" in answered.what_happened, answered
+    assert (plain.employee, plain.status) == ("103", "missed"), plain
+    assert plain.what_happened.startswith("no answer"), plain
 
 
 async def test_no_engine_a_company_number_from_the_carrier_follows_its_owners_plan(engines, ari, sip):

@@ -47,6 +47,14 @@ def test_an_employee_off_duty_is_not_rung_their_steps_run_at_once():
     assert dp.Fallbacks.pick(fb, "NOANSWER").then_leg.endswith(":1:voicemail:103:fallback")
 
 
+def test_with_the_journals_id_each_leg_names_the_employee_dialled_and_the_journal():
+    ring, fb = dialplan_view(app_down_line(parse_policy(POLICY), "103", AT, history="h1"))
+    assert dp.Fallbacks.pick(fb, "NOANSWER").then_leg.endswith(":1:voicemail:103:fallback:103:h1")
+    ring, fb = dialplan_view(app_down_line(parse_policy(POLICY), "101", AT, history="h1"))
+    assert ring.leg.endswith(":1:employee:101:fallback:101:h1")
+    assert dp.Fallbacks.pick(fb, "NOANSWER").leg.endswith(":2:forward:102:fallback:101:h1")
+
+
 def test_files_follow_the_policy_and_only_changes_are_written(tmp_path):
     current = [parse_policy(POLICY)]
     files = AppDownFiles(tmp_path / "fallback", lambda: current[0], clock=lambda: AT)
