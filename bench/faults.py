@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import os
 import signal
 import sqlite3
@@ -36,13 +35,14 @@ import psycopg
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from loadtest import (APP_CALLER_IP, ARI_PASSWORD, ARI_USER, CLUSTER, CLUSTER_DIR, COLLEAGUE, EMPLOYEE,  # noqa: E402
-                      FRONT_SIP, LOCK, NODE_ARI, POLICY, Sipp, both_nodes_served, cluster, count_calls,
-                      process_tree, testbed)
+                      FRONT_SIP, NODE_ARI, PHONES_IP, POLICY, Sipp, both_nodes_served, cluster, count_calls,
+                      holding_testbed_lock, phone, print_table, process_tree, testbed)
+from tests.support.cluster import Cluster, active_nodes, engines_health  # noqa: E402
 from traces import forward_delays  # noqa: E402
 
 SPOOL_MOUNT = CLUSTER_DIR / "faults-spool"  # a small tmpfs the "disk full" fault fills
-HEALTH = ("http://127.0.0.10:8091/health", "http://127.0.0.10:8092/health")
 
 
 @dataclass
@@ -137,33 +137,6 @@ async def leftovers(wait: float = 30) -> str:
         await asyncio.sleep(1)
     parts = [f"{n} {what}" for n, what in ((channels, "channels"), (bridges, "bridges"), (held, "in Stasis")) if n]
     return ", ".join(parts)
-
-
-async def healths() -> list[dict]:
-    out = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s:
-        for url in HEALTH:
-            try:
-                async with s.get(url) as r:
-                    out.append(await r.json())
-            except (aiohttp.ClientError, TimeoutError):
-                out.append({})
-    return out
-
-
-def active_nodes() -> set[str]:
-    out = subprocess.run(["kamcmd", "-s", f"unix:{CLUSTER_DIR}/kamailio/ctl.sock", "dispatcher.list"],
-                         capture_output=True, text=True).stdout
-    active, uri = set(), None
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("URI:"):
-            uri = line.split()[-1]
-        elif line.startswith("FLAGS:") and uri:
-            if line.split()[-1].startswith("A"):
-                active.add({"sip:127.0.0.11:5060": "a", "sip:127.0.0.12:5060": "b"}.get(uri, uri))
-            uri = None
-    return active
 
 
 async def until(check, timeout: float, every: float = 0.1) -> float | None:
@@ -261,7 +234,7 @@ class SpoolDiskFull(Fault):
         filler = SPOOL_MOUNT / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M"], capture_output=True)
         await asyncio.sleep(2)
-        said = [h.get("journal_spool", "?") for h in await healths()]
+        said = [h.get("journal_spool", "?") for h in await engines_health()]
         row.notes.append(f"/health during: {' / '.join(said)}")
 
     async def undo(self, row):
@@ -271,7 +244,7 @@ class SpoolDiskFull(Fault):
 
     @staticmethod
     async def _ok() -> bool:
-        return all(h.get("journal_spool") == "ok" for h in await healths())
+        return all(h.get("journal_spool") == "ok" for h in await engines_health())
 
 
 def engine_pids() -> list[int]:
@@ -327,24 +300,15 @@ class EnginesKilled(Fault):
         row.recovery = f"engines serving both nodes {time.monotonic() - began:.1f} s after the restart began"
 
 
-PHONES_IP = "127.0.0.21"
-PHONE_MAIN = HERE.parent / "tests" / "sipp" / "phone.xml"
 PHONE_REGISTER = HERE.parent / "tests" / "sipp" / "phone_register.xml"
 
 
 def cluster_phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, media_port: int, calls: int) -> Sipp:
     """A bench phone registered with both nodes (either may ring it), as tests/support/cluster.py's."""
-    text = (HERE / "sipp" / scenario).read_text()
-    for key, value in values.items():
-        text = text.replace(f"[{key}]", str(value))
-    calls_file = pdir / f"{name}-calls.xml"
-    calls_file.write_text(text)
+    ring = phone(pdir, name, ext, scenario, values, media_port, calls, registrar="127.0.0.11:5060")
     port = 5000 + int(ext)
     contact = f"<sip:{ext}@{PHONES_IP}:{port}>"
     secret = f"testbed-{ext}-secret"
-    main = {"ext": ext, "secret": secret, "contact": contact, "clear": "*", "expires": 300, "calls": calls}
-    phone = Sipp(pdir, name, str(PHONE_MAIN), main, ["127.0.0.11:5060", "-oocsf", str(calls_file), "-i", PHONES_IP,
-                                                      "-p", str(port), "-mi", PHONES_IP, "-mp", str(media_port), "-m", "1"])
     for contact_, expires in (("*", 0), (contact, 300)):
         reg = PHONE_REGISTER.read_text()
         for key, value in {"ext": ext, "secret": secret, "contact": contact_, "expires": expires}.items():
@@ -353,7 +317,7 @@ def cluster_phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, 
         path.write_text(reg)
         subprocess.run(["sipp", "127.0.0.12:5060", "-sf", str(path), "-i", PHONES_IP, "-p", str(port + 500), "-m", "1",
                         "-nostdin", "-nd", "-timeout", "5s", "-timeout_error"], cwd=pdir, capture_output=True, timeout=15)
-    return phone
+    return ring
 
 
 # ---- one phase ----------------------------------------------------------------------------------
@@ -413,26 +377,23 @@ async def main_async(args) -> int:
     testbed("stop")
     SPOOL_MOUNT.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(SPOOL_MOUNT)], check=True)
-    env = {**os.environ, "PBX_TESTBED_LOCK_HELD": "1", "PBX_CLUSTER_FRESH": "1", "PBX_POLICY": str(policy),
-           "PBX_SWEEP_INTERVAL": "2", "PBX_RECONCILE_GRACE": "5", "PBX_NODE_LOST_AFTER": str(args.lost_after),
-           "PBX_CLUSTER_SPOOL_DIR": str(SPOOL_MOUNT / "spool")}
-    os.environ.update({k: env[k] for k in ("PBX_POLICY", "PBX_SWEEP_INTERVAL", "PBX_RECONCILE_GRACE",
-                                           "PBX_NODE_LOST_AFTER", "PBX_CLUSTER_SPOOL_DIR")})
+    settings = {"PBX_SWEEP_INTERVAL": "2", "PBX_RECONCILE_GRACE": "5", "PBX_NODE_LOST_AFTER": str(args.lost_after),
+                "PBX_CLUSTER_SPOOL_DIR": str(SPOOL_MOUNT / "spool")}
+    os.environ.update({"PBX_POLICY": str(policy), **settings})  # for the restarts the faults make (loadtest.cluster)
+    running = Cluster(policy)
     rows = []
     try:
-        subprocess.run([str(CLUSTER), "start"], check=True, env=env)
+        running.start(**settings)
         url = pg_url()
         for name in args.faults:
             fault = FAULTS[name](args)
             fault.length = LENGTHS[name] * args.scale
             rows.append(await run_phase(fault, args.rate, 5, 10, workdir, url))
     finally:
-        subprocess.run([str(CLUSTER), "stop"], env={**os.environ, "PBX_TESTBED_LOCK_HELD": "1"})
+        running.stop()
         subprocess.run(["umount", str(SPOOL_MOUNT)])
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {args.rate} calls/s, {os.cpu_count()} cores")
-    print(HEADER)
-    for row in rows:
-        print(row.line())
+    print_table(HEADER, (row.line() for row in rows))
     return 0
 
 
@@ -444,15 +405,7 @@ def main() -> int:
     p.add_argument("--lost-after", type=float, default=30.0, help="PBX_NODE_LOST_AFTER for the run (s)")
     args = p.parse_args()
     args.faults = args.faults.split(",")
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOCK, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"faults: waiting for the test-bed lock {LOCK}", file=sys.stderr)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        return asyncio.run(main_async(args))
-
+    return holding_testbed_lock("faults", lambda: main_async(args))
 
 if __name__ == "__main__":
     sys.exit(main())

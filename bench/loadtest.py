@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Awaitable, Callable, Iterable
 
 import aiohttp
 
@@ -99,7 +100,8 @@ PHONES_IP = "127.0.0.21"
 PHONE_MAIN = HERE.parent / "tests" / "sipp" / "phone.xml"
 
 
-def phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, media_port: int, calls: int) -> "Sipp":
+def phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, media_port: int, calls: int,
+          registrar: str = "127.0.0.1:5060") -> "Sipp":
     text = (HERE / "sipp" / scenario).read_text()
     for key, value in values.items():
         text = text.replace(f"[{key}]", str(value))
@@ -108,7 +110,7 @@ def phone(pdir: Path, name: str, ext: str, scenario: str, values: dict, media_po
     port = 5000 + int(ext)
     main = {"ext": ext, "secret": f"testbed-{ext}-secret", "contact": f"<sip:{ext}@{PHONES_IP}:{port}>",
             "clear": "*", "expires": 300, "calls": calls}
-    return Sipp(pdir, name, str(PHONE_MAIN), main, ["127.0.0.1:5060", "-oocsf", str(calls_file), "-i", PHONES_IP,
+    return Sipp(pdir, name, str(PHONE_MAIN), main, [registrar, "-oocsf", str(calls_file), "-i", PHONES_IP,
                                                      "-p", str(port), "-mi", PHONES_IP, "-mp", str(media_port), "-m", "1"])
 
 
@@ -452,8 +454,7 @@ async def main_async(args) -> int:
     try:
         if args.soak:
             phase = await run_phase(args.flows[0], args.rates[0], args.soak, args, workdir, policy)
-            print(HEADER)
-            print(phase.row())
+            print_table(HEADER, [phase.row()])
             print_soak(phase)
             return 0 if phase.failed == 0 else 1
         for rate in args.rates:
@@ -465,10 +466,27 @@ async def main_async(args) -> int:
                 await asyncio.sleep(2)
     finally:
         testbed("stop")
-    print(HEADER)
-    for phase in phases:
-        print(phase.row())
+    print_table(HEADER, (phase.row() for phase in phases))
     return 0 if all(p.failed == 0 and not p.leftovers for p in phases) else 1
+
+
+def print_table(header: str, rows: Iterable[str]) -> None:
+    """A markdown table on stdout (the figures; progress goes to stderr): bench/faults too."""
+    print(header)
+    for row in rows:
+        print(row)
+
+
+def holding_testbed_lock(who: str, run: Callable[[], Awaitable[int]]) -> int:
+    """Runs ``run()`` holding the test bed's lock, waiting for the tests that hold it (bench/faults too)."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{who}: waiting for the test-bed lock {LOCK} (tests are running)", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return asyncio.run(run())
 
 
 def print_soak(phase: Phase) -> None:
@@ -610,9 +628,7 @@ async def main_cluster(args) -> int:
         subprocess.run([str(CLUSTER), "stop"], env={**os.environ, "PBX_TESTBED_LOCK_HELD": "1"})
         if env_policy is None:
             os.environ.pop("PBX_POLICY", None)
-    print(CLUSTER_HEADER)
-    for phase, cpu in rows:
-        print(cluster_row(phase, cpu))
+    print_table(CLUSTER_HEADER, (cluster_row(phase, cpu) for phase, cpu in rows))
     return 0 if all(p.failed == 0 and not p.leftovers for p, _ in rows) else 1
 
 
@@ -654,15 +670,7 @@ def main() -> int:
         p.error("--soak runs one flow: name one with --flows")
     args.flows = (args.flows or ("app" if args.soak else "baseline,app,app×2,app+web,agi")).split(",")
     args.rates = [int(r) for r in args.rates.split(",")]
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOCK, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"bench: waiting for the test-bed lock {LOCK} (tests are running)", file=sys.stderr)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        return asyncio.run(main_cluster(args) if args.cluster else main_async(args))
-
+    return holding_testbed_lock("bench", lambda: main_cluster(args) if args.cluster else main_async(args))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -164,6 +164,8 @@ class FakeAsterisk(FakeAri):
             ch.actions.append(("hangup", params.get("reason", "normal")))
             self._gone(ch, by_app=True)
             return None
+        if method == "GET" and op == "":
+            return self._listed(ch)
         if op == "variables" and method == "GET":
             names = params["variables"].split(",")
             return {"variables": {n: ch.vars[n] for n in names if n in ch.vars}}

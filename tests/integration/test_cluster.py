@@ -14,14 +14,15 @@ import asyncio
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from pbx_app.history.rows import history_row
-from tests.support.cluster import Cluster, FrontSipBed, WebPage, calls_since, ended_since, node_of
+from tests.support.cluster import (Cluster, FrontSipBed, WebPage, calls_since, ended_since, node_of, now,
+                                   running_cluster)
+from tests.support.cluster import sip  # noqa: F401  (a fixture)
 
 POLICY = """
 employees:
@@ -39,29 +40,8 @@ FORWARD_TO_102 = {"action": "forward", "to": "102", "ring_time": 2, "announcemen
 def cluster(asterisk, tmp_path_factory):
     policy = tmp_path_factory.mktemp("cluster") / "policy.yaml"
     policy.write_text(POLICY)
-    asterisk("stop", check=False)  # the session's test bed: its phones' ports are the cluster's too
-    running = Cluster(policy)
-    try:
-        running.start()
-    except Exception as exc:
-        running.stop()
-        asterisk("start", check=False)
-        pytest.fail(f"the cluster did not start: {exc}", pytrace=False)
-    yield running
-    running.stop()
-    started = asterisk("start", check=False)
-    assert started.returncode == 0, f"the single-node test bed did not start again:\n{started.stderr}"
-
-
-@pytest.fixture
-def sip(tmp_path):
-    bed = FrontSipBed(tmp_path)
-    yield bed
-    bed.stop()
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
+    with running_cluster(asterisk, policy) as running:
+        yield running
 
 
 async def test_the_seed_calls_land_on_both_nodes_with_one_node_histories(cluster, sip):

@@ -11,17 +11,17 @@ import signal
 import sqlite3
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-import aiohttp
 import psycopg
 import pytest
 
 from pbx_app.history.rows import history_row
 from tests.support import wait
-from tests.support.cluster import Cluster, FrontSipBed, calls_since, ended_since, node_of
+from tests.support.cluster import calls_since, ended_since, engines_health, node_of, now, running_cluster
+from tests.support.cluster import sip  # noqa: F401  (a fixture)
 
 POLICY = """
 employees:
@@ -30,42 +30,23 @@ employees:
 """
 CL = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "cluster"
 SPOOL = CL / "faults-test-spool"  # a small tmpfs: the spool disk that fills
-HEALTH = ("http://127.0.0.10:8091/health", "http://127.0.0.10:8092/health")
 
 
 @pytest.fixture(scope="module")
 def cluster(asterisk, tmp_path_factory):
     policy = tmp_path_factory.mktemp("faults") / "policy.yaml"
     policy.write_text(POLICY)
-    asterisk("stop", check=False)
-    SPOOL.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(SPOOL)], check=True)
-    running = Cluster(policy)
-    try:
-        # A grace of 5 s (as in production, longer than the journals' 2 s retry on a full disk):
-        # a call whose events wait in one engine's memory is not ended from the CDR meanwhile.
-        running.start(PBX_NODE_LOST_AFTER="10", PBX_RECONCILE_GRACE="5", PBX_CLUSTER_SPOOL_DIR=str(SPOOL / "spool"))
-    except Exception as exc:
-        running.stop()
-        subprocess.run(["umount", str(SPOOL)])
-        asterisk("start", check=False)
-        pytest.fail(f"the cluster did not start: {exc}", pytrace=False)
-    yield running
-    running.stop()
-    subprocess.run(["umount", str(SPOOL)])
-    started = asterisk("start", check=False)
-    assert started.returncode == 0, f"the single-node test bed did not start again:\n{started.stderr}"
 
+    def mount() -> None:
+        SPOOL.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(SPOOL)], check=True)
 
-@pytest.fixture
-def sip(tmp_path):
-    bed = FrontSipBed(tmp_path)
-    yield bed
-    bed.stop()
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
+    # A grace of 5 s (as in production, longer than the journals' 2 s retry on a full disk):
+    # a call whose events wait in one engine's memory is not ended from the CDR meanwhile.
+    with running_cluster(asterisk, policy, before=mount, after=lambda: subprocess.run(["umount", str(SPOOL)]),
+                         PBX_NODE_LOST_AFTER="10", PBX_RECONCILE_GRACE="5",
+                         PBX_CLUSTER_SPOOL_DIR=str(SPOOL / "spool")) as running:
+        yield running
 
 
 def node_cdr(since: datetime) -> set[tuple[str, int]]:
@@ -85,15 +66,6 @@ def node_cdr(since: datetime) -> set[tuple[str, int]]:
 def pg_cdr(url: str, since: datetime) -> set[tuple[str, int]]:
     with psycopg.connect(url, connect_timeout=5) as conn:
         return set(conn.execute("SELECT uniqueid, sequence FROM cdr WHERE calldate >= %s", (since - timedelta(seconds=2),)))
-
-
-async def healths() -> list[dict]:
-    async with aiohttp.ClientSession() as s:
-        out = []
-        for url in HEALTH:
-            async with s.get(url) as r:
-                out.append(await r.json())
-        return out
 
 
 # The project's own wait, at the pace these checks used (each may read the database or the nodes).
@@ -181,7 +153,7 @@ async def test_a_full_spool_disk_keeps_calls_going_and_the_journal_in_memory_unt
         said = await until(lambda: _spools_waiting(), 20, "/health says the journal waits in memory")
         assert all(s.endswith("events wait in memory, in order") for s in said if s != "ok"), said
         assert await callers.wait(30) == 0, "calls go on with a full spool disk"
-        assert all(h["status"] == "ok" for h in await healths())
+        assert all(h["status"] == "ok" for h in await engines_health())
     finally:
         filler.unlink(missing_ok=True)
     await until(lambda: _spools_ok(), 10, "the lines kept in memory written once space returned")
@@ -190,12 +162,30 @@ async def test_a_full_spool_disk_keeps_calls_going_and_the_journal_in_memory_unt
 
 
 async def _spools_ok() -> bool:
-    return all(h["journal_spool"] == "ok" for h in await healths())
+    return all(h["journal_spool"] == "ok" for h in await engines_health())
 
 
 async def _spools_waiting() -> list[str] | None:
-    said = [h["journal_spool"] for h in await healths()]
+    said = [h["journal_spool"] for h in await engines_health()]
     return said if any(s.startswith("cannot write: ") for s in said) else None
+
+
+async def test_all_engines_killed_the_calls_the_dialplan_carried_reach_history_once_they_are_back(cluster, sip):
+    """The dialplan follows 101's plan with no engine (ring, then forward to 102); the call is only
+    in the CDR (shipped to PostgreSQL) until an engine is back and brings it into history."""
+    cluster.kill_engines()
+    since = now()
+    try:
+        sip.phone("101", "ring_forever")
+        colleague = sip.phone("102", "answer", answer_delay_ms=300)
+        caller = sip.call("101", talk_ms=500)
+        assert await caller.wait(30) == 0 and colleague.received("INVITE"), "the dialplan forwarded to 102"
+    finally:
+        cluster.start_engines()
+    [call] = await ended_since(cluster.database_url, since, 1, timeout=30)
+    row = history_row(call)
+    assert (row.employee, row.status, row.forwarded_from) == ("102", "answered", "101"), row
+    assert row.what_happened.endswith("while the app was down"), row
 
 
 def _engine_pids() -> list[int]:
@@ -230,3 +220,6 @@ async def test_a_frozen_engines_callers_are_moved_on_within_3_s_and_it_wakes_wit
     await asyncio.sleep(4)  # the woken engine gets what it missed
     assert len(colleague.received("INVITE")) == 8, "the woken engine rang 102 for none of the callers again"
     assert not [c for c in await calls_since(cluster.database_url, since) if c.result is None], "none left in progress"
+    # Each call's start too (the frozen engine wrote some: it ships them once awake), so history has all 8.
+    ended = await ended_since(cluster.database_url, since, 8, timeout=15)
+    assert all(c.caller and c.extension == "101" for c in ended), ended

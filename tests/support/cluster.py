@@ -7,12 +7,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable, Iterator
 
 import aiohttp
+import pytest
 
 from pbx_app.history.records import CallRecord
 from pbx_app.history.database import open_store
@@ -23,6 +27,38 @@ SCRIPT = REPO / "scripts" / "cluster"
 FRONT_SIP = "127.0.0.10:5060"
 ENGINE_HEALTH = ("http://127.0.0.10:8091/health", "http://127.0.0.10:8092/health")
 WEB = "http://127.0.0.10:8090"
+CLUSTER_DIR = Path(os.environ.get("PBX_TESTBED_CACHE", "/var/cache/pbx_app")) / "cluster"
+KAMAILIO_CTL = CLUSTER_DIR / "kamailio" / "ctl.sock"
+NODES = {"sip:127.0.0.11:5060": "a", "sip:127.0.0.12:5060": "b"}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _tree(pid: int) -> list[int]:
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [c for child in (task / "children").read_text().split() for c in _tree(int(child))]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def active_nodes(ctl: Path = KAMAILIO_CTL) -> set[str]:
+    """The nodes Kamailio's dispatcher sends calls to now (their probes answered); bench/faults too."""
+    out = subprocess.run(["kamcmd", "-s", f"unix:{ctl}", "dispatcher.list"], capture_output=True, text=True).stdout
+    active, uri = set(), None
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("URI:"):
+            uri = line.split()[-1]
+        elif line.startswith("FLAGS:") and uri:
+            if line.split()[-1].startswith("A"):
+                active.add(NODES.get(uri, uri))
+            uri = None
+    return active
 
 
 class Cluster:
@@ -31,6 +67,7 @@ class Cluster:
     def __init__(self, policy: Path):
         self.policy = policy
         self.env: dict[str, str] = {}
+        self.settings: dict[str, str] = {}  # what start was given, for a restart of the engines
 
     def run(self, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
         env = {**os.environ, "PBX_TESTBED_LOCK_HELD": "1", "PBX_POLICY": str(self.policy), **extra}
@@ -41,7 +78,8 @@ class Cluster:
 
     def start(self, **extra: str) -> "Cluster":
         # Sweeps every second and a 1 s grace: calls left in progress are ended quickly.
-        self.run("start", **{"PBX_CLUSTER_FRESH": "1", "PBX_SWEEP_INTERVAL": "1", "PBX_RECONCILE_GRACE": "1", **extra})
+        self.settings = {"PBX_SWEEP_INTERVAL": "1", "PBX_RECONCILE_GRACE": "1", **extra}
+        self.run("start", PBX_CLUSTER_FRESH="1", **self.settings)
         for line in self.run("env").stdout.splitlines():
             key, _, value = line.partition("=")
             self.env[key] = value
@@ -49,6 +87,22 @@ class Cluster:
 
     def stop(self) -> None:
         self.run("stop", check=False)
+
+    def kill_engines(self) -> None:
+        """SIGKILL to `pbx-app run` and all it started (engines, web page): no engine is left."""
+        for pid in reversed(_tree(int((CLUSTER_DIR / "app" / "run.pid").read_text()))):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def start_engines(self) -> None:
+        """After kill_engines: `start` starts what is missing, the policy publisher with the engines."""
+        try:
+            os.kill(int((CLUSTER_DIR / "app" / "publish.pid").read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        self.run("start", **self.settings)
 
     @property
     def database_url(self) -> str:
@@ -63,27 +117,23 @@ class Cluster:
                                "-rx", command], capture_output=True, text=True).stdout
 
     def active_nodes(self) -> set[str]:
-        """The nodes Kamailio's dispatcher sends calls to now (their probes answered)."""
-        out = subprocess.run(["kamcmd", "-s", "unix:/var/cache/pbx_app/cluster/kamailio/ctl.sock", "dispatcher.list"],
-                             capture_output=True, text=True).stdout
-        active, uri = set(), None
-        for line in out.splitlines():
-            line = line.strip()
-            if line.startswith("URI:"):
-                uri = line.split()[-1]
-            elif line.startswith("FLAGS:") and uri:
-                if line.split()[-1].startswith("A"):
-                    active.add({"sip:127.0.0.11:5060": "a", "sip:127.0.0.12:5060": "b"}[uri])
-                uri = None
-        return active
+        return active_nodes()
 
     async def engines_health(self) -> list[dict]:
-        async with aiohttp.ClientSession() as s:
-            out = []
-            for url in ENGINE_HEALTH:
+        return await engines_health()
+
+
+async def engines_health() -> list[dict]:
+    """Each engine's /health; {} for one that does not answer (bench/faults too)."""
+    out = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s:
+        for url in ENGINE_HEALTH:
+            try:
                 async with s.get(url) as r:
                     out.append(await r.json())
-            return out
+            except (aiohttp.ClientError, TimeoutError):
+                out.append({})
+    return out
 
 
 class WebPage:
@@ -130,6 +180,39 @@ class FrontSipBed(SipBed):
 
     def _spawn(self, name: str, args: list[str]) -> Sipp:
         return super()._spawn(name, [FRONT_SIP if a == ASTERISK_SIP else a for a in args])
+
+
+@contextmanager
+def running_cluster(asterisk, policy: Path, before: Callable[[], object] = lambda: None,
+                    after: Callable[[], object] = lambda: None, **settings: str) -> Iterator[Cluster]:
+    """A test module's cluster: the session's single-node test bed is stopped for it (its phones'
+    ports are the cluster's too) and started again afterwards for the tests that come later.
+    ``before``/``after``: the module's own set-up and clean-up around the cluster's life."""
+    asterisk("stop", check=False)
+    before()
+    running = Cluster(policy)
+    try:
+        running.start(**settings)
+    except Exception as exc:
+        running.stop()
+        after()
+        asterisk("start", check=False)
+        pytest.fail(f"the cluster did not start: {exc}", pytrace=False)
+    try:
+        yield running
+    finally:
+        running.stop()
+        after()
+        started = asterisk("start", check=False)
+        assert started.returncode == 0, f"the single-node test bed did not start again:\n{started.stderr}"
+
+
+@pytest.fixture
+def sip(tmp_path):
+    """Callers through Kamailio, the test bed's phones registered with both nodes."""
+    bed = FrontSipBed(tmp_path)
+    yield bed
+    bed.stop()
 
 
 def node_of(call: CallRecord) -> str:
