@@ -299,6 +299,14 @@ class EnginesKilled(Fault):
                        env={**os.environ, "PBX_TESTBED_LOCK_HELD": "1"})
         row.recovery = f"engines serving both nodes {time.monotonic() - began:.1f} s after the restart began"
 
+    async def settle(self, row, url, since):
+        """Every call the nodes' CDR has (those the dialplan carried alone too) in the journal."""
+        def complete() -> bool:
+            return not {link for _, _, link in node_cdr(since)} - set(journal_calls(url, since))
+        waited = await until(complete, 60, every=1)
+        row.recovery += (f"; every call in history {waited:.1f} s after the traffic ended" if waited is not None
+                         else "; calls still missing from history 60 s after the traffic ended")
+
 
 PHONE_REGISTER = HERE.parent / "tests" / "sipp" / "phone_register.xml"
 

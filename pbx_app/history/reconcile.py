@@ -7,7 +7,9 @@ Any engine may do this: the journal's writes are upserts, so two doing it at onc
 
 A call whose Asterisk node was taken as lost (pbx_app/nodes.py: it has not listed its channels
 for PBX_NODE_LOST_AFTER) and that left no CDR row ends as "lost with node a": its channels died
-with that Asterisk, and nobody can know what the caller heard after the last journal event."""
+with that Asterisk, and nobody can know what the caller heard after the last journal event.
+
+Each pass also brings in the calls no engine saw at all, which only the CDR has (unseen_calls.py)."""
 
 from __future__ import annotations
 
