@@ -6,10 +6,12 @@ runs in worker threads, never on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Callable
 
 from aiohttp import web
 
+from ...announcements.names import SpokenNames
 from ...users import User
 from ..http.bodies import BadInput, read_json
 from ..http.guard import api, client_address, error, state
@@ -22,6 +24,8 @@ from .notices import apply_notices, notices_from_json
 from .policy_file import FileChanged, InvalidEdit, PolicyBroken, Snapshot, apply_action, apply_setting
 from .schedule import apply_schedule, schedule_from_json
 from .view import employee_view, find_colleagues, find_employees, search_arguments
+
+log = logging.getLogger(__name__)
 
 MAX_EXT = 32  # an extension or department id, as the policy allows
 
@@ -193,7 +197,23 @@ async def put_mobile(request: web.Request, session: Session, user: User) -> web.
         setting = mobile_from_json(body, snapshot.policy, ext, user.is_admin)
         return (lambda entry: apply_mobile(entry, setting)), [("set_mobile", _mobile_json, _mobile_json)]
 
-    return await _save(request, user, "{version, mobile, ring, after}", edit)
+    response = await _save(request, user, "{version, mobile, ring, after}", edit)
+    if response.status == 200:
+        await _spoken_name(state(request), _extension(request))
+    return response
+
+
+async def _spoken_name(web_: Web, ext: str) -> None:
+    """Whoever answers the mobile hears the employee's name: made from the policy's when there is
+    none yet (a recording is kept). One that cannot be made leaves the digits; the save stands."""
+    try:
+        employee = (await web_.snapshot()).policy.employee(ext)
+    except PolicyBroken:
+        return
+    if employee is not None:
+        done = await SpokenNames(web_.config.announcements_dir, web_.announcements.tts).make_missing([employee])
+        for why in done.failed.values():
+            log.warning("the spoken name of %s could not be made (its digits are said): %s", ext, why)
 
 
 RECEPTION = ("on_no_answer", "on_busy", "on_unreachable")
