@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Literal
 
 from ..answered import extensions, where_answered
+from .outside_dropped import read_dropped
 from .records import LOST_WITH_NODE, WHILE_DOWN, CallRecord, LegRecord
 
 Status = Literal["answered", "missed", "in progress"]
@@ -230,6 +231,9 @@ def steps(call: CallRecord) -> list[Step]:
         parts.append(Step("waiting for the callback"))
     if call.legs and not any(l.role == "employee" for l in call.legs):
         parts.insert(0, Step("not rung", at=call.started_at))  # away, or a rule sent the call elsewhere at once
+    # The outbound guard left an outside leg out at the call: why the mobile stayed silent.
+    parts[0:0] = [_left_out(number, why, call.started_at)
+                  for number, _, why in filter(None, (read_dropped(r) for r in call.reasons))]
     if WHILE_DOWN in call.detail:
         by_dialplan = "by the dialplan" in call.detail
         parts.append(Step("carried on by the dialplan while the app was down") if by_dialplan else Step("while the app was down"))
@@ -240,6 +244,12 @@ def steps(call: CallRecord) -> list[Step]:
     elif call.result == "dropped" and call.detail == "busy":
         parts.append(Step("busy tone", at=call.ended_at))
     return parts
+
+
+def _left_out(number: str, why: str, at: datetime | None) -> Step:
+    if "limit" in why:
+        return Step("{number} not rung: the hour's limit of calls out is reached", (("number", number),), at)
+    return Step("{number} not rung: {why}", (("number", number), ("why", why)), at)
 
 
 def describe(said: Iterable[Step], gettext: Callable[[str], str] = str) -> str:

@@ -1,8 +1,8 @@
 """Issue 24's toll-fraud guard on real calls (ARI mode), the carrier played by SIPp on 127.0.0.8:
 a mobile the site's patterns do not allow is never dialled and the caller gets the plan's next
 step; an employee's hourly limit of calls out reached, the next call rings the desk alone. Each
-time the carrier receives no INVITE, and the call's reasons (what history's explain shows) say
-why."""
+time the carrier receives no INVITE, and the call's reasons (what `pbx-app explain` shows) say
+why; history says it too for the limit, which only the call can know."""
 
 from __future__ import annotations
 
@@ -66,8 +66,9 @@ async def test_the_hourly_limit_reached_the_next_call_rings_the_desk_alone(journ
     desk = sip.phone("101", "answer", answer_delay_ms=1000)
     second = sip.call("101", talk_ms=200, caller=CLIENT)
     assert await second.wait(30) == 0
-    await app.wait_calls_ended(2)
-    assert app.ended()[-1].result == "answered" and desk.received("INVITE")
+    _, row = await ended_call(app, 2)
+    assert row.status == "answered" and desk.received("INVITE")
     assert carrier.messages == [], "over the limit: nothing was dialled out"
+    assert row.what_happened == "79015550101 not rung: the hour's limit of calls out is reached; answered"
     assert any("the outside leg to 79015550101 for 101 is dropped: the hour's limit of calls out for this employee "
                "is reached" in r for r in reasons(app)), reasons(app)

@@ -200,6 +200,13 @@ async def test_vet_plan_drops_legs_over_the_hourly_limit_and_says_why(tmp_path):
             "102's mobile is 102's count"
         plain = plan_for("104")
         assert await vet_plan(plain, guard, policy, "c3") is plain
+        # History tells why the mobile stayed silent on that call.
+        call = CallRecord("c2", caller="+79160001122", extension="101", started_at=AT, ended_at=AT, result="answered",
+                          reasons=second.reasons, legs=[LegRecord(1, "employee", ("101",), outcome="answered",
+                                                                  answered_by="101", started_at=AT, answered_at=AT)])
+        assert history_row(call).what_happened == (
+            "79001112233 not rung: the hour's limit of calls out is reached; "
+            "79001234567 not rung: the hour's limit of calls out is reached; answered")
     finally:
         await guard.close()
 

@@ -9,6 +9,7 @@ import pytest
 
 from pbx_app.announcements.convert import AnnouncementError
 from pbx_app.announcements.names import SpokenNames, language_of
+from pbx_app.cli import main
 
 
 class FakeSpeech:
@@ -76,3 +77,15 @@ async def test_a_recording_is_kept_by_a_bulk_run_and_a_bad_one_is_refused(tmp_pa
 def test_the_voice_follows_the_employees_language_else_the_script():
     assert language_of("Ivan", "ru") == "ru"
     assert language_of("Иван") == "ru" and language_of("Ivan") == "en" and language_of("Иван", "de") == "ru"
+
+
+def test_pbx_app_names_makes_the_missing_ones_and_says_what_it_did(tmp_path, monkeypatch, capsys):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('employees:\n  "101": {name: Ivan Petrov}\n  "102": {name: Пётр}\n')
+    monkeypatch.setenv("PBX_ANNOUNCEMENTS_DIR", str(tmp_path / "sounds"))
+    assert main(["names", "--policy", str(policy)]) == 0
+    assert "2 name(s) made, 0 up to date or recorded, 0 failed" in capsys.readouterr().out
+    assert SpokenNames(tmp_path / "sounds").get("102").said == "Пётр"
+    assert main(["names", "--policy", str(policy), "101", "999"]) == 1
+    out, err = capsys.readouterr()
+    assert "0 name(s) made, 1 up to date or recorded" in out and "no employee 999" in err
