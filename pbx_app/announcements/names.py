@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..policy.model import CUSTOM_DIR
+from ..policy.model import CUSTOM_DIR, Employee, is_outside
 from .convert import AnnouncementError, convert_to_asterisk_wav, probe_seconds, sniff_format, wav_seconds
 from .tts import MAX_TEXT, EspeakNg, TextToSpeech
 
@@ -58,6 +58,22 @@ def language_of(text: str, preferred: str | None = None) -> str:
     if preferred in ("en", "ru"):
         return preferred
     return "ru" if _CYRILLIC.search(text) else "en"
+
+
+def says_name(employee: Employee) -> bool:
+    """Whether someone answering one of ``employee``'s calls hears whose it is: their mobile rings
+    (confirm), or a forward of theirs goes outside with a confirm or to a colleague with a whisper."""
+    if employee.ring_mobile is not None and employee.ring_mobile.confirm:
+        return True
+    actions = [employee.on_no_answer, employee.on_busy, employee.on_unreachable, employee.on_absent]
+    while actions:
+        action = actions.pop()
+        if action is None:
+            continue
+        if action.whisper or (action.kind == "forward" and action.target and is_outside(action.target) and action.confirm):
+            return True
+        actions.append(action.then)
+    return False
 
 
 class SpokenNames:

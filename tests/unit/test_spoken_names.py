@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pbx_app.announcements.convert import AnnouncementError
-from pbx_app.announcements.names import SpokenNames, language_of
+from pbx_app.announcements.names import SpokenNames, language_of, says_name
 from pbx_app.cli import main
+from pbx_app.policy import parse_policy
 
 
 class FakeSpeech:
@@ -89,3 +90,18 @@ def test_pbx_app_names_makes_the_missing_ones_and_says_what_it_did(tmp_path, mon
     assert main(["names", "--policy", str(policy), "101", "999"]) == 1
     out, err = capsys.readouterr()
     assert "0 name(s) made, 1 up to date or recorded" in out and "no employee 999" in err
+
+
+def test_a_name_is_needed_where_someone_answering_hears_whose_call_it_is():
+    policy = parse_policy("""site:
+  callback_route: "PJSIP/{number}@carrier"
+  outbound: {allow: [_79XXXXXXXXX], trunk: {endpoint: carrier}}
+employees:
+  "101": {name: A, mobile: "+79001234567", ring_mobile: true}
+  "102": {name: B, on_no_answer: {action: forward, to: "103", whisper: true}}
+  "103": {name: C, on_busy: {action: forward, to: "+79001112233"}}
+  "104": {name: D, on_no_answer: {action: forward, to: "+79001112233", confirm: false}}
+  "105": {name: E, on_no_answer: {action: callback, then: {action: forward, to: "102", whisper: true}}}
+  "106": {name: F, on_no_answer: {action: forward, to: "102"}}
+""")
+    assert [e for e in policy.employees if says_name(policy.employees[e])] == ["101", "102", "103", "105"]

@@ -209,3 +209,12 @@ async def test_saving_a_mobile_makes_the_spoken_name_and_the_employee_may_record
     response = await boss.post("/api/names/103/tts")
     assert response.status == 200 and (await response.json())["said"] == "Anna Smirnova"
     assert (await boss.post("/api/names/999/tts")).status == 404
+
+
+async def test_the_name_is_made_when_a_forward_to_the_mobile_is_saved_not_before(bed):
+    anna = await bed.login("anna")
+    assert (await save_mobile(anna, "103", mobile="+79001234567", ring="off")).status == 200
+    assert not (bed.sounds / "names/103.wav").exists(), "nobody hears it yet: nothing made"
+    response = await anna.save("103", {"action": "forward", "to": "mobile", "announcement": {"kind": "standard"}})
+    assert response.status == 200, await response.text()
+    assert (await (await anna.get("/api/names/103")).json())["said"] == "Anna Smirnova"
