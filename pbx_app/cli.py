@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watch", action="store_true", help="keep running: publish the file again whenever it changes")
     p.set_defaults(func=_later(".service_commands", "cmd_publish"))
 
+    p = sub.add_parser("names", help="make employees' spoken names (text-to-speech) for the mobile's confirm and the whisper")
+    if command == "names" or command not in sub.choices:
+        importlib.import_module(".announcements.names_command", __package__).add_names_arguments(p)
+    p.set_defaults(func=_later(".announcements.names_command", "cmd_names"))
+
     p = sub.add_parser("check", help="validate a policy file; non-zero exit on errors")
     p.add_argument("file", nargs="?", default="config/policy.yaml")
     add_check_arguments(p)

@@ -47,7 +47,9 @@ class LegStarted:
     leg: int  # 1, 2, … in the order the legs started
     at: datetime
     role: LegRole
-    targets: tuple[str, ...] = ()  # extensions rung (a department: its members in this step)
+    # extensions rung (a department: its members in this step); an outside one as "101 on mobile"
+    # or "101 on +7 900 …" (answered.rung)
+    targets: tuple[str, ...] = ()
     department: str | None = None
 
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable, Iterable, Literal
 
-from ..answered import where_answered
+from ..answered import extensions, where_answered
+from .outside_dropped import read_dropped
 from .records import LOST_WITH_NODE, WHILE_DOWN, CallRecord, LegRecord
 
 Status = Literal["answered", "missed", "in progress"]
@@ -60,7 +61,23 @@ def _why(outcome: str | None) -> Step:
     }.get(outcome or "", Step("ringing"))
 
 
-def _not_answered(where: str, outcome: str) -> Step:
+def _not_answered(where: str, outcome: str, place: str = "") -> Step:
+    """``place``: the leg rang only outside the PBX: "mobile" (``where`` the employee whose) or
+    the number itself."""
+    if place == MOBILE:
+        values = (("who", where),)
+        return {
+            "no_answer": Step("forwarded to the mobile of {who}, not answered (no answer)", values),
+            "busy": Step("forwarded to the mobile of {who}, not answered (busy)", values),
+            "unreachable": Step("forwarded to the mobile of {who}, not answered (unreachable)", values),
+        }.get(outcome, Step("forwarded to the mobile of {who}, not answered ({why})", (*values, ("why", outcome))))
+    if place:
+        values = (("number", place),)
+        return {
+            "no_answer": Step("forwarded to {number}, not answered (no answer)", values),
+            "busy": Step("forwarded to {number}, not answered (busy)", values),
+            "unreachable": Step("forwarded to {number}, not answered (unreachable)", values),
+        }.get(outcome, Step("forwarded to {number}, not answered ({why})", (*values, ("why", outcome))))
     values = (("where", where),)
     return {
         "no_answer": Step("forwarded to {where}, not answered (no answer)", values),
@@ -107,14 +124,21 @@ class HistoryRow:
 def who_answered(leg: LegRecord) -> str:
     """The extension that picked up; a resumed call may only know the peer channel, or nothing."""
     by = where_answered(leg.answered_by or "")[0]
-    if by in leg.targets:
+    rung = extensions(leg.targets)
+    if by in rung:
         return by
     m = _PEER.match(by)
-    if m and m.group("ext") in leg.targets:
+    if m and m.group("ext") in rung:
         return m.group("ext")
-    if len(leg.targets) == 1:
-        return leg.targets[0]
+    if len(rung) == 1:
+        return rung[0]
     return by or "?"
+
+
+def outside_only(leg: LegRecord) -> str:
+    """Where the leg rang when that was only outside the PBX: "mobile" or the number; else ""."""
+    places = {where_answered(t)[1] for t in leg.targets}
+    return places.pop() if len(places) == 1 and "" not in places else ""
 
 
 def answered_place(leg: LegRecord) -> str:
@@ -176,7 +200,7 @@ def steps(call: CallRecord) -> list[Step]:
         if leg.role == "employee":
             parts.append(_answered(leg) if leg.outcome == "answered" else replace(_why(leg.outcome), at=at))
         elif leg.role == "forward":
-            where = (("where", leg.department or "+".join(dict.fromkeys(leg.targets))),)
+            where = (("where", leg.department or "+".join(extensions(leg.targets))),)
             place = answered_place(leg)
             if leg.outcome == "answered" and place == MOBILE:
                 parts.append(Step("forwarded to the mobile of {who}, answered", (("who", who_answered(leg)),), at))
@@ -191,7 +215,7 @@ def steps(call: CallRecord) -> list[Step]:
             elif leg.outcome is None:
                 parts.append(Step("forwarded to {where}, ringing", where, at))
             else:
-                parts.append(replace(_not_answered(where[0][1], leg.outcome), at=at))
+                parts.append(replace(_not_answered(where[0][1], leg.outcome, outside_only(leg)), at=at))
         elif leg.role == "voicemail":
             parts.append(replace({"message_left": Step("voicemail, message left"), "no_message": Step("voicemail, no message")}.get(
                 leg.outcome or "", Step("in voicemail")), at=at))
@@ -207,6 +231,9 @@ def steps(call: CallRecord) -> list[Step]:
         parts.append(Step("waiting for the callback"))
     if call.legs and not any(l.role == "employee" for l in call.legs):
         parts.insert(0, Step("not rung", at=call.started_at))  # away, or a rule sent the call elsewhere at once
+    # The outbound guard left an outside leg out at the call: why the mobile stayed silent.
+    parts[0:0] = [_left_out(number, why, call.started_at)
+                  for number, _, why in filter(None, (read_dropped(r) for r in call.reasons))]
     if WHILE_DOWN in call.detail:
         by_dialplan = "by the dialplan" in call.detail
         parts.append(Step("carried on by the dialplan while the app was down") if by_dialplan else Step("while the app was down"))
@@ -217,6 +244,12 @@ def steps(call: CallRecord) -> list[Step]:
     elif call.result == "dropped" and call.detail == "busy":
         parts.append(Step("busy tone", at=call.ended_at))
     return parts
+
+
+def _left_out(number: str, why: str, at: datetime | None) -> Step:
+    if "limit" in why:
+        return Step("{number} not rung: the hour's limit of calls out is reached", (("number", number),), at)
+    return Step("{number} not rung: {why}", (("number", number), ("why", why)), at)
 
 
 def describe(said: Iterable[Step], gettext: Callable[[str], str] = str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from gettext import NullTranslations
 
+from ..answered import extensions, where_answered
 from ..history.records import WHILE_DOWN
 
 
@@ -21,8 +22,15 @@ def _where(facts: dict, leg: dict) -> str:
     department = leg.get("department")
     if department:
         return facts.get("departments", {}).get(department) or department
-    # dict.fromkeys: a desk phone and a mobile ringing together are one person
-    return ", ".join(person(facts, t) for t in dict.fromkeys(leg.get("targets") or ())) or "?"
+    # a desk phone and a mobile ringing together are one person
+    return ", ".join(person(facts, t) for t in extensions(leg.get("targets") or ())) or "?"
+
+
+def _outside_only(leg: dict) -> tuple[str, str] | None:
+    """(employee, "mobile" or the number) when the leg rang only outside the PBX."""
+    rung = [where_answered(t) for t in leg.get("targets") or ()]
+    places = {place for _, place in rung}
+    return rung[0] if rung and len(places) == 1 and "" not in places else None
 
 
 def what_happened(facts: dict, t: NullTranslations) -> list[str]:
@@ -55,6 +63,10 @@ def what_happened(facts: dict, t: NullTranslations) -> list[str]:
                 lines.append(_("forwarded to {where}, answered by {who}").format(where=where, who=person(facts, leg.get("answered_by"))))
             elif outcome == "caller_hung_up":
                 lines.append(_("forwarded to {where}, the caller hung up while it rang").format(where=where))
+            elif outside := _outside_only(leg):
+                ext, place = outside
+                lines.append(_("forwarded to the mobile of {who}, not answered").format(who=person(facts, ext)) if place == "mobile"
+                             else _("forwarded to {number}, not answered").format(number=place))
             else:
                 lines.append(_("forwarded to {where}, not answered").format(where=where))
         elif role == "voicemail":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from ..answered import extensions
 from ..history.records import CallRecord
 from ..history.rows import answered_place, history_row, who_answered
 from ..policy.model import Policy
@@ -96,4 +97,5 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _mentioned(call: CallRecord) -> set[str]:
-    return {call.extension, *(t for l in call.legs for t in l.targets), *(l.answered_by or "" for l in call.legs)}
+    return {call.extension, *(t for l in call.legs for t in extensions(l.targets)),
+            *extensions(l.answered_by or "" for l in call.legs)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..history.outside_dropped import dropped
 from ..policy.model import Policy
 from ..routing.plan import Announce, OutsideTarget, Plan, Ring, Step
 from .guard import OutboundGuard, Verdict
@@ -36,8 +37,7 @@ async def vet_plan(plan: Plan, guard: OutboundGuard | None, policy: Policy, ref:
             refused[(employee, number)] = verdict
     if not refused:
         return plan
-    reasons = tuple(f"the outside leg to {number} for {employee} is dropped: {verdict.why}"
-                    for (employee, number), verdict in sorted(refused.items()))
+    reasons = tuple(dropped(number, employee, verdict.why) for (employee, number), verdict in sorted(refused.items()))
 
     def ring(step: Ring | None) -> Ring | None:
         if step is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable
 
+from ..answered import rung
 from ..callback.offer import Requests, answer_offer
 from ..history.events import (CallEnded, CallResult, CallStarted, Journal, LegEnded, LegOutcome, LegRole, LegStarted,
                               message_left)
@@ -120,7 +121,7 @@ class CallStory:
         step, cursor = self.pending(), self.cursor
         if isinstance(step, Ring):
             await self.journal.record(LegStarted(self.call_id, cursor.leg, self.clock(), step.role,
-                                                 tuple(t.extension for t in step.targets), step.department))
+                                                 tuple(rung(t) for t in step.targets), step.department))
             before = self.steps(cursor.branch)[cursor.index - 1] if cursor.index > 0 else None
             if isinstance(before, Announce):  # the ring came after it: it was played
                 await self.end_leg(cursor.leg - 1, "played", cause=before.sound)
@@ -227,7 +228,7 @@ class CallStory:
         return await self._drop(step)
 
     async def _ring(self, step: Ring) -> Instruction:
-        leg = await self.start_leg(step.role, tuple(t.extension for t in step.targets), step.department)
+        leg = await self.start_leg(step.role, tuple(rung(t) for t in step.targets), step.department)
         self.cursor.dialled = True
         return self._ring_instruction(step, leg)
 

@@ -19,6 +19,7 @@ from ..users.links import Links
 from .accounts import admin as account_admin
 from .accounts import own as account_self
 from .announcements import handlers as announcements
+from .announcements import names as spoken_names
 from .audit import AuditLog
 from .config import WebConfig
 from .history import handlers as history
@@ -73,6 +74,7 @@ def setup(webapp: web.Application, config: WebConfig, reload: Callable[[], objec
     settings_pages.add_routes(webapp)
     settings_api.add_routes(webapp)
     announcements.add_routes(webapp)
+    spoken_names.add_routes(webapp)
     account_self.add_routes(webapp)
     account_admin.add_routes(webapp)
     history.setup(webapp, config.database_url, config.voicemail_dir)

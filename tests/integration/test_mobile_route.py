@@ -52,3 +52,17 @@ employees:
     # "Forwarded call for" (1.7 s) and "1 0 1" play to 102 before the bridge; without the whisper
     # the client is answered within milliseconds of 102.
     assert (client_answered.at - picked_up.at).total_seconds() >= 2.0, "102 heard the whisper first"
+
+
+async def test_a_forward_to_the_mobile_not_answered_is_missed_by_the_employee_and_names_the_mobile(journaled_app, sip):
+    app = await journaled_app(POLICY.replace("ring_time: 8, mobile: \"+7 900 555-01-01\", ring_mobile: true",
+                                             "ring_time: 2, mobile: \"+7 900 555-01-01\", "
+                                             "on_no_answer: {action: forward, to: mobile, announcement: none}"))
+    sip.phone("101", "ring_forever")
+    carrier = sip.carrier_out("busy")
+    caller = sip.call("101", talk_ms=300, caller=CLIENT)
+    await caller.wait(30)
+    _, row = await ended_call(app)
+    assert carrier.received("INVITE")
+    assert (row.status, row.employee) == ("missed", "101")
+    assert row.what_happened == "no answer; forwarded to the mobile of 101, not answered (busy); busy tone"

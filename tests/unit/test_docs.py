@@ -225,7 +225,7 @@ def _problems_of(text: str) -> list[str]:
 
 def test_a_command_that_does_not_exist_is_caught() -> None:
     assert _problems_of("```sh\npbx-app frobnicate --now\n```\n") == [
-        "example.md:1: `pbx-app frobnicate`: no such command (has agi, asterisk, check, engine, explain, history, notify, publish, run, user, web)"
+        "example.md:1: `pbx-app frobnicate`: no such command (has agi, asterisk, check, engine, explain, history, names, notify, publish, run, user, web)"
     ]
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from gettext import NullTranslations
 
 from pbx_app.agi import AgiServer
+from pbx_app.answered import rung
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import CallRecord, LegRecord
 from pbx_app.history.rows import history_row, steps
@@ -146,6 +147,37 @@ def test_history_and_notices_say_where_it_was_answered():
     assert what_happened(facts, NullTranslations())[0] == "101 Ivan Petrov answered on the mobile"
 
 
+def test_an_unanswered_forward_outside_names_the_mobile_or_the_number_and_is_missed_by_the_employee():
+    t0 = AT
+    # A ring step's targets as the story writes them (answered.rung): the plan's own targets.
+    plan = plan_for()
+    [mobile] = next(s for s in plan.on_no_answer if isinstance(s, Ring)).targets
+    [number] = next(s for s in plan.on_busy if isinstance(s, Ring)).targets
+    assert (rung(mobile), rung(number)) == ("101 on mobile", "101 on 8 (900) 111-22-33")
+
+    def forwarded(target: str, outcome: str) -> CallRecord:
+        return CallRecord("c3", caller="+79160001122", extension="101", started_at=t0, ended_at=t0, result="dropped",
+                          legs=[LegRecord(1, "employee", ("101",), outcome="no_answer", started_at=t0),
+                                LegRecord(2, "forward", (target,), outcome=outcome, started_at=t0)])
+
+    row = history_row(forwarded("101 on mobile", "no_answer"))
+    assert (row.status, row.employee) == ("missed", "101"), "missed by the employee the client dialled"
+    assert row.what_happened == "no answer; forwarded to the mobile of 101, not answered (no answer)"
+    assert history_row(forwarded("101 on 8 (900) 111-22-33", "busy")).what_happened == \
+        "no answer; forwarded to 8 (900) 111-22-33, not answered (busy)"
+    # A colleague whose desk and mobile rang together is a colleague, not an outside number.
+    both = CallRecord("c4", caller="+79160001122", extension="101", started_at=t0, ended_at=t0, result="dropped",
+                      legs=[LegRecord(1, "forward", ("102", "102 on mobile"), outcome="no_answer", started_at=t0)])
+    assert history_row(both).what_happened.endswith("; forwarded to 102, not answered (no answer)")
+    facts = {"employee": "101", "employee_name": "Ivan Petrov", "legs": [
+        {"role": "employee", "targets": ["101"], "outcome": "no_answer"},
+        {"role": "forward", "targets": ["101 on mobile"], "outcome": "no_answer"}]}
+    assert what_happened(facts, NullTranslations()) == ["101 Ivan Petrov did not answer",
+                                                        "forwarded to the mobile of 101 Ivan Petrov, not answered"]
+    facts["legs"][1]["targets"] = ["101 on 8 (900) 111-22-33"]
+    assert what_happened(facts, NullTranslations())[1] == "forwarded to 8 (900) 111-22-33, not answered"
+
+
 def test_no_engine_fallback_rings_the_mobile_too():
     line = app_down_line(parse_policy(POLICY), "101", AT)
     assert "PJSIP/101&" + MOBILE_101 in line
@@ -168,6 +200,13 @@ async def test_vet_plan_drops_legs_over_the_hourly_limit_and_says_why(tmp_path):
             "102's mobile is 102's count"
         plain = plan_for("104")
         assert await vet_plan(plain, guard, policy, "c3") is plain
+        # History tells why the mobile stayed silent on that call.
+        call = CallRecord("c2", caller="+79160001122", extension="101", started_at=AT, ended_at=AT, result="answered",
+                          reasons=second.reasons, legs=[LegRecord(1, "employee", ("101",), outcome="answered",
+                                                                  answered_by="101", started_at=AT, answered_at=AT)])
+        assert history_row(call).what_happened == (
+            "79001112233 not rung: the hour's limit of calls out is reached; "
+            "79001234567 not rung: the hour's limit of calls out is reached; answered")
     finally:
         await guard.close()
 

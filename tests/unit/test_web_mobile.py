@@ -6,12 +6,14 @@ import io
 import json
 import re
 
+import aiohttp
 import pytest
 from ruamel.yaml import YAML
 
 from pbx_app.policy import parse_policy
 from pbx_app.web.settings.mobile import MobileSetting, apply_mobile, mobile_from_json, mobile_from_policy
 from pbx_app.web.settings.no_answer import SettingError, setting_from_json
+from tests.unit.test_announcements import tone
 from tests.unit.test_web_api import WebBed
 
 POLICY = parse_policy("""site:
@@ -173,3 +175,46 @@ async def test_the_page_says_it_in_russian(bed):
     texts = json.loads(re.search(r'<script type="application/json" id="pbx-t">(.*?)</script>', html, re.S).group(1))
     assert texts["the office may not call this number; ask an administrator which numbers it may call"].startswith(
         "офису нельзя звонить на этот номер")
+
+
+# ---- the spoken name whoever answers hears ---------------------------------------------------
+
+
+async def test_saving_a_mobile_makes_the_spoken_name_and_the_employee_may_record_their_own(bed, tmp_path):
+    anna, petr = await bed.login("anna"), await bed.login("petr")
+    page = await (await anna.get("/employees/103")).text()
+    assert 'id="name-upload"' in page and 'id="name-tts"' in page, "the page offers both ways"
+    assert (await (await anna.get("/api/names/103")).json())["kind"] == ""
+    assert (await save_mobile(anna, "103", mobile="+79001234567", ring="together")).status == 200
+    made = await (await anna.get("/api/names/103")).json()
+    assert made == {"extension": "103", "kind": "made", "said": "Anna Smirnova", "url": "/api/names/103/sound"}
+    sound = await anna.get("/api/names/103/sound")
+    assert sound.status == 200 and (await sound.read())[:4] == b"RIFF"
+    assert (bed.sounds / "names/103.wav").is_file(), "where Asterisk reads it (pbx-external-whose)"
+
+    recording = aiohttp.FormData()
+    recording.add_field("file", tone(tmp_path / "me.wav", seconds=1).read_bytes(), filename="me.wav")
+    response = await anna.post("/api/names/103", data=recording)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["kind"] == "recorded"
+    assert bed.audit("name_upload")[0]["extension"] == "103"
+    assert (await save_mobile(anna, "103", mobile="+79001234567", ring="after", after=5)).status == 200
+    assert (await (await anna.get("/api/names/103")).json())["kind"] == "recorded", "a recording is kept"
+
+    assert (await petr.post("/api/names/103/tts")).status == 403, "only their own, or an administrator"
+    assert (await petr.get("/api/names/103/sound")).status == 403
+    response = await anna.client.delete("/api/names/103", headers={"X-CSRF-Token": anna.csrf})
+    assert response.status == 200 and (await response.json())["kind"] == ""
+    boss = await bed.login("boss")
+    response = await boss.post("/api/names/103/tts")
+    assert response.status == 200 and (await response.json())["said"] == "Anna Smirnova"
+    assert (await boss.post("/api/names/999/tts")).status == 404
+
+
+async def test_the_name_is_made_when_a_forward_to_the_mobile_is_saved_not_before(bed):
+    anna = await bed.login("anna")
+    assert (await save_mobile(anna, "103", mobile="+79001234567", ring="off")).status == 200
+    assert not (bed.sounds / "names/103.wav").exists(), "nobody hears it yet: nothing made"
+    response = await anna.save("103", {"action": "forward", "to": "mobile", "announcement": {"kind": "standard"}})
+    assert response.status == 200, await response.text()
+    assert (await (await anna.get("/api/names/103")).json())["said"] == "Anna Smirnova"

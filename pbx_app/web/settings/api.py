@@ -6,10 +6,12 @@ runs in worker threads, never on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Callable
 
 from aiohttp import web
 
+from ...announcements.names import SpokenNames, says_name
 from ...users import User
 from ..http.bodies import BadInput, read_json
 from ..http.guard import api, client_address, error, state
@@ -22,6 +24,8 @@ from .notices import apply_notices, notices_from_json
 from .policy_file import FileChanged, InvalidEdit, PolicyBroken, Snapshot, apply_action, apply_setting
 from .schedule import apply_schedule, schedule_from_json
 from .view import employee_view, find_colleagues, find_employees, search_arguments
+
+log = logging.getLogger(__name__)
 
 MAX_EXT = 32  # an extension or department id, as the policy allows
 
@@ -129,7 +133,7 @@ async def put_no_answer(request: web.Request, session: Session, user: User) -> w
         after = lambda later: setting.to_json()  # noqa: E731
         return (lambda entry: apply_setting(entry, setting)), [("set_no_answer", _no_answer_json, after)]
 
-    return await _save(request, user, "{version, setting}", edit)
+    return await _spoken_name(request, await _save(request, user, "{version, setting}", edit))
 
 
 @api(mutating=True)
@@ -159,7 +163,7 @@ async def put_reception(request: web.Request, session: Session, user: User) -> w
             raise SettingError({"setting": "nothing to change: send on_no_answer, on_busy or on_unreachable"})
         return (lambda entry: [change(entry) for change in changes]), audits
 
-    return await _save(request, user, "{version, on_no_answer, on_busy, on_unreachable}", edit)
+    return await _spoken_name(request, await _save(request, user, "{version, on_no_answer, on_busy, on_unreachable}", edit))
 
 
 @api(mutating=True)
@@ -170,7 +174,7 @@ async def put_schedule(request: web.Request, session: Session, user: User) -> we
         setting = schedule_from_json(body, snapshot.policy, ext, keep("on_absent"))
         return (lambda entry: apply_schedule(entry, setting)), [("set_schedule", _schedule_json, _schedule_json)]
 
-    return await _save(request, user, "{version, hours, absences, on_absent}", edit)
+    return await _spoken_name(request, await _save(request, user, "{version, hours, absences, on_absent}", edit))
 
 
 @api(mutating=True)
@@ -193,7 +197,25 @@ async def put_mobile(request: web.Request, session: Session, user: User) -> web.
         setting = mobile_from_json(body, snapshot.policy, ext, user.is_admin)
         return (lambda entry: apply_mobile(entry, setting)), [("set_mobile", _mobile_json, _mobile_json)]
 
-    return await _save(request, user, "{version, mobile, ring, after}", edit)
+    return await _spoken_name(request, await _save(request, user, "{version, mobile, ring, after}", edit))
+
+
+async def _spoken_name(request: web.Request, response: web.Response) -> web.Response:
+    """After a save: when whoever answers the employee's calls now hears whose they are (the
+    mobile's confirm, a whisper), their name is made from the policy's if there is none yet (a
+    recording is kept). One that cannot be made leaves the digits; the save stands."""
+    if response.status != 200:
+        return response
+    web_, ext = state(request), _extension(request)
+    try:
+        employee = (await web_.snapshot()).policy.employee(ext)
+    except PolicyBroken:
+        return response
+    if employee is not None and says_name(employee):
+        done = await SpokenNames(web_.config.announcements_dir, web_.announcements.tts).make_missing([employee])
+        for why in done.failed.values():
+            log.warning("the spoken name of %s could not be made (its digits are said): %s", ext, why)
+    return response
 
 
 RECEPTION = ("on_no_answer", "on_busy", "on_unreachable")

@@ -564,6 +564,40 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
     $("#save-mobile").disabled = false;
   }
 
+  // ---- the spoken name (api/names): what whoever answers a forwarded call hears -----------------
+
+  const nameUrl = () => `/api/names/${encodeURIComponent(view.extension)}`;
+
+  function showName(n) {
+    $("#name-state").textContent = n.kind === "recorded" ? t("your recording")
+      : n.kind === "made" ? fmt(t("made from \"{0}\""), n.said) : t("none: your extension's digits are said");
+    $("#name-play").hidden = !n.url;
+    if (n.url) $("#name-play").src = `${n.url}?v=${Date.now()}`;
+    $("#name-remove").disabled = !n.kind;
+  }
+
+  async function loadName() {
+    const r = await call("GET", nameUrl());
+    if (r.status === 200) showName(r.data);
+  }
+
+  async function changeName(method, url, body) {
+    statusOf("#status-name", t("Saving…"));
+    const r = await call(method, url, body);
+    if (r.status !== 200) { statusOf("#status-name", explain(r.data), "error"); return; }
+    statusOf("#status-name", t("Saved. The next call follows the new setting."), "ok");
+    showName(r.data);
+  }
+
+  async function uploadName() {
+    const file = $("#name-upload").files[0];
+    if (!file) return;
+    const data = new FormData();
+    data.append("file", file);
+    await changeName("POST", nameUrl(), data);
+    $("#name-upload").value = "";
+  }
+
   // ---- wiring ---------------------------------------------------------------------------------
 
   $$("[data-tab]").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
@@ -626,7 +660,10 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
   $("#save-schedule").addEventListener("click", saveSchedule);
   $("#revert-schedule").addEventListener("click", () => { showSchedule(); statusOf("#status-schedule", ""); });
   $("#save-notices").addEventListener("click", saveNotices);
-  $("#save-mobile").addEventListener("click", saveMobile);
+  $("#save-mobile").addEventListener("click", async () => { await saveMobile(); loadName(); });
+  $("#name-upload").addEventListener("change", uploadName);
+  $("#name-tts").addEventListener("click", () => changeName("POST", `${nameUrl()}/tts`));
+  $("#name-remove").addEventListener("click", () => changeName("DELETE", nameUrl()));
   $("#mobile-after").addEventListener("focus", () => { $("input[name=ring-mobile][value=after]").checked = true; });
   if ($("#add-recipient")) $("#add-recipient").addEventListener("click", addRecipient);
   window.addEventListener("beforeunload", (e) => { if (Object.keys(pending).length) { e.preventDefault(); e.returnValue = ""; } });
@@ -634,5 +671,6 @@ const fmt = (s, ...args) => s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(
   showSchedule();
   showNotices();
   showMobile();
+  loadName();
   showReception();
 })();

@@ -1,0 +1,139 @@
+"""An employee's spoken name on the page (announcements/names.py): what whoever answers a
+forwarded call hears instead of the extension's digits. The employee sets their own, an
+administrator anyone's: upload a recording, make it from the policy's name, play it, remove it
+(the digits are said again). Every change is in the audit log."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from ...announcements import AnnouncementError
+from ...announcements.names import MAX_BYTES, SpokenName, SpokenNames
+from ...users import User
+from ..http.guard import api, client_address, error, state
+from ..settings.policy_file import PolicyBroken
+from ..signin.sessions import Session
+from ..state import Web
+from .handlers import CHUNK, MULTIPART_OVERHEAD, _file_part
+
+
+def add_routes(webapp: web.Application) -> None:
+    webapp.router.add_routes([
+        web.get("/api/names/{ext}", get_name),
+        web.get("/api/names/{ext}/sound", play_name),
+        web.post("/api/names/{ext}", upload_name),
+        web.post("/api/names/{ext}/tts", make_name),
+        web.delete("/api/names/{ext}", remove_name),
+    ])
+
+
+def names_of(web_: Web) -> SpokenNames:
+    return SpokenNames(web_.config.announcements_dir, web_.announcements.tts)
+
+
+def _json(name: SpokenName) -> dict:
+    return {"extension": name.extension, "kind": name.kind, "said": name.said,
+            "url": f"/api/names/{name.extension}/sound" if name.kind else None}
+
+
+async def _employee_name(web_: Web, ext: str) -> str | None:
+    """The policy's ``name`` of ``ext``; None when there is no such employee."""
+    try:
+        employee = (await web_.snapshot()).policy.employee(ext)
+    except PolicyBroken:
+        return None
+    return employee.name if employee is not None else None
+
+
+def _refused(user: User, ext: str) -> web.Response | None:
+    if not user.may_edit(ext):
+        return error(403, f"{user.name} may change only their own name (extension {user.extension})", "forbidden")
+    return None
+
+
+@api()
+async def get_name(request: web.Request, session: Session, user: User) -> web.Response:
+    ext = request.match_info["ext"]
+    return _refused(user, ext) or web.json_response(_json(names_of(state(request)).get(ext)))
+
+
+@api()
+async def play_name(request: web.Request, session: Session, user: User) -> web.StreamResponse:
+    ext = request.match_info["ext"]
+    if (refused := _refused(user, ext)) is not None:
+        return refused
+    path = names_of(state(request)).path(ext)
+    if path is None:
+        return error(404, "no spoken name: the extension's digits are said", "not_found")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+
+@api(mutating=True)
+async def upload_name(request: web.Request, session: Session, user: User) -> web.Response:
+    ext = request.match_info["ext"]
+    if (refused := _refused(user, ext)) is not None:
+        return refused
+    web_ = state(request)
+    if await _employee_name(web_, ext) is None:
+        return error(404, f"no employee {ext} in the policy", "not_found")
+    too_large = f"the file is too large: the limit for a name is {MAX_BYTES // 1024 // 1024} MiB"
+    if request.content_length is None:
+        return error(411, "send the upload with a Content-Length", "length_required")
+    if request.content_length > MAX_BYTES + MULTIPART_OVERHEAD:
+        return error(413, too_large, "too_large")
+    part = await _file_part(request)
+    with tempfile.TemporaryDirectory(prefix="pbx-name-") as tmp:
+        upload = Path(tmp) / "upload"
+        size = 0
+        try:
+            with open(upload, "wb") as f:
+                while chunk := await part.read_chunk(CHUNK):
+                    size += len(chunk)
+                    if size > MAX_BYTES:
+                        return error(413, too_large, "too_large")
+                    f.write(chunk)
+        except (ValueError, AssertionError, RuntimeError):
+            return error(400, "the upload was cut short or is not a valid form", "bad_request")
+        try:
+            name = await names_of(web_).record(ext, upload)
+        except AnnouncementError as exc:
+            return error(exc.status, str(exc), exc.code)
+    await web_.record("name_upload", user.name, role=user.role, address=client_address(request), extension=ext, bytes=size)
+    return web.json_response(_json(name))
+
+
+@api(mutating=True)
+async def make_name(request: web.Request, session: Session, user: User) -> web.Response:
+    """The name said by text-to-speech from the policy's ``name`` (replaces a recording)."""
+    ext = request.match_info["ext"]
+    if (refused := _refused(user, ext)) is not None:
+        return refused
+    web_ = state(request)
+    said = await _employee_name(web_, ext)
+    if said is None:
+        return error(404, f"no employee {ext} in the policy", "not_found")
+    try:
+        name = await names_of(web_).make(ext, said)
+    except AnnouncementError as exc:
+        return error(exc.status, str(exc), "bad_text")
+    await web_.record("name_tts", user.name, role=user.role, address=client_address(request), extension=ext, text=said)
+    return web.json_response(_json(name))
+
+
+@api(mutating=True)
+async def remove_name(request: web.Request, session: Session, user: User) -> web.Response:
+    ext = request.match_info["ext"]
+    if (refused := _refused(user, ext)) is not None:
+        return refused
+    web_ = state(request)
+    names = names_of(web_)
+    try:
+        names.remove(ext)
+    except AnnouncementError as exc:
+        return error(exc.status, str(exc), exc.code)
+    await web_.record("name_remove", user.name, role=user.role, address=client_address(request), extension=ext)
+    return web.json_response(_json(names.get(ext)))
+
