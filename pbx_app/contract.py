@@ -61,6 +61,21 @@ CB_CALLERID = "PBX_CB_CALLERID"  # what the client sees: the employee's number
 # What the dialplan does if, after a ring, no engine takes the caller back, per Dial() outcome:
 # Fallbacks.encode().
 FALLBACKS = "PBX_FB"
+# "1": after an unanswered ring the dialplan carries the rest of the plan itself (pbx-carry: PBX_FB's
+# part for the outcome, reported step by step) while the owner is alive; set only when every branch
+# after the first ring fits PBX_FB's shape (calls/fallback.carries), so nothing needs a new decision.
+CARRY = "PBX_CARRY"
+# The global each engine refreshes with its clock (epoch seconds) every BEAT_EVERY: the dialplan
+# lets a plan be carried only while its owner's beat is fresh, else the caller goes back to Stasis
+# (the owner, else any engine: a take-over). A dialplan cannot see an ARI app's websocket.
+ALIVE_PREFIX = "PBX_ALIVE_"
+BEAT_EVERY = 0.5  # s; pbx-dial counts a beat older than 1 s (whole seconds) as a dead owner
+_VARIABLE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def alive_variable(app: str) -> str:
+    """The global holding ``app``'s last beat; pbx-dial spells it ${FILTER(A-Za-z0-9_,app)}."""
+    return ALIVE_PREFIX + _VARIABLE.sub("", app)
 
 # ---- FastAGI mode (dialplan/pbx_agi.conf): what the server sets, what the dialplan keeps ---------
 DO = "PBX_DO"  # the label of the next step in pbx-agi: ring | announce | voicemail | offer | callback | busy | hangup
@@ -89,6 +104,7 @@ VM_AFTER = "vm_after"
 ANSWERED = "answered"  # an answered ring, when it ends: DIALEDPEERNAME^ANSWEREDTIME_MS
 CB_PRESSED = "cb_pressed"  # a callback: the digit the employee pressed ("" none)
 CB_CLIENT = "cb_client"  # a callback: DIALSTATUS of the call to the client
+DIALED = "dialed"  # a ring the dialplan carries on from (PBX_CARRY): DIALSTATUS^HANGUPCAUSE
 
 
 def report(event: dict) -> tuple[str, str] | None:
@@ -100,6 +116,12 @@ def report(event: dict) -> tuple[str, str] | None:
         if name != "eventname":
             return str(name), str(value)
     return None
+
+
+def dialed(value: str) -> tuple[str, str]:
+    """A DIALED report → (DIALSTATUS, HANGUPCAUSE)."""
+    status, _, cause = value.partition(FALLBACK_SEPARATOR)
+    return status, cause
 
 
 def answered(value: str) -> tuple[str, int]:
@@ -148,17 +170,22 @@ class Fallback:
     then_leg: str = ""  # CDR(userfield) for the voicemail leg
     exten: str = ""  # the extension the ring runs under: the CDR's dst (who is rung)
     then_exten: str = ""  # the mailbox owner's extension, likewise
+    whisper: str = ""  # the ring's PBX_WHISPER (pbx-carry; the no-engine fallback does not whisper)
+    cursor: str = ""  # the story's cursor during that ring (pbx-carry sets it: a survivor goes on from there)
 
     def encode(self) -> str:
         fields = (self.dial, str(self.ringtime) if self.dial else "", self.announce, self.leg, self.then,
                   self.mailbox, self.then_leg, self.exten, self.then_exten)
+        if self.whisper or self.cursor:  # only a ring the dialplan may carry has them
+            fields += (self.whisper, self.cursor)
         return FALLBACK_SEPARATOR.join(fields)
 
     @classmethod
     def decode(cls, text: str) -> "Fallback":
-        parts = (text.split(FALLBACK_SEPARATOR) + [""] * 9)[:9]
-        dial, ringtime, announce, leg, then, mailbox, then_leg, exten, then_exten = parts
-        return cls(dial, int(ringtime or 0), announce, leg, then or "busy", mailbox, then_leg, exten, then_exten)
+        parts = (text.split(FALLBACK_SEPARATOR) + [""] * 11)[:11]
+        dial, ringtime, announce, leg, then, mailbox, then_leg, exten, then_exten, whisper, cursor = parts
+        return cls(dial, int(ringtime or 0), announce, leg, then or "busy", mailbox, then_leg, exten, then_exten,
+                   whisper, cursor)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,8 @@ class FakeAsterisk(FakeAri):
         self.failing: dict[str, AriError] = {}  # path prefix → error to raise, for failure tests
         self.keys: dict[str, str] = {}  # caller channel (or "*": every caller) → the digit pressed at a callback offer
         self.offer_held: asyncio.Event | None = None  # set: callback offers last until it is (time to kill an engine)
+        self.globals: dict[str, str] = {}
+        self.stalled: set[str] = set()  # engines hung: their heartbeat has stopped
 
     # ---- test side ------------------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class FakeAsterisk(FakeAri):
             engine.dispatch(json.loads(raw))
 
         self.apps[engine.ari.app] = deliver
+        self.stalled.discard(engine.ari.app)
 
     def detach(self, app: str) -> None:
         """The engine dies: its websocket is gone, its callers stay where they are."""
@@ -113,6 +116,7 @@ class FakeAsterisk(FakeAri):
         """The engine hangs: its websocket stays up, so Asterisk still puts its callers in its
         Stasis, but it acts on no event."""
         self.apps[app] = lambda event: None
+        self.stalled.add(app)
 
     def new_call(self, extension: str, caller: str = "79001234567", language: str = "en") -> str:
         n = next(self._ids)
@@ -149,6 +153,9 @@ class FakeAsterisk(FakeAri):
                 raise error
         parts = path.strip("/").split("/")
         if parts[0] == "applications":
+            return None
+        if parts == ["asterisk", "variable"]:  # a global: the engines' heartbeats
+            self.globals[params["variable"]] = params.get("value", "")
             return None
         if parts[:2] == ["events", "claim"]:
             return self._claim(app, params["channelId"])
@@ -268,6 +275,10 @@ class FakeAsterisk(FakeAri):
     async def _back_from_ring(self, ch: FakeChannel, status: str, broadcast_only: bool = False) -> None:
         owner = ch.vars.get(dp.ENGINE, "")
         args = ["dialed", status, "0"]
+        # pbx-dial's carry: the owner's heartbeat is fresh while it is connected and not hung.
+        if not broadcast_only and ch.vars.get(dp.CARRY) == "1" and owner in self.apps and owner not in self.stalled:
+            self._report(ch, dp.DIALED, f"{status}^0")
+            return await self._carry(ch, dp.fallback_for(dp.Entry.from_args(args))["extension"])
         if not broadcast_only and owner in self.apps:
             return self._enter(ch, owner, args)
         await self._offer(ch, args, lambda: self._fallback(ch, dp.fallback_for(dp.Entry.from_args(args))["extension"]))
@@ -304,6 +315,20 @@ class FakeAsterisk(FakeAri):
             await self._ring(ch, fb.dial, fb.ringtime, fb.announce, fallback=True)
             if not ch.alive:
                 return
+        if fb.then == "voicemail":
+            return await self._voicemail(ch, fb.mailbox, "")
+        await self._end(ch, fb.then)
+
+    async def _carry(self, ch: FakeChannel, outcome: str) -> None:
+        """pbx-carry: PBX_FB's part for the outcome, its next ring through pbx-dial."""
+        fb = dp.Fallbacks.pick(ch.vars.get(dp.FALLBACKS, ""), outcome)
+        ch.actions.append(("carry", outcome))
+        ch.vars[dp.FALLBACKS] = dp.Fallback(then=fb.then, mailbox=fb.mailbox, then_leg=fb.then_leg,
+                                            then_exten=fb.then_exten).encode()
+        if fb.dial:
+            ch.vars[dp.RING] = dp.PackedRing(fb.dial, fb.ringtime, fb.leg.removesuffix(":fallback")).encode()
+            ch.vars.update({dp.ANNOUNCE: fb.announce, dp.WHISPER: fb.whisper, dp.CURSOR: fb.cursor})
+            return await self._dialplan(ch, {"context": dp.DIAL, "extension": fb.exten})
         if fb.then == "voicemail":
             return await self._voicemail(ch, fb.mailbox, "")
         await self._end(ch, fb.then)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -94,8 +95,34 @@ class CallEngine:
         self.callbacks = callbacks
 
     async def run(self) -> None:
-        async for event in self.events:
-            self.dispatch(event)
+        beat = asyncio.create_task(self.heartbeat(), name="heartbeat")
+        try:
+            async for event in self.events:
+                self.dispatch(event)
+        finally:
+            beat.cancel()
+
+    async def heartbeat(self, wall: Callable[[], float] = time.time) -> None:
+        """Tells the dialplan we are alive (contract.alive_variable): only then does it carry a
+        plan on after a ring without us (PBX_CARRY); a caller of a dead or frozen engine goes back
+        to Stasis, where a survivor takes it over. One request every BEAT_EVERY, not per call."""
+        name = dp.alive_variable(self.ari.app)
+        try:
+            while True:
+                if self.events.connected.is_set():
+                    try:
+                        await self.ari.post("/asterisk/variable", variable=name, value=str(int(wall())))
+                    except Exception as exc:  # the next beat tries again; a stale one only costs a Stasis entry
+                        log.debug("heartbeat: %s", exc)
+                await asyncio.sleep(dp.BEAT_EVERY)
+        except asyncio.CancelledError:
+            # Stopping: from now on our callers come back to Stasis after a ring, where the
+            # others rescue them, instead of being carried on with nobody listening.
+            try:
+                await asyncio.wait_for(self.ari.post("/asterisk/variable", variable=name, value=""), 1.0)
+            except Exception as exc:
+                log.debug("heartbeat: could not clear it: %s", exc)
+            raise
 
     def dispatch(self, event: dict) -> None:
         kind = event.get("type", "")

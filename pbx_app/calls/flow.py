@@ -6,7 +6,13 @@ The dialplan does the ringing and the announcements (pbx-dial: [announcement] + 
 leg gets its own CDR row and the caller is in the dialplan, not in our hands, while it waits),
 reports with UserEvents (contract.report) and hands the caller back to Stasis only where the
 story needs a new decision: after an unanswered ring and after a callback offer. Before each step
-the channel gets everything another engine, or the dialplan alone, needs to go on without us."""
+the channel gets everything another engine, or the dialplan alone, needs to go on without us.
+
+Where every branch after the first ring fits what the dialplan can carry alone (PBX_FB's shape:
+calls/fallback.carries), the first ring also gets PBX_CARRY: while our heartbeat is fresh, the
+dialplan then goes on after the ring by itself (pbx-carry) and reports each step; we only listen
+and feed the story, and the caller enters Stasis once. A caller that comes back anyway (our beat
+looked stale) is served as before."""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from ..story import CallStory, Cursor, Instruction, Report
 from ..story.codec import pack_plan
 from .. import contract as dp
 from .channel import CallChannel, CallerGone
-from .fallback import next_fallback
+from .fallback import carries_after_first_ring, next_fallback
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ class CallFlow:
         self.call_id = call.id
         self.app = app
         self._state_saved = False  # the plan and our name are on the channel
+        self._carried = False  # the dialplan carries the step in progress (PBX_CARRY): we only listen
 
     @property
     def result(self):
@@ -81,6 +88,8 @@ class CallFlow:
         """Sends the caller to do ``instruction``; the story's next instruction once the caller is
         back, None when the call is over."""
         do = instruction.do
+        if self._carried:
+            return await self._hear(instruction)
         if do == "announce":
             return await self._announce_then(instruction)
         if do == "ring":
@@ -100,6 +109,20 @@ class CallFlow:
         # busy | callback | hangup: the story is over, the dialplan ends the call.
         await self.call.continue_to(dp.END, {"hangup": "answered"}.get(do, do))
         return None
+
+    async def _hear(self, instruction: Instruction) -> Instruction | None:
+        """The dialplan does ``instruction`` by itself (pbx-carry); we hear how it goes. Only the
+        shapes calls/fallback.carries allows come here: an announcement is followed by a ring."""
+        do = instruction.do
+        if do == "ring":
+            return await self._after_ring()
+        if do == "announce":
+            return await self._after_ring(announced=False)
+        if do == "voicemail":
+            return await self._until_gone()
+        if do == "message":
+            return await self._until_gone(announced=False)
+        return None  # busy | hangup: the dialplan ends the call
 
     async def _announce_then(self, announce: Instruction) -> Instruction | None:
         """pbx-dial and pbx-voicemail play the announcement and go on with the step after it in one
@@ -122,9 +145,16 @@ class CallFlow:
                 if report and report[0] == dp.ANNOUNCED and not announced:
                     announced = True
                     await self.story.next(Report(playback=report[1]))
+                elif report and report[0] == dp.DIALED:  # the dialplan goes on by itself (pbx-carry)
+                    if not announced:
+                        await self.story.next(Report(playback="FAILED"))
+                    self._carried = True
+                    status, cause = dp.dialed(report[1])
+                    return await self.story.next(Report(dialstatus=status, hangupcause=cause))
                 elif event.get("type") == "StasisStart":
                     if not announced:  # no report of the announcement came: it was not heard
                         await self.story.next(Report(playback="FAILED"))
+                    self._carried = False
                     entry = dp.Entry.from_args(event.get("args") or [])
                     return await self.story.next(Report(dialstatus=entry.status, hangupcause=entry.cause))
         except CallerGone:
@@ -194,6 +224,7 @@ class CallFlow:
         if not self._state_saved:
             variables[dp.ENGINE] = self.app
             variables[dp.PLAN] = pack_plan(self.story.plan, reasons=True)
+            variables[dp.CARRY] = "1" if carries_after_first_ring(self.story.plan) else ""
         await self.call.set_vars(variables)
         self._state_saved = True
         await self.call.continue_to(context, instruction.to)
@@ -210,6 +241,6 @@ class CallFlow:
         """What the dialplan does if no engine takes the caller back after the step at ``at``."""
         steps = self.story.steps
         if at.branch == "first" and not offer:
-            return dp.Fallbacks(*(next_fallback(steps(branch), 0, at.leg, self.call_id)
+            return dp.Fallbacks(*(next_fallback(steps(branch), 0, at.leg, self.call_id, branch)
                                   for branch in ("no_answer", "busy", "unreachable")))
         return dp.Fallbacks(next_fallback(steps(at.branch), at.index + 1, at.leg, self.call_id))

@@ -10,7 +10,7 @@ import pytest
 from pbx_app.history.rows import history_row
 from tests.integration.conftest import ARI_PASSWORD, ARI_URL, ARI_USER, leftovers
 from tests.integration.test_history_calls import MASTER_DB, cdr_of, sqlite_rows
-from tests.support.engines import EngineProcess, all_ended
+from tests.support.engines import EngineProcess, all_ended, journal_calls
 from tests.support.wait import until
 
 
@@ -47,6 +47,10 @@ def cluster(asterisk, tmp_path, request):
         engine.stop()
 
 
+async def leg_journalled(url: str, role: str) -> bool:
+    return any(leg.role == role for call in await journal_calls(url) for leg in call.legs)
+
+
 async def caller_channel(ari) -> dict:
     [channel] = [c for c in await ari.get("/channels") if c["name"].startswith("PJSIP/client")]
     return channel
@@ -69,6 +73,9 @@ async def test_owner_killed_the_caller_is_forwarded_as_the_policy_says(cluster, 
     await until(lambda: employee.received("INVITE"), 5, "101 never rang")
     if moment == "announcement":
         await until(lambda: caller.received(183), 10, "the announcement never started")
+        # The dialplan plays it as soon as the ring ends (issue 26: the engine only listens): the kill
+        # is "during the announcement" once the owner has heard so and its journal has it.
+        await until(lambda: leg_journalled(cluster.url, "announcement"), 5, "the announcement never reached the journal")
     elif moment == "forward ringing":
         await until(lambda: colleague.received("INVITE"), 15, "102 never rang")
     owner = await owner_of(ari, engines)

@@ -4,15 +4,20 @@ dialplan carries the plan on; an engine past its limit leaves new calls to the o
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from pbx_app import contract as dp
 from pbx_app.calls.engine import EVENT_TYPES, CallEngine, filtered_out
+from pbx_app.calls.fallback import carries
 from pbx_app.calls.lateness import Lateness
 from pbx_app.calls.recovery import Sweeper
 from pbx_app.history.events import CallStarted, MemoryJournal
 from pbx_app.history.records import fold
 from pbx_app.policy import parse_policy
+from pbx_app.routing import Announce, Drop, Ring, Target, Voicemail
+from pbx_app.routing.plan import Offer
 from pbx_app.testing import FakeAsterisk
 from tests.support.fake_calls import engine_on
 
@@ -22,6 +27,12 @@ employees:
   "102": {name: Petr, ring_time: 5}
   "104": {name: Olga, mailbox: "104@default", on_no_answer: {action: voicemail}}
 """)
+OFFER_POLICY = """
+site: {callback_route: "PJSIP/{number}@trunk", outbound: {allow: [_79XXXXXXXXX]}}
+employees:
+  "101": {name: Ivan, ring_time: 3, on_no_answer: {action: callback, then: {action: forward, to: "102", announcement: none}}}
+  "102": {name: Petr, ring_time: 5}
+"""
 
 
 def engines(fake: FakeAsterisk, *names: str, journal: MemoryJournal | None = None, **kwargs) -> list[CallEngine]:
@@ -53,13 +64,32 @@ async def test_a_call_is_claimed_by_exactly_one_engine():
     assert len([e for e in a.journal.events if isinstance(e, CallStarted)]) == 1
 
 
-async def test_forward_flow_costs_six_requests_with_one_engine():
+async def test_forward_flow_costs_four_requests_and_one_stasis_entry_with_one_engine():
     fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer"})
     (engine,) = engines(fake, "a")
-    fake.new_call("101")
+    channel = fake.new_call("101")
     await fake.settle()
     made = fake.requests_by("pbx_app-a")
-    assert [p.split("/")[-1] for _, p in made] == ["claim", "subscription", "variables", "continue", "variables", "continue"]
+    assert [p.split("/")[-1] for _, p in made] == ["claim", "subscription", "variables", "continue"]
+    assert engine.event_counts["StasisStart"] == 1, "the dialplan carried the forward: no second entry"
+    assert ("carry", "NOANSWER") in fake.actions_for(channel)
+    assert [a for a in fake.actions_for(channel) if a[0] == "dial"] == [
+        ("dial", ("PJSIP/101",), 8), ("dial", ("PJSIP/102",), 5)]
+    call = history(engine.journal)
+    assert (call.result, [(leg.role, leg.outcome) for leg in call.legs]) == (
+        "answered", [("employee", "no_answer"), ("announcement", "played"), ("forward", "answered")])
+
+
+async def test_a_plan_with_a_callback_offer_goes_back_to_its_engine_after_the_ring():
+    """An offer needs the engine's decision: no carrying, the caller returns to Stasis."""
+    fake = FakeAsterisk(phones={"PJSIP/101": "no_answer", "PJSIP/102": "answer"})
+    engine = engine_on(fake, OFFER_POLICY, "pbx_app-a")
+    channel = fake.new_call("101")
+    await fake.settle()
+    assert fake.channels[channel].vars.get(dp.CARRY) == ""
+    assert engine.event_counts["StasisStart"] == 2, "the new call, then back after the ring"
+    assert not any(a[0] == "carry" for a in fake.actions_for(channel))
+    assert history(engine.journal).result == "answered", "102 answered the offer's then"
 
 
 async def test_owner_killed_while_the_employee_rings_a_survivor_forwards():
@@ -288,3 +318,32 @@ def test_lateness_is_measured_past_a_clock_difference_between_asterisk_and_the_e
     assert late.of({"timestamp": at(now[0] - 100.05)}) < 0.1
     assert late.of({"timestamp": at(now[0] - 130)}) > 29, "held back 30 s by a freeze"
     assert late.of({"type": "no timestamp"}) == 0.0
+
+
+async def test_an_engine_beats_for_the_dialplan_only_while_connected(monkeypatch):
+    """pbx-dial lets the dialplan carry a plan on only while its owner's beat is fresh."""
+    monkeypatch.setattr(dp, "BEAT_EVERY", 0)
+    fake = FakeAsterisk()
+    engine = engine_on(fake, POLICY, "pbx_app-a.1")
+    beat = asyncio.create_task(engine.heartbeat(wall=lambda: 1765000000.7))
+    await fake.settle(20)
+    assert fake.globals == {}, "no websocket, no beat: the dialplan sends callers back to Stasis"
+    engine.events.connected.set()
+    await fake.settle(20)
+    assert fake.globals == {"PBX_ALIVE_pbx_appa1": "1765000000"}
+    beat.cancel()
+    await fake.settle(20)
+    assert fake.globals == {"PBX_ALIVE_pbx_appa1": ""}, "a stopping engine is no longer counted on at once"
+    assert beat.cancelled()
+    dialplan = (Path(__file__).parents[2] / "dialplan" / "pbx_app.conf").read_text()
+    assert "${GLOBAL(PBX_ALIVE_${FILTER(A-Za-z0-9_,${PBX_ENGINE})})}" in dialplan, "the dialplan reads the same name"
+
+
+def test_the_dialplan_carries_only_what_needs_no_new_decision():
+    ring = Ring((Target("102", "PJSIP/102"),), 5, "forward")
+    assert carries((Announce("sound:x"), ring, Voicemail("102@default", "102")), 0)
+    assert carries((ring, Drop("message")), 0) and carries((Drop("busy"),), 0)
+    assert not carries((Announce("sound:x", answer_first=True), ring, Drop("busy")), 0), "answer first: the engine"
+    assert not carries((ring, ring, Drop("busy")), 0), "a second ring: the engine"
+    assert not carries((Offer("101", "PJSIP/101", "sound:o", "PJSIP/{number}@trunk", 2, 30, 600), ring, Drop("busy")), 0), "an offer: the engine"
+    assert not carries((Announce("sound:x"), Voicemail("102@default", "102")), 0), "PBX_FB plays no announcement there"
