@@ -196,7 +196,7 @@ def read_employee(r: Reader, node: dict, ext: Any) -> Employee | None:
     r.unknown_keys(body, EMPLOYEE_KEYS, where)
     extension = str(ext)
     default_announcement = announcement(r, body, where)
-    slots = {slot: action(r, body, slot, where, default_announcement) for slot in ACTION_SLOTS}
+    slots = {slot: action(r, body, slot, where, default_announcement) if slot in body else None for slot in ACTION_SLOTS}
     return Employee(
         extension=extension,
         name=r.string(body, "name", where) or extension,

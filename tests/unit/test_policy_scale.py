@@ -66,6 +66,12 @@ async def ticking(stalls: list[float]):
         stalls.append(time.perf_counter() - t)
 
 
+def test_a_control_character_is_an_error_at_its_place_not_a_crash():
+    analysis = analyse_policy('employees:\n  "101":\n    name: Iv\x00an\n', "p.yaml")
+    assert [str(p) for p in analysis.errors] == [
+        "p.yaml:3:13: not valid YAML: the character #x0000 cannot be in it (special characters are not allowed)"]
+
+
 async def test_a_reload_is_read_in_a_child_and_a_broken_one_is_refused_with_its_place(tmp_path, caplog):
     path = tmp_path / "policy.yaml"
     path.write_text(GOOD)
