@@ -113,6 +113,7 @@ class _Builder(SafeConstructor):
         # composer, or any explicit tag (``!!merge``, ``!!value``), which needs a '!' in the text.
         self.merges = "!" in text
         self.built: dict[yaml.Node, Any] = {}  # an anchored node is built once (None: being built)
+        self.file: str | None = None  # what each mapping and list says it came from (Marks.source)
 
     def construct_object(self, node, deep=False):
         return self.build(node)  # what SafeConstructor's own constructors call for children
@@ -169,7 +170,7 @@ class _Builder(SafeConstructor):
 
     def marked_map(self, node):
         data = MarkedMap()
-        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column)
+        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column, self.file)
         if self.merges and any(k.tag in _SPECIAL_KEYS for k, _ in node.value):
             self.flatten_mapping(node)
         places: dict = marks.places  # type: ignore[assignment]
@@ -207,7 +208,7 @@ class _Builder(SafeConstructor):
 
     def marked_seq(self, node):
         data = MarkedSeq()
-        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column)
+        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column, self.file)
         marks.places = [(i.start_mark.line, i.start_mark.column) * 2 for i in node.value]
         build = self.build
         data.extend(item.value if item.tag is _STR else build(item) for item in node.value)
@@ -258,9 +259,12 @@ class _Loader(_Parser, _Builder, _Resolver12):
         return _PLAIN
 
 
-def read_yaml(text: str, source: str) -> tuple[Any, list[Problem]]:
-    """The document (None when it cannot be read at all) and the problems found reading it."""
+def read_yaml(text: str, source: str, part: bool = False) -> tuple[Any, list[Problem]]:
+    """The document (None when it cannot be read at all) and the problems found reading it.
+    ``part``: the text is one file of a policy directory, and each mapping and list read says so
+    (its ``lc.source``, as folder.mark_source would set it)."""
     loader = _Loader(text)
+    loader.file = source if part else None
     try:
         root = loader.get_single_node()
         doc = None if root is None else loader.build(root)
