@@ -3,9 +3,8 @@ announcement files, and warnings about settings that are legal but probably not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 
 from .document import locate, place
@@ -19,8 +18,7 @@ SHORT_RING = 5  # s: a phone needs a few seconds to be picked up
 LONG_FORWARD_RING = 60  # s: a caller who was already not answered rarely waits longer
 
 
-@dataclass(frozen=True)
-class ActionAt:
+class ActionAt(NamedTuple):  # 25,000 at 10,000 employees: a tuple costs less than a frozen dataclass
     path: tuple[str, ...]  # where the action is in the document
     action: Action
     owner: str | None  # whose action it is (an extension), None for the site default
@@ -168,7 +166,7 @@ def _references(r: Reader, doc: dict, policy: Policy, actions: list[ActionAt], o
         for i, member in enumerate(dep.members):
             if member not in policy.employees:
                 _problem(r, doc, ("departments", dep_id, "members", i), f"departments.{dep_id}.members: unknown extension '{member}' (not under employees)")
-            elif member in dep.members[:i]:
+            elif dep.members.index(member) < i:
                 _problem(r, doc, ("departments", dep_id, "members", i), f"departments.{dep_id}.members: '{member}' is listed twice")
     for a in actions:
         if a.action.kind != "forward" or a.action.target is None or (a.action.target not in known and is_outside(a.action.target)):
@@ -263,7 +261,8 @@ def _cycle_edges(cycle: list[str], edges: dict[str, list[tuple[str, tuple]]]):
 
 
 def _announcement_places(doc: dict, only: str | None = None):
-    """(path, value) of every announcement written in the document (only ``only``'s)."""
+    """(path, value) of every mapping whose announcement is a mapping ({file: …}, {text: …}) in
+    the document (only ``only``'s)."""
     site = doc.get("site")
     if only is None and isinstance(site, dict) and isinstance(site.get("on_no_answer"), dict):
         yield ("site", "on_no_answer"), site["on_no_answer"]
@@ -271,10 +270,12 @@ def _announcement_places(doc: dict, only: str | None = None):
     for ext, body in (employees.items() if isinstance(employees, dict) else ()):
         if not isinstance(body, dict) or (only is not None and str(ext) != only):
             continue
-        yield ("employees", str(ext)), body
+        if isinstance(body.get("announcement"), dict):
+            yield ("employees", str(ext)), body
         for slot in SLOTS:
-            if isinstance(body.get(slot), dict):
-                yield ("employees", str(ext), slot), body[slot]
+            value = body.get(slot)
+            if isinstance(value, dict) and isinstance(value.get("announcement"), dict):
+                yield ("employees", str(ext), slot), value
     crm = doc.get("crm") if only is None else None
     clients = crm.get("clients") if isinstance(crm, dict) else None
     for number, body in (clients.items() if isinstance(clients, dict) else ()):

@@ -16,7 +16,10 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    analysis = analyse_file(args.file, getattr(args, "announcements", None))
+    # The tree read is kept and freed with the analysis when the command ends, in one go: no
+    # event loop here to keep responsive, and taking it apart entry by entry (take_apart) costs
+    # ~30 ms more at 10,000 employees.
+    analysis = analyse_file(args.file, getattr(args, "announcements", None), keep_document=True)
     for problem in analysis.errors:
         print(f"error: {problem}", file=sys.stderr)
     for problem in analysis.warnings:

@@ -10,18 +10,17 @@ more about the usual slips; only the file being edited on the page is ever round
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import BaseResolver
 
 from .problems import Problem
+
+if TYPE_CHECKING:
+    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.nodes import Node
 
 # ruamel's words for the usual slips, and what a sysadmin should look at.
 _HINTS = (
@@ -52,7 +51,8 @@ class Marks:
         self.source = source  # the file, where a policy is a directory of them
         self.sources: dict[Any, str] | None = None  # per key, for a table merged from several files
         self.places: dict[Any, tuple[int, int, int, int]] | list[tuple[int, int, int, int]] = {}
-        self.duplicates: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+        # (key, first place, this place) of each key given twice; a list only where there are any.
+        self.duplicates: list[tuple[str, tuple[int, int], tuple[int, int]]] | tuple = ()
 
     def key(self, key: Any) -> tuple[int, int]:
         return self.places[key][:2]  # type: ignore[index]
@@ -91,17 +91,32 @@ for _tag, _pattern, _first in (
     _Resolver12.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern, re.X), list(_first))
 
 
-_STR = "tag:yaml.org,2002:str"
-_SPECIAL_KEYS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")  # what flatten_mapping rewrites
+# The composer asks for each node's tag; the answers are these very objects, so that building
+# the tree tells them apart by identity (an explicit ``!!str`` is an equal string, not this one).
+_STR = "tag:yaml.org,2002:str"  # a quoted or block scalar: a string whatever it holds
+_PLAIN = "tag:pbx-app,2026:plain"  # a plain scalar: resolved (YAML 1.2) when the tree is built
+_MERGE = "tag:yaml.org,2002:merge"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_SPECIAL_KEYS = (_MERGE, "tag:yaml.org,2002:value")  # what flatten_mapping rewrites
+_UNSEEN = object()
 
 
-class _MarkingConstructor(SafeConstructor):
+class _Builder(SafeConstructor):
+    """Builds the marked tree from the composed nodes in one recursive pass: no generators, no
+    per-node dispatch (those cost more than libyaml's parse itself at 10,000 employees)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.duplicates = False  # any seen: only then is the tree walked to report them
+        # Mappings are flattened (merge keys) only where one may be: a plain ``<<`` seen by the
+        # composer, or any explicit tag (``!!merge``, ``!!value``), which needs a '!' in the text.
+        self.merges = "!" in text
+        self.built: dict[yaml.Node, Any] = {}  # an anchored node is built once (None: being built)
+        self.file: str | None = None  # what each mapping and list says it came from (Marks.source)
+
     def construct_object(self, node, deep=False):
-        # Three values in four are plain strings: they skip the generic dispatch (memo,
-        # recursion guard, constructor lookup), which cost more than the parse itself.
-        if node.__class__ is yaml.ScalarNode and node.tag == _STR:
-            return node.value
-        return super().construct_object(node, deep)
+        return self.build(node)  # what SafeConstructor's own constructors call for children
 
     def construct_yaml_int(self, node):  # YAML 1.2: 010 is ten, 0o10 is eight
         text = str(self.construct_scalar(node)).replace("_", "")
@@ -112,43 +127,100 @@ class _MarkingConstructor(SafeConstructor):
                 return sign * int(digits[2:], base)
         return sign * int(digits)
 
-    def construct_marked_map(self, node):
+    def build(self, node):
+        tag = node.tag
+        if tag is _STR:
+            return node.value
+        if tag is _PLAIN:
+            value = _PLAIN_VALUES.get(node.value, _UNSEEN)
+            return self.plain(node) if value is _UNSEEN else value
+        if tag is _MAP or tag is _SEQ:
+            return self.collection(node, tag is _MAP)
+        return self.explicit(node)
+
+    def plain(self, node):
+        value = node.value
+        tag = BaseResolver.resolve(self, yaml.ScalarNode, value, (True, False))
+        data = value if tag == _STR else self.yaml_constructors[tag](self, node)
+        if len(value) <= 32:  # the same few words (forward, ru, ringall…) thousands of times
+            if len(_PLAIN_VALUES) >= _PLAIN_VALUES_MAX:
+                _PLAIN_VALUES.clear()
+            _PLAIN_VALUES[value] = data
+        return data
+
+    def collection(self, node, mapping: bool):
+        built = self.built.get(node, _UNSEEN)
+        if built is None:  # an alias inside its own anchor: a tree, not a graph, is a policy
+            raise ConstructorError(None, None, "found unconstructable recursive node", node.start_mark)
+        if built is not _UNSEEN:
+            return built
+        self.built[node] = None
+        data = self.built[node] = self.marked_map(node) if mapping else self.marked_seq(node)
+        return data
+
+    def explicit(self, node):
+        """A node with a tag written in the text (``!!str 101``, ``!!map``, ``!!set``…)."""
+        tag = node.tag
+        if tag == _MAP and node.__class__ is yaml.MappingNode or tag == _SEQ and node.__class__ is yaml.SequenceNode:
+            return self.collection(node, tag == _MAP)
+        data = self.built.get(node, _UNSEEN)
+        if data is _UNSEEN:
+            data = self.built[node] = SafeConstructor.construct_object(self, node, deep=True)
+        return data
+
+    def marked_map(self, node):
         data = MarkedMap()
-        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column)
-        yield data
-        if any(k.tag in _SPECIAL_KEYS for k, _ in node.value):
+        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column, self.file)
+        if self.merges and any(k.tag in _SPECIAL_KEYS for k, _ in node.value):
             self.flatten_mapping(node)
         places: dict = marks.places  # type: ignore[assignment]
-        seen: dict[str, Any] = {}
+        others: dict[str, Any] | None = None  # str(key) → key, of the keys that are not strings
+        build, plain = self.build, _PLAIN_VALUES  # build()'s first steps, inline for 200,000 nodes
         for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key.__class__ is not str:
+            tag = key_node.tag
+            key = key_node.value if tag is _STR else plain.get(key_node.value, _UNSEEN) if tag is _PLAIN else _UNSEEN
+            if key is _UNSEEN:
+                key = build(key_node)
+            if key.__class__ is str:
+                name = key
+            else:
                 try:
                     hash(key)
                 except TypeError:
                     raise ConstructorError("while constructing a mapping", node.start_mark, "found unhashable key",
                                            key_node.start_mark) from None
-            k, v = key_node.start_mark, value_node.start_mark
-            name = key if key.__class__ is str else str(key)
-            if name in seen:  # the first stays; the duplicate is reported with both places
+                name = str(key)
+            k = key_node.start_mark
+            if name in data or others is not None and name in others:
+                # The first stays; the duplicate is reported with both places. A key that is not
+                # a string (101) is the same as its text ("101") to the policy.
+                first = name if name in data else others[name]  # type: ignore[index]
                 self.duplicates = True
-                marks.duplicates.append((name, places[seen[name]][:2], (k.line, k.column)))
+                if not marks.duplicates:
+                    marks.duplicates = []
+                marks.duplicates.append((name, places[first][:2], (k.line, k.column)))
                 continue
-            seen[name] = key
-            data[key] = self.construct_object(value_node, deep=True)
+            if name is not key:
+                if others is None:
+                    others = {}
+                others[name] = key
+            tag = value_node.tag
+            value = value_node.value if tag is _STR else plain.get(value_node.value, _UNSEEN) if tag is _PLAIN else _UNSEEN
+            data[key] = build(value_node) if value is _UNSEEN else value
+            v = value_node.start_mark
             places[key] = (k.line, k.column, v.line, v.column)
+        return data
 
-    def construct_marked_seq(self, node):
+    def marked_seq(self, node):
         data = MarkedSeq()
-        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column)
+        marks = data.lc = Marks(node.start_mark.line, node.start_mark.column, self.file)
         marks.places = [(i.start_mark.line, i.start_mark.column) * 2 for i in node.value]
-        yield data
-        data.extend(self.construct_object(item, deep=True) for item in node.value)
+        build = self.build
+        data.extend(item.value if item.tag is _STR else build(item) for item in node.value)
+        return data
 
 
-_MarkingConstructor.add_constructor("tag:yaml.org,2002:int", _MarkingConstructor.construct_yaml_int)
-_MarkingConstructor.add_constructor("tag:yaml.org,2002:map", _MarkingConstructor.construct_marked_map)
-_MarkingConstructor.add_constructor("tag:yaml.org,2002:seq", _MarkingConstructor.construct_marked_seq)
+_Builder.add_constructor("tag:yaml.org,2002:int", _Builder.construct_yaml_int)
 
 
 try:
@@ -167,44 +239,50 @@ except ImportError:  # a PyYAML built without it: the same results, slower
             Composer.__init__(self)
 
 
-# Plain scalar → its tag, shared by every read (a policy directory is 10,000 small files, each
+# Plain scalar → its value, shared by every read (a policy directory is 10,000 small files, each
 # with its own loader). Bounded: a long-running page reads many versions of the policy.
-_RESOLVED: dict[str, str] = {}
-_RESOLVED_MAX = 100_000
+_PLAIN_VALUES: dict[str, Any] = {}
+_PLAIN_VALUES_MAX = 100_000
 
 
-class _Loader(_Parser, _MarkingConstructor, _Resolver12):
+class _Loader(_Parser, _Builder, _Resolver12):
     def __init__(self, stream: str):
         _Parser.__init__(self, stream)
-        _MarkingConstructor.__init__(self)
+        _Builder.__init__(self, stream)
         _Resolver12.__init__(self)
-        self.duplicates = False  # any seen: only then is the tree walked to report them
+
+    # libyaml's composer calls these two around each of the 200,000 nodes, for path resolvers,
+    # which this loader has none of: C callables that take the same arguments and do nothing of
+    # note spare a Python frame each (~4 % of `pbx-app check` at 10,000 employees, callgrind).
+    descend_resolver = slice  # slice(parent, index): made and dropped
+    ascend_resolver = tuple  # tuple(): the empty tuple
 
     def resolve(self, kind, value, implicit):
-        # A policy repeats the same few plain words (forward, ru, ringall…) thousands of times,
-        # and a quoted scalar is a string whatever it holds: neither needs the regexes again.
-        if kind is not yaml.ScalarNode:
-            return super().resolve(kind, value, implicit)
+        # Called by libyaml's composer for each of the 200,000 nodes: only sorts them (the tree
+        # is built knowing the kind); the YAML 1.2 rules run once per distinct plain word.
+        if value is None:
+            return _MAP if kind is yaml.MappingNode else _SEQ
         if not implicit[0]:
             return _STR
-        tag = _RESOLVED.get(value)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(value) <= 32:
-                if len(_RESOLVED) >= _RESOLVED_MAX:
-                    _RESOLVED.clear()
-                _RESOLVED[value] = tag
-        return tag
+        if value == "<<":
+            self.merges = True
+            return _MERGE
+        return _PLAIN
 
 
-def read_yaml(text: str, source: str) -> tuple[Any, list[Problem]]:
-    """The document (None when it cannot be read at all) and the problems found reading it."""
+def read_yaml(text: str, source: str, part: bool = False) -> tuple[Any, list[Problem]]:
+    """The document (None when it cannot be read at all) and the problems found reading it.
+    ``part``: the text is one file of a policy directory, and each mapping and list read says so
+    (its ``lc.source``, as folder.mark_source would set it)."""
     loader = _Loader(text)
+    loader.file = source if part else None
     try:
-        doc = loader.get_single_data()
+        root = loader.get_single_node()
+        doc = None if root is None else loader.build(root)
     except yaml.YAMLError:
         return _read_round_trip(text, source)  # what is wrong, in the words the hints know
     finally:
+        loader.built.clear()
         loader.dispose()
     return doc, list(_duplicates_found(doc, source, ())) if loader.duplicates else []
 
@@ -237,6 +315,13 @@ def _duplicates_found(node: Any, source: str, path: tuple[str, ...]):
 
 
 def _read_round_trip(text: str, source: str) -> tuple[Any, list[Problem]]:
+    # ruamel is imported only for text libyaml refused: `pbx-app check` of a good policy does
+    # not pay for it (~10 ms of the 1 s issue 25 allows at 10,000 employees).
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.reader import ReaderError
+
     rt = YAML(typ="rt")
     try:
         doc = rt.load(text)  # one pass in the usual case; duplicates take the slow path below
@@ -245,6 +330,8 @@ def _read_round_trip(text: str, source: str) -> tuple[Any, list[Problem]]:
         pass
     except MarkedYAMLError as exc:
         return None, [_yaml_problem(exc, source)]
+    except ReaderError as exc:  # a control character (a NUL, a backspace…): no mark, an offset
+        return None, [_character_problem(exc, text, source)]
     rt = YAML(typ="rt")
     try:
         root = rt.compose(text)
@@ -260,6 +347,13 @@ def _read_round_trip(text: str, source: str) -> tuple[Any, list[Problem]]:
     return doc, problems
 
 
+def _character_problem(exc: Any, text: str, source: str) -> Problem:
+    at = min(max(exc.position, 0), len(text))
+    line, col = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+    what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+    return Problem(source, line, col, f"not valid YAML: the character {what} cannot be in it ({exc.reason})")
+
+
 def _duplicate_message(path: tuple[str, ...], name: str, line: int, col: int) -> str:
     what = "extension" if path == ("employees",) else "department" if path == ("departments",) else "key"
     where = ".".join(path) or "the top level"
@@ -268,6 +362,8 @@ def _duplicate_message(path: tuple[str, ...], name: str, line: int, col: int) ->
 
 def _mixed_duplicates(node: Any, source: str, path: tuple[str, ...]):
     """Keys that differ in YAML but not to us: 101 (a number) and "101" (a string)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq  # as in _read_round_trip
+
     if isinstance(node, CommentedMap):
         seen: dict[str, Any] = {}
         for key, value in node.items():
@@ -286,6 +382,8 @@ def _mixed_duplicates(node: Any, source: str, path: tuple[str, ...]):
 
 
 def _duplicates(node: Node | None, source: str, path: tuple[str, ...]):
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode  # as in _read_round_trip
+
     if isinstance(node, MappingNode):
         seen: dict[str, Node] = {}
         for key, value in node.value:

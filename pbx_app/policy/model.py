@@ -191,7 +191,7 @@ class Department:
 
 def normalise_number(number: str) -> str:
     """Digits only: '+7 (900) 123-45-67' and '79001234567' are the same client."""
-    return "".join(ch for ch in str(number) if ch.isdigit())
+    return "".join(filter(str.isdigit, str(number)))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def normalise_did(text: str) -> str:
     """One key per number: '+7 495 123-45-67', '84951234567', '8 (495) 123 45 67' and
     '4951234567' are all '4951234567'. Other numbers keep all their digits (written the same
     way each time, they match)."""
-    digits = "".join(ch for ch in str(text) if ch.isdigit())
+    digits = "".join(filter(str.isdigit, str(text)))
     if len(digits) == _NATIONAL_DIGITS + 1 and digits[0] in _COUNTRY_PREFIXES:
         return digits[1:]
     return digits
@@ -46,7 +46,7 @@ def canonical_number(text: str) -> str:
     '+7 900 123-45-67', '8 (900) 123 45 67', '79001234567' and '9001234567' are all
     '79001234567'. Numbers of other countries are written with their country code ('+44 …')
     and keep their digits."""
-    digits = "".join(ch for ch in str(text) if ch.isdigit())
+    digits = "".join(filter(str.isdigit, str(text)))
     if len(digits) == _NATIONAL_DIGITS + 1 and digits[0] in _COUNTRY_PREFIXES:
         return COUNTRY_CODE + digits[1:]
     if len(digits) == _NATIONAL_DIGITS and not str(text).strip().startswith("+"):

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 
-from ruamel.yaml.comments import CommentedMap
-
 from .patterns import Pattern, PatternError, compile_pattern
 from .document import kind
 from .model import MIN_OUTSIDE_DIGITS, OutboundSettings, Trunk
@@ -23,7 +21,7 @@ MAX_PER_HOUR = 100_000
 _ENDPOINT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # also safe inside a Local channel's extension
 
 
-def outbound(r: Reader, site: CommentedMap | None) -> OutboundSettings:
+def outbound(r: Reader, site: dict | None) -> OutboundSettings:
     default = OutboundSettings()
     node = r.mapping(site, "outbound", "site.outbound") if site is not None else None
     if node is None:
@@ -49,7 +47,7 @@ def outbound(r: Reader, site: CommentedMap | None) -> OutboundSettings:
     return outcome
 
 
-def _trunk(r: Reader, node: CommentedMap) -> Trunk | None:
+def _trunk(r: Reader, node: dict) -> Trunk | None:
     """``trunk: {endpoint: carrier, format: national, prefix: "", present: company, number: ...}``."""
     w = "site.outbound.trunk"
     body = r.mapping(node, "trunk", w)
@@ -82,7 +80,7 @@ def _trunk(r: Reader, node: CommentedMap) -> Trunk | None:
                  prefix=prefix, present=present, number=number)  # type: ignore[arg-type]
 
 
-def _patterns(r: Reader, node: CommentedMap, key: str) -> tuple[Pattern, ...]:
+def _patterns(r: Reader, node: dict, key: str) -> tuple[Pattern, ...]:
     where = f"site.outbound.{key}"
     items = r.seq(node, key, where)
     if items is None:
@@ -111,7 +109,7 @@ def _patterns(r: Reader, node: CommentedMap, key: str) -> tuple[Pattern, ...]:
     return tuple(found)
 
 
-def _addresses(r: Reader, node: CommentedMap) -> tuple[str, ...]:
+def _addresses(r: Reader, node: dict) -> tuple[str, ...]:
     items = r.seq(node, "notify", "site.outbound.notify")
     found = []
     for i, item in enumerate(items or ()):

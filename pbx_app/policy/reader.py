@@ -88,6 +88,8 @@ class Reader:
         return value
 
     def unknown_keys(self, node: dict, allowed: set[str], where: str) -> None:
+        if node.keys() <= allowed:  # the usual case, in one set operation (no key that is not text is allowed)
+            return
         for key in node:
             if str(key) not in allowed:
                 self.error(node, key, f"{where}: unknown key '{key}' (expected one of {', '.join(sorted(allowed))})", at_key=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +43,9 @@ def timezone(r: Reader, node: dict, where: str) -> str | None:
     return name
 
 
+# A company's schedules repeat a few ranges and day lists thousands of times; both results are
+# immutable, so each distinct text is parsed once.
+@lru_cache(maxsize=4096)
 def parse_range(text: str) -> TimeRange | None:
     m = _RANGE.match(text)
     if not m:
@@ -56,8 +60,9 @@ def parse_range(text: str) -> TimeRange | None:
     return TimeRange(start, end)
 
 
-def _days(spec: str) -> list[int] | None:
-    """'mon-fri,sun' → [0, 1, 2, 3, 4, 6]."""
+@lru_cache(maxsize=4096)
+def _days(spec: str) -> tuple[int, ...] | None:
+    """'mon-fri,sun' → (0, 1, 2, 3, 4, 6)."""
     days: list[int] = []
     for part in spec.lower().split(","):
         part = part.strip()
@@ -66,10 +71,12 @@ def _days(spec: str) -> list[int] | None:
             return None
         a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
         days.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-    return days
+    return tuple(days)
 
 
 def schedule(r: Reader, parent: dict, where: str) -> Schedule | None:
+    if parent.get("schedule") is None:
+        return None
     node = r.mapping(parent, "schedule", f"{where}.schedule")
     if node is None:
         return None
@@ -137,6 +144,8 @@ def _as_datetime(value: date | datetime, end: bool) -> datetime:
 
 
 def absences(r: Reader, parent: dict, where: str) -> tuple[Absence, ...]:
+    if parent.get("absences") is None:
+        return ()
     items = r.seq(parent, "absences", f"{where}.absences")
     result = []
     for i, item in enumerate(items or []):

@@ -66,6 +66,23 @@ async def ticking(stalls: list[float]):
         stalls.append(time.perf_counter() - t)
 
 
+def test_anchors_and_merge_keys_read_as_written_and_a_self_alias_is_refused_with_its_place():
+    policy = parse_policy(
+        'site: &usual {ring_time: 25, language: ru}\n'
+        'employees:\n'
+        '  "101": {<<: *usual, name: Ivan}\n'
+        '  "102": {<<: *usual, name: Petr}\n')
+    assert [(e.name, e.ring_time, e.language) for e in policy.employees.values()] == [("Ivan", 25, "ru"), ("Petr", 25, "ru")]
+    analysis = analyse_policy('employees: &all\n  "101": {ring_time: 20}\n  "102": *all\n', "p.yaml")
+    assert analysis.errors and str(analysis.errors[0]).startswith("p.yaml:")
+
+
+def test_a_control_character_is_an_error_at_its_place_not_a_crash():
+    analysis = analyse_policy('employees:\n  "101":\n    name: Iv\x00an\n', "p.yaml")
+    assert [str(p) for p in analysis.errors] == [
+        "p.yaml:3:13: not valid YAML: the character #x0000 cannot be in it (special characters are not allowed)"]
+
+
 async def test_a_reload_is_read_in_a_child_and_a_broken_one_is_refused_with_its_place(tmp_path, caplog):
     path = tmp_path / "policy.yaml"
     path.write_text(GOOD)
