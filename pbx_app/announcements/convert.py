@@ -5,9 +5,13 @@ decode is refused with sox's own reason."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import secrets
 import wave
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 SOX_TIMEOUT = 60.0
 TARGET = ["-t", "wav", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]
@@ -80,3 +84,28 @@ async def convert_to_asterisk_wav(src: Path, fmt: str, dst: Path, max_seconds: f
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / float(w.getframerate())
+
+
+def made_seconds(path: Path) -> float:
+    """The length of a sound we just made; one sox or espeak-ng left unreadable is refused."""
+    try:
+        return wav_seconds(path)
+    except (wave.Error, EOFError, OSError) as exc:
+        raise AnnouncementError(f"the converted sound is not readable ({exc})") from None
+
+
+@contextmanager
+def partial_in(folder: Path) -> Iterator[Path]:
+    """A hidden file in ``folder`` to make a sound in, gone afterwards unless put in place
+    (``put_in_place``): Asterisk never plays half a file, a failure leaves nothing behind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".partial-{secrets.token_hex(8)}.wav"
+    try:
+        yield partial
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def put_in_place(partial: Path, final: Path) -> None:
+    os.chmod(partial, 0o644)  # Asterisk may run as another user
+    os.replace(partial, final)

@@ -17,15 +17,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from ..policy.model import CUSTOM_DIR, Employee, is_outside
-from .convert import AnnouncementError, convert_to_asterisk_wav, probe_seconds, sniff_format, wav_seconds
+from .convert import (AnnouncementError, convert_to_asterisk_wav, made_seconds, partial_in, probe_seconds,
+                      put_in_place, sniff_format)
 from .tts import MAX_TEXT, EspeakNg, TextToSpeech
 
 FOLDER = "names"
@@ -174,20 +173,11 @@ class SpokenNames:
     async def _publish(self, extension: str, make) -> None:
         """Writes the name under a hidden name, checks it, then renames it into place: Asterisk
         never plays half a file."""
-        final = self._file(extension, ".wav")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        partial = self.folder / f".partial-{secrets.token_hex(8)}.wav"
-        try:
+        with partial_in(self.folder) as partial:
             await make(partial)
-            try:
-                seconds = wav_seconds(partial)
-            except (wave.Error, EOFError, OSError) as exc:
-                raise AnnouncementError(f"the converted sound is not readable ({exc})") from None
+            seconds = made_seconds(partial)
             if seconds < 0.2:
                 raise AnnouncementError(f"the sound is too short ({seconds:.1f} s): nothing anyone could hear")
             if seconds > MAX_SECONDS:
                 raise AnnouncementError(f"a name is said in at most {MAX_SECONDS:.0f} s; this one is {seconds:.1f} s")
-            os.chmod(partial, 0o644)  # Asterisk may run as another user
-            os.replace(partial, final)
-        finally:
-            partial.unlink(missing_ok=True)
+            put_in_place(partial, self._file(extension, ".wav"))

@@ -19,14 +19,14 @@ import re
 import secrets
 import tempfile
 import time
-import wave
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .convert import AnnouncementError, convert_to_asterisk_wav, probe_seconds, sniff_format, wav_seconds
+from .convert import (AnnouncementError, convert_to_asterisk_wav, made_seconds, partial_in, probe_seconds,
+                      put_in_place, sniff_format)
 from .index import Made, UploadIndex
 from .tts import LANGUAGES, MAX_TEXT, EspeakNg, TextToSpeech
 
@@ -163,15 +163,10 @@ class AnnouncementStore:
         return _Slot(self)
 
     async def _publish(self, kind: str, owner: str, make) -> Stored:
-        self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{kind}-{datetime.now(timezone.utc):%Y%m%d}-{secrets.token_hex(6)}.wav"
-        partial = self.folder / f".partial-{secrets.token_hex(8)}.wav"
-        try:
+        with partial_in(self.folder) as partial:
             await make(partial)
-            try:
-                seconds = wav_seconds(partial)
-            except (wave.Error, EOFError, OSError) as exc:
-                raise AnnouncementError(f"the converted sound is not readable ({exc})") from None
+            seconds = made_seconds(partial)
             if seconds < MIN_SECONDS:
                 raise AnnouncementError(f"the sound is too short ({seconds:.1f} s): nothing a caller could hear")
             if seconds > self.max_seconds:
@@ -182,10 +177,7 @@ class AnnouncementStore:
                 raise AnnouncementError(
                     f"this sound ({_mib(size)}) would take your sounds past the limit of {_mib(self.quota_bytes)} "
                     f"(in use: {_mib(used)})", 413, "quota")
-            os.chmod(partial, 0o644)  # Asterisk may run as another user
-            os.replace(partial, self.folder / name)
-        finally:
-            partial.unlink(missing_ok=True)
+            put_in_place(partial, self.folder / name)
         self.index.files[name] = Made(owner, size, self.clock(), 0.0)
         await self._save_index()
         return Stored(name, round(seconds, 2))

@@ -4,23 +4,16 @@ event loop (announcements/store.py); every new sound is in the audit log."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from ...announcements import AnnouncementError
 from ...users import User
-from ..http.bodies import BadInput, read_json, text
+from ..http.bodies import read_json, text
 from ..http.guard import api, client_address, error, state
 from ..settings.no_answer import MAX_TEXT
 from ..signin.sessions import Session
 from . import service
-
-CHUNK = 64 * 1024
-MAX_PARTS = 5  # form parts looked at before the file
-MULTIPART_OVERHEAD = 64 * 1024
+from .upload import received
 
 
 def add_routes(webapp: web.Application) -> None:
@@ -32,21 +25,6 @@ def add_routes(webapp: web.Application) -> None:
     ])
 
 
-async def _file_part(request: web.Request):
-    """The multipart part named 'file', having skipped at most a few others."""
-    try:
-        reader = await request.multipart()
-        for _ in range(MAX_PARTS):
-            part = await reader.next()
-            if part is None:
-                break
-            if getattr(part, "name", None) == "file" and hasattr(part, "read_chunk"):
-                return part
-    except (ValueError, AssertionError, KeyError, LookupError, HttpProcessingError, RuntimeError):
-        pass
-    raise BadInput(400, "expected a form upload with a 'file' field")
-
-
 def _sound_error(exc: AnnouncementError) -> web.Response:
     return error(exc.status, str(exc), exc.code, retry_after=exc.retry_after)
 
@@ -55,33 +33,9 @@ def _sound_error(exc: AnnouncementError) -> web.Response:
 async def upload_announcement(request: web.Request, session: Session, user: User) -> web.Response:
     web_ = state(request)
     limit = web_.announcements.max_bytes
-    too_large = f"the file is too large: the limit is {limit / 1024 / 1024:.1f} MiB"
-    # The whole form, every part, is bounded by the length the browser declares.
-    if request.content_length is None:
-        return error(411, "send the upload with a Content-Length", "length_required")
-    if request.content_length > limit + MULTIPART_OVERHEAD:
-        return error(413, too_large, "too_large")
-    part = await _file_part(request)
-    try:
-        sent_as = text(part.filename or "", "file name", 1000)[:200]
-    except (BadInput, ValueError, LookupError):
-        sent_as = "?"
-    # Saved outside the announcements folder first, under our own name: the sender's file name
-    # never becomes a path.
-    with tempfile.TemporaryDirectory(prefix="pbx-upload-") as tmp:
-        upload = Path(tmp) / "upload"
-        size = 0
+    async with received(request, limit, f"the file is too large: the limit is {limit / 1024 / 1024:.1f} MiB") as upload:
         try:
-            with open(upload, "wb") as f:
-                while chunk := await part.read_chunk(CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        return error(413, too_large, "too_large")
-                    f.write(chunk)
-        except (ValueError, AssertionError, HttpProcessingError, RuntimeError):
-            return error(400, "the upload was cut short or is not a valid form", "bad_request")
-        try:
-            stored = await service.upload(web_, user, client_address(request), upload, size, sent_as)
+            stored = await service.upload(web_, user, client_address(request), upload.path, upload.size, upload.sent_as)
         except AnnouncementError as exc:
             return _sound_error(exc)
     return web.json_response({"file": stored.name, "seconds": stored.seconds, "url": f"/api/announcements/{stored.name}"})

@@ -5,9 +5,6 @@ administrator anyone's: upload a recording, make it from the policy's name, play
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from aiohttp import web
 
 from ...announcements import AnnouncementError
@@ -17,7 +14,7 @@ from ..http.guard import api, client_address, error, state
 from ..settings.policy_file import PolicyBroken
 from ..signin.sessions import Session
 from ..state import Web
-from .handlers import CHUNK, MULTIPART_OVERHEAD, _file_part
+from .upload import received
 
 
 def add_routes(webapp: web.Application) -> None:
@@ -80,28 +77,12 @@ async def upload_name(request: web.Request, session: Session, user: User) -> web
     if await _employee_name(web_, ext) is None:
         return error(404, f"no employee {ext} in the policy", "not_found")
     too_large = f"the file is too large: the limit for a name is {MAX_BYTES // 1024 // 1024} MiB"
-    if request.content_length is None:
-        return error(411, "send the upload with a Content-Length", "length_required")
-    if request.content_length > MAX_BYTES + MULTIPART_OVERHEAD:
-        return error(413, too_large, "too_large")
-    part = await _file_part(request)
-    with tempfile.TemporaryDirectory(prefix="pbx-name-") as tmp:
-        upload = Path(tmp) / "upload"
-        size = 0
+    async with received(request, MAX_BYTES, too_large) as upload:
         try:
-            with open(upload, "wb") as f:
-                while chunk := await part.read_chunk(CHUNK):
-                    size += len(chunk)
-                    if size > MAX_BYTES:
-                        return error(413, too_large, "too_large")
-                    f.write(chunk)
-        except (ValueError, AssertionError, RuntimeError):
-            return error(400, "the upload was cut short or is not a valid form", "bad_request")
-        try:
-            name = await names_of(web_).record(ext, upload)
+            name = await names_of(web_).record(ext, upload.path)
         except AnnouncementError as exc:
             return error(exc.status, str(exc), exc.code)
-    await web_.record("name_upload", user.name, role=user.role, address=client_address(request), extension=ext, bytes=size)
+    await web_.record("name_upload", user.name, role=user.role, address=client_address(request), extension=ext, bytes=upload.size)
     return web.json_response(_json(name))
 
 
