@@ -61,11 +61,13 @@ CB_CALLERID = "PBX_CB_CALLERID"  # what the client sees: the employee's number
 # What the dialplan does if, after a ring, no engine takes the caller back, per Dial() outcome:
 # Fallbacks.encode().
 FALLBACKS = "PBX_FB"
-# "1": after an unanswered ring the dialplan carries the rest of the plan itself (pbx-carry: PBX_FB's
-# part for the outcome, reported step by step) while the owner is alive; set only when every branch
-# after the first ring fits PBX_FB's shape (calls/fallback.carries), so nothing needs a new decision.
+# The owner's run (CallEngine.run_id): after an unanswered ring the dialplan carries the rest of the
+# plan itself (pbx-carry: PBX_FB's part for the outcome, reported step by step) while that run is
+# alive; set only when every branch after the first ring fits PBX_FB's shape (calls/fallback.carries),
+# so nothing needs a new decision. The run, not the app's name: an engine restarted under the same
+# name knows nothing of its predecessor's calls and must take them over from Stasis.
 CARRY = "PBX_CARRY"
-# The global each engine refreshes with its clock (epoch seconds) every BEAT_EVERY: the dialplan
+# The global each engine run refreshes with its clock (epoch seconds) every BEAT_EVERY: the dialplan
 # lets a plan be carried only while its owner's beat is fresh, else the caller goes back to Stasis
 # (the owner, else any engine: a take-over). A dialplan cannot see an ARI app's websocket.
 ALIVE_PREFIX = "PBX_ALIVE_"
@@ -73,9 +75,9 @@ BEAT_EVERY = 0.5  # s; pbx-dial counts a beat older than 1 s (whole seconds) as 
 _VARIABLE = re.compile(r"[^A-Za-z0-9_]+")
 
 
-def alive_variable(app: str) -> str:
-    """The global holding ``app``'s last beat; pbx-dial spells it ${FILTER(A-Za-z0-9_,app)}."""
-    return ALIVE_PREFIX + _VARIABLE.sub("", app)
+def alive_variable(run: str) -> str:
+    """The global holding ``run``'s last beat; pbx-dial spells it ${FILTER(A-Za-z0-9_,${PBX_CARRY})}."""
+    return ALIVE_PREFIX + _VARIABLE.sub("", run)
 
 # ---- FastAGI mode (dialplan/pbx_agi.conf): what the server sets, what the dialplan keeps ---------
 DO = "PBX_DO"  # the label of the next step in pbx-agi: ring | announce | voicemail | offer | callback | busy | hangup

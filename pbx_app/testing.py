@@ -276,7 +276,7 @@ class FakeAsterisk(FakeAri):
         owner = ch.vars.get(dp.ENGINE, "")
         args = ["dialed", status, "0"]
         # pbx-dial's carry: the owner's heartbeat is fresh while it is connected and not hung.
-        if not broadcast_only and ch.vars.get(dp.CARRY) == "1" and owner in self.apps and owner not in self.stalled:
+        if not broadcast_only and ch.vars.get(dp.CARRY) and owner in self.apps and owner not in self.stalled:
             self._report(ch, dp.DIALED, f"{status}^0")
             return await self._carry(ch, dp.fallback_for(dp.Entry.from_args(args))["extension"])
         if not broadcast_only and owner in self.apps:

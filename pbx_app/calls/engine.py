@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -84,6 +85,7 @@ class CallEngine:
         self.flows: dict[str, asyncio.Task] = {}
         self.tasks: set[asyncio.Task] = set()
         self.events = EventStream(ari)
+        self.run_id = secrets.token_hex(6)  # this process's run: what PBX_CARRY names (contract.CARRY)
         self.events.skip = filtered_out
         self.refused = 0  # new calls not claimed because we were full
         self.taken_over = 0  # calls claimed from an engine that was gone
@@ -106,7 +108,7 @@ class CallEngine:
         """Tells the dialplan we are alive (contract.alive_variable): only then does it carry a
         plan on after a ring without us (PBX_CARRY); a caller of a dead or frozen engine goes back
         to Stasis, where a survivor takes it over. One request every BEAT_EVERY, not per call."""
-        name = dp.alive_variable(self.ari.app)
+        name = dp.alive_variable(self.run_id)
         try:
             while True:
                 if self.events.connected.is_set():
@@ -218,7 +220,7 @@ class CallEngine:
         crm = await crm_lookup(self.crm, policy, call.caller)  # never raises
         context = CallContext(extension=extension, caller=call.caller, at=self.clock(), crm=crm.rule, crm_note=crm.note)
         plan = await vet_plan(decide(policy, context, random.Random()), getattr(self.callbacks, "guard", None), policy, call.id)
-        await CallFlow(call, plan, self.journal, self.clock, self.ari.app, self._requests()).run()
+        await CallFlow(call, plan, self.journal, self.clock, self.ari.app, self._requests(), carry_as=self.run_id).run()
 
     async def _take_over(self, call: CallChannel, entry: dp.Entry) -> None:
         """A caller back from a ring whose owner is gone (or is us, restarted): the plan and the
@@ -229,7 +231,7 @@ class CallEngine:
             return await self.send_on(call.id, **dp.fallback_for(entry))
         self.taken_over += 1
         flow = CallFlow(call, decode_plan(state[dp.PLAN]), self.journal, self.clock, self.ari.app, self._requests(),
-                        Cursor.decode(state[dp.CURSOR]))
+                        Cursor.decode(state[dp.CURSOR]), carry_as=self.run_id)
         await flow.resume(entry)
 
     def _requests(self):

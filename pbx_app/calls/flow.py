@@ -36,11 +36,12 @@ class CallFlow:
     """``app`` is the engine's ARI application: the caller comes back to it after each ring."""
 
     def __init__(self, call: CallChannel, plan: Plan, journal: Journal, clock: Callable[[], datetime], app: str,
-                 callbacks: Requests | None = None, cursor: Cursor | None = None):
+                 callbacks: Requests | None = None, cursor: Cursor | None = None, carry_as: str = ""):
         self.call = call
         self.story = CallStory(plan, call.id, journal, clock, cursor, callbacks=callbacks, caller=call.caller)
         self.call_id = call.id
         self.app = app
+        self.carry_as = carry_as  # our engine's run, named in PBX_CARRY; "": the dialplan never carries
         self._state_saved = False  # the plan and our name are on the channel
         self._carried = False  # the dialplan carries the step in progress (PBX_CARRY): we only listen
 
@@ -224,7 +225,7 @@ class CallFlow:
         if not self._state_saved:
             variables[dp.ENGINE] = self.app
             variables[dp.PLAN] = pack_plan(self.story.plan, reasons=True)
-            variables[dp.CARRY] = "1" if carries_after_first_ring(self.story.plan) else ""
+            variables[dp.CARRY] = self.carry_as if self.carry_as and carries_after_first_ring(self.story.plan) else ""
         await self.call.set_vars(variables)
         self._state_saved = True
         await self.call.continue_to(context, instruction.to)

@@ -330,13 +330,14 @@ async def test_an_engine_beats_for_the_dialplan_only_while_connected(monkeypatch
     assert fake.globals == {}, "no websocket, no beat: the dialplan sends callers back to Stasis"
     engine.events.connected.set()
     await fake.settle(20)
-    assert fake.globals == {"PBX_ALIVE_pbx_appa1": "1765000000"}
+    alive = f"PBX_ALIVE_{engine.run_id}"
+    assert fake.globals == {alive: "1765000000"}
     beat.cancel()
     await fake.settle(20)
-    assert fake.globals == {"PBX_ALIVE_pbx_appa1": ""}, "a stopping engine is no longer counted on at once"
+    assert fake.globals == {alive: ""}, "a stopping engine is no longer counted on at once"
     assert beat.cancelled()
     dialplan = (Path(__file__).parents[2] / "dialplan" / "pbx_app.conf").read_text()
-    assert "${GLOBAL(PBX_ALIVE_${FILTER(A-Za-z0-9_,${PBX_ENGINE})})}" in dialplan, "the dialplan reads the same name"
+    assert "${GLOBAL(PBX_ALIVE_${FILTER(A-Za-z0-9_,${PBX_CARRY})})}" in dialplan, "the dialplan reads the same name"
 
 
 def test_the_dialplan_carries_only_what_needs_no_new_decision():
