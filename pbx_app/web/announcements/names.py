@@ -5,6 +5,9 @@ administrator anyone's: upload a recording, make it from the policy's name, play
 
 from __future__ import annotations
 
+import functools
+from typing import Awaitable, Callable
+
 from aiohttp import web
 
 from ...announcements import AnnouncementError
@@ -45,23 +48,26 @@ async def _employee_name(web_: Web, ext: str) -> str | None:
     return employee.name if employee is not None else None
 
 
-def _refused(user: User, ext: str) -> web.Response | None:
-    if not user.may_edit(ext):
-        return error(403, f"{user.name} may change only their own name (extension {user.extension})", "forbidden")
-    return None
+def _own_or_admin(handler: Callable[[web.Request, User, str], Awaitable[web.StreamResponse]]):
+    """The extension in the path, refused unless it is the user's own or the user administers."""
+    @functools.wraps(handler)
+    async def checked(request: web.Request, session: Session, user: User) -> web.StreamResponse:
+        ext = request.match_info["ext"]
+        if not user.may_edit(ext):
+            return error(403, f"{user.name} may change only their own name (extension {user.extension})", "forbidden")
+        return await handler(request, user, ext)
+    return checked
 
 
 @api()
-async def get_name(request: web.Request, session: Session, user: User) -> web.Response:
-    ext = request.match_info["ext"]
-    return _refused(user, ext) or web.json_response(_json(names_of(state(request)).get(ext)))
+@_own_or_admin
+async def get_name(request: web.Request, user: User, ext: str) -> web.Response:
+    return web.json_response(_json(names_of(state(request)).get(ext)))
 
 
 @api()
-async def play_name(request: web.Request, session: Session, user: User) -> web.StreamResponse:
-    ext = request.match_info["ext"]
-    if (refused := _refused(user, ext)) is not None:
-        return refused
+@_own_or_admin
+async def play_name(request: web.Request, user: User, ext: str) -> web.StreamResponse:
     path = names_of(state(request)).path(ext)
     if path is None:
         return error(404, "no spoken name: the extension's digits are said", "not_found")
@@ -69,10 +75,8 @@ async def play_name(request: web.Request, session: Session, user: User) -> web.S
 
 
 @api(mutating=True)
-async def upload_name(request: web.Request, session: Session, user: User) -> web.Response:
-    ext = request.match_info["ext"]
-    if (refused := _refused(user, ext)) is not None:
-        return refused
+@_own_or_admin
+async def upload_name(request: web.Request, user: User, ext: str) -> web.Response:
     web_ = state(request)
     if await _employee_name(web_, ext) is None:
         return error(404, f"no employee {ext} in the policy", "not_found")
@@ -87,11 +91,9 @@ async def upload_name(request: web.Request, session: Session, user: User) -> web
 
 
 @api(mutating=True)
-async def make_name(request: web.Request, session: Session, user: User) -> web.Response:
+@_own_or_admin
+async def make_name(request: web.Request, user: User, ext: str) -> web.Response:
     """The name said by text-to-speech from the policy's ``name`` (replaces a recording)."""
-    ext = request.match_info["ext"]
-    if (refused := _refused(user, ext)) is not None:
-        return refused
     web_ = state(request)
     said = await _employee_name(web_, ext)
     if said is None:
@@ -105,10 +107,8 @@ async def make_name(request: web.Request, session: Session, user: User) -> web.R
 
 
 @api(mutating=True)
-async def remove_name(request: web.Request, session: Session, user: User) -> web.Response:
-    ext = request.match_info["ext"]
-    if (refused := _refused(user, ext)) is not None:
-        return refused
+@_own_or_admin
+async def remove_name(request: web.Request, user: User, ext: str) -> web.Response:
     web_ = state(request)
     names = names_of(web_)
     try:
@@ -117,4 +117,3 @@ async def remove_name(request: web.Request, session: Session, user: User) -> web
         return error(exc.status, str(exc), exc.code)
     await web_.record("name_remove", user.name, role=user.role, address=client_address(request), extension=ext)
     return web.json_response(_json(names.get(ext)))
-
