@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .notices.settings import notices_enabled
 from .settings import Settings
+from .waiting import set_within
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,7 @@ async def _keep(child: Child, procs: dict, stop: asyncio.Event) -> None:
             return
         backoff = 1.0 if loop_time() - started > 60 else min(backoff * 2, 30.0)
         log.error("%s exited with %s; starting it again in %.0f s", child.name, proc.returncode, backoff)
-        try:
-            await asyncio.wait_for(stop.wait(), backoff)
-        except TimeoutError:
-            pass
+        await set_within(stop, backoff)
 
 
 def _die_with_parent() -> None:

@@ -27,6 +27,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from ..backoff import Backoff
+from ..waiting import set_within
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +160,10 @@ class AmiClient:
     async def _stay_up(self) -> None:
         """Until the link is lost, or a Ping goes without answer (then it is dropped)."""
         while True:
-            try:
-                await asyncio.wait_for(self.lost.wait(), self.ping_every)
+            if await set_within(self.lost, self.ping_every):
                 log.warning("%s: connection lost; reconnecting", self.where)
                 self.state = "down"
                 return
-            except TimeoutError:
-                pass
             try:
                 await self.action({"Action": "Ping"})
             except AmiError as exc:

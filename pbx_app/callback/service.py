@@ -30,6 +30,7 @@ from ..routing.availability import availability
 from .ari_phones import AriPhones
 from .phones import PhoneError, PhoneEvent, Phones
 from .requests import CallbackRequest, CallbackStore
+from ..waiting import set_within
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,7 @@ class CallbackService:
                 log.warning("callbacks: the request store is not reachable (%s); trying again in %.0f s", exc, self.interval)
             except Exception:
                 log.exception("callbacks: one round failed")
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.interval)
-            except TimeoutError:
-                pass
+            await set_within(self.wake, self.interval)
 
     async def tick(self) -> None:
         """One look at the open requests: expire the old, start the due ones whose employee is free."""

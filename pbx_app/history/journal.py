@@ -36,6 +36,7 @@ from .database import open_store
 from .events import JournalEvent
 from .spool import DEFAULT_SEGMENT_BYTES, Position, SpoolReader, SpoolWriter, spool_id
 from .store import Store
+from ..waiting import set_within
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +212,7 @@ class SpooledJournal:
         loop = asyncio.get_running_loop()
         retry = Backoff(self.retry_min, max(self.retry_min, self.disk_retry_max))
         while True:
-            try:
-                await asyncio.wait_for(self._wake_syncer.wait(), self.sync_interval)
-            except TimeoutError:
-                pass
+            await set_within(self._wake_syncer, self.sync_interval)
             self._wake_syncer.clear()
             if self._synced == self._recorded:
                 continue
@@ -274,10 +272,7 @@ class SpooledJournal:
                 self.store_down = False
             retry.reset()
             if not shipped_any:
-                try:
-                    await asyncio.wait_for(self._wake_shipper.wait(), self.idle_poll)
-                except TimeoutError:
-                    pass
+                await set_within(self._wake_shipper, self.idle_poll)
                 self._wake_shipper.clear()
             if self.shipper.position == self._written:  # caught up: let the next batch gather
                 await asyncio.sleep(self.ship_interval)

@@ -25,6 +25,7 @@ from .outbox import Outbox
 from .scanner import Scanner
 from .sender import Sender
 from .settings import NoticeSettings
+from ..waiting import set_within
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,4 @@ async def _loop(outbox: Outbox, scanner: Scanner, sender: Sender, notices: Notic
                 log.error("notifier: the journal's database is not answering (%s); retrying", exc)
             database_down = True
             wait = retry.next()
-        try:
-            await asyncio.wait_for(stop.wait(), wait)
-        except TimeoutError:
-            pass
+        await set_within(stop, wait)
