@@ -23,6 +23,7 @@ from pbx_app.history.rows import history_row
 from tests.support.cluster import (Cluster, FrontSipBed, WebPage, calls_since, ended_since, node_of, now,
                                    running_cluster)
 from tests.support.cluster import sip  # noqa: F401  (a fixture)
+from tests.support.wait import until
 
 POLICY = """
 employees:
@@ -171,11 +172,7 @@ async def test_node_a_stopped_new_calls_go_to_node_b(cluster, sip):
     assert all(h["status"] == "ok" and h["ari_nodes"] == {"node1": False, "node2": True} for h in health)
     # Node a back: the engines reconnect to it by themselves and Kamailio probes it back in.
     cluster.node("a", "start")
-    deadline = time.monotonic() + 15
-    while not (cluster.active_nodes() == {"a", "b"}
-               and all(h["ari_nodes"]["node1"] for h in await cluster.engines_health())):
-        assert time.monotonic() < deadline, "node a did not come back into service"
-        await asyncio.sleep(0.2)
+    await until(cluster.all_in_service, 15, "node a back in service, the engines on it")
     assert not [c for c in await calls_since(cluster.database_url, since) if c.result is None]
 
 

@@ -117,7 +117,7 @@ async def test_a_node_killed_costs_only_its_calls_which_end_as_lost_with_it(clus
         assert took_out < 10
     finally:
         cluster.node("a", "start")
-        await until(lambda: cluster.active_nodes() == {"a", "b"}, 20, "node a back in service")
+        await until(cluster.all_in_service, 30, "node a back in service, the engines on it")
 
 
 async def _open_on_both(cluster, since):

@@ -122,6 +122,13 @@ class Cluster:
     async def engines_health(self) -> list[dict]:
         return await engines_health()
 
+    async def all_in_service(self) -> bool:
+        """Both nodes in Kamailio's service and every engine connected to both: a node restarted
+        answers Kamailio's probes a second or more before the engines are back on it, and a call
+        sent there meanwhile is nobody's (the dialplan's own fallback)."""
+        return self.active_nodes() == {"a", "b"} and all(
+            h and all(h.get("ari_nodes", {}).values()) for h in await self.engines_health())
+
 
 async def engines_health() -> list[dict]:
     """Each engine's /health; {} for one that does not answer (bench/faults too)."""
