@@ -127,7 +127,7 @@ class Cluster:
         answers Kamailio's probes a second or more before the engines are back on it, and a call
         sent there meanwhile is nobody's (the dialplan's own fallback)."""
         return self.active_nodes() == {"a", "b"} and all(
-            h and all(h.get("ari_nodes", {}).values()) for h in await self.engines_health())
+            h and all(h["ari_nodes"].values()) for h in await self.engines_health())
 
 
 async def engines_health() -> list[dict]:
